@@ -1,0 +1,174 @@
+"""The Python API: tune an in-process objective with kubetune's strategies and executor.
+
+    >>> result = kubetune.tune(lambda p: (p["x"] - 2) ** 2,
+    ...                        {"x": {"type": "float", "low": -5, "high": 5}},
+    ...                        direction="minimize", max_trials=30)
+    >>> result.best_params
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+
+from kubetune.core.events import LoopObserver
+from kubetune.core.loop import TuningLoop
+from kubetune.core.plan import open_study, plan_search
+from kubetune.core.spec import ExperimentSpec, parse_spec
+from kubetune.core.trial import Reporter, TrialRequest
+from kubetune.executors.local import LocalExecutor
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Handed to objectives that take a second argument."""
+
+    number: int
+    seed: int
+    budget: int | None
+    reporter: Reporter
+
+    def report(self, step: int, value: float) -> None:
+        """Report an intermediate value; raises optuna.TrialPruned when pruned."""
+        self.reporter.report(step, value)
+
+
+class _ObjectiveAdapter:
+    """Turns ``objective(params)`` / ``objective(params, ctx)`` into a trial function."""
+
+    def __init__(self, objective: Callable[..., Any]) -> None:
+        self.objective = objective
+        self.takes_context = _positional_arity(objective) >= 2
+
+    def __call__(self, request: TrialRequest, reporter: Reporter) -> Any:
+        if self.takes_context:
+            ctx = TrialContext(request.number, request.seed, request.budget, reporter)
+            return self.objective(request.params, ctx)
+        return self.objective(request.params)
+
+
+def _positional_arity(fn: Callable[..., Any]) -> int:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()):
+        return 2
+    return sum(1 for p in sig.parameters.values() if p.kind in kinds)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    study: optuna.Study
+    best_params: dict[str, Any]
+    best_value: float | None
+    best_trial: int | None
+    stop_reason: str
+    strategy: str
+    scheduler: str
+    elapsed_s: float
+
+
+def tune(
+    objective: Callable[..., Any],
+    space: Mapping[str, Any],
+    *,
+    strategy: str = "auto",
+    strategy_options: Mapping[str, Any] | None = None,
+    direction: Literal["minimize", "maximize"] = "minimize",
+    metric: str = "value",
+    max_trials: int | None = 100,
+    timeout: str | float | None = None,
+    target: float | None = None,
+    patience: int | None = None,
+    parallel: int = 1,
+    retries: int = 2,
+    trial_timeout: str | float | None = None,
+    fidelity: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    storage: str | None = None,
+    name: str = "kubetune",
+    observer: LoopObserver | None = None,
+) -> TuneResult:
+    """Search ``space`` for the best ``objective``; trials run in ``parallel`` worker processes.
+
+    ``objective(params)`` or ``objective(params, ctx)`` returns a number, or a dict of metrics
+    holding ``metric``. ``ctx.report(step, value)`` feeds the multi-fidelity scheduler.
+    The study is kept in memory unless ``storage`` names a journal file or database URL,
+    in which case running again resumes it.
+    """
+    spec = parse_spec(
+        {
+            "name": name,
+            "objective": {"metric": metric, "direction": direction, "target": target},
+            "search_space": dict(space),
+            "strategy": {"name": strategy, **dict(strategy_options or {})},
+            "fidelity": dict(fidelity) if fidelity else None,
+            "budget": {
+                "max_trials": max_trials,
+                "timeout": timeout,
+                "patience": patience,
+                "parallel": parallel,
+                "retries": retries,
+                "trial_timeout": trial_timeout,
+            },
+            "seed": seed,
+            "storage": storage,
+        },
+        source="tune()",
+    )
+    return run_search(spec, _ObjectiveAdapter(objective), observer=observer, in_memory=True)
+
+
+def run_search(
+    spec: ExperimentSpec,
+    trial_fn: Callable[[TrialRequest, Reporter], Any],
+    *,
+    observer: LoopObserver | None = None,
+    in_memory: bool = False,
+    output_dir: str | None = None,
+) -> TuneResult:
+    """Run the search loop of ``spec`` with the local executor."""
+    plan = plan_search(spec)
+    study = open_study(spec, plan, in_memory=in_memory)
+    study.set_user_attr("kubetune:strategy", plan.strategy)
+    study.set_user_attr("kubetune:scheduler", plan.scheduler)
+    budget = spec.fidelity.max if spec.fidelity else None
+    with LocalExecutor(trial_fn, workers=spec.budget.parallel, metric=spec.objective.metric) as ex:
+        loop = TuningLoop(
+            study,
+            spec.space,
+            ex,
+            stop_conditions=plan.stop_conditions,
+            max_trials=spec.budget.max_trials,
+            seed=spec.seed,
+            retries=spec.budget.retries,
+            budget=budget,
+            trial_deadline_s=spec.budget.trial_timeout,
+            observer=observer,
+            output_dir=output_dir,
+        )
+        result = loop.run()
+    best = _best_trial(study)
+    return TuneResult(
+        study=study,
+        best_params=spec.space.structure(best.params) if best else {},
+        best_value=best.value if best else None,
+        best_trial=best.number if best else None,
+        stop_reason=result.stop_reason,
+        strategy=plan.strategy,
+        scheduler=plan.scheduler,
+        elapsed_s=result.elapsed_s,
+    )
+
+
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None  # no completed trial

@@ -1,0 +1,255 @@
+"""The tuning loop: asynchronous ask -> run -> tell with up to N trials in flight.
+
+The controller owns every write to the study; trials only talk to their executor.
+Re-running the loop on the same study resumes it: trials left RUNNING by a controller
+that died are failed and queued again (when retries remain), queued retries run first,
+and completed trials are never run again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from kubetune.core.events import LoopObserver, LoopProgress
+from kubetune.core.executor import Executor, FinishedEvent, ReportEvent
+from kubetune.core.space import SearchSpace
+from kubetune.core.termination import StopCondition, StudySnapshot, first_reason
+from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, TrialStatus
+
+# user_attrs kubetune keeps on trials
+ATTEMPT = "kubetune:attempt"
+RETRY_OF = "kubetune:retry_of"
+FAILURE = "failure"
+MESSAGE = "message"
+RETRIED = "kubetune:retried"
+METRICS = "metrics"
+DURATION = "duration_s"
+PARAMS = "kubetune:params"
+
+_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    stop_reason: str
+    elapsed_s: float
+    progress: LoopProgress
+
+
+def trial_seed(base_seed: int, number: int) -> int:
+    """A distinct, reproducible seed per trial number."""
+    return (base_seed * 1_000_003 + number * 7_919 + 1) % (2**31 - 1)
+
+
+class TuningLoop:
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        executor: Executor,
+        *,
+        stop_conditions: Sequence[StopCondition],
+        max_trials: int | None,
+        seed: int = 0,
+        retries: int = 2,
+        budget: int | None = None,
+        trial_deadline_s: float | None = None,
+        observer: LoopObserver | None = None,
+        output_dir: str | None = None,
+    ) -> None:
+        self.study = study
+        self.space = space
+        self.executor = executor
+        self.conditions = list(stop_conditions)
+        self.max_trials = max_trials
+        self.seed = seed
+        self.retries = retries
+        self.budget = budget
+        self.trial_deadline_s = trial_deadline_s
+        self.observer = observer
+        self.output_dir = output_dir
+        self.direction: Any = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+        self._in_flight: dict[int, optuna.Trial] = {}
+        self._started_at = time.monotonic()
+
+    # --- public --------------------------------------------------------------------------
+
+    def run(self) -> LoopResult:
+        self._started_at = time.monotonic()
+        self._reconcile_stale_trials()
+        if self.observer:
+            self.observer.on_start(self._progress(self._snapshot()))
+        reason = self._drive()
+        progress = self._progress(self._snapshot())
+        if self.observer:
+            self.observer.on_stop(reason, progress)
+        return LoopResult(reason, time.monotonic() - self._started_at, progress)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _drive(self) -> str:
+        try:
+            while True:
+                snap = self._snapshot()
+                reason = first_reason(self.conditions, snap)
+                if reason is not None:
+                    self._wind_down(reason)
+                    return reason
+                self._fill(snap)
+                if not self._in_flight:
+                    return "no trials left to run"
+                for event in self.executor.poll(timeout=_POLL_S):
+                    self._handle(event)
+        except KeyboardInterrupt:
+            self._cancel_all("interrupted by the user")
+            return "interrupted by the user"
+
+    def _fill(self, snap: StudySnapshot) -> None:
+        planned = snap.finished_count + len(self._in_flight)
+        while len(self._in_flight) < self.executor.capacity:
+            if self.max_trials is not None and planned >= self.max_trials and not self._has_waiting():
+                return
+            if not self._sampler_has_more():
+                return
+            self._start_trial()
+            planned += 1
+
+    def _start_trial(self) -> None:
+        trial = self.study.ask()
+        params = self.space.suggest(trial)
+        attempt = int(trial.user_attrs.get(ATTEMPT, 1))
+        origin = int(trial.user_attrs.get(RETRY_OF, trial.number))
+        trial.set_user_attr(PARAMS, params)
+        request = TrialRequest(
+            study=self.study.study_name,
+            number=trial.number,
+            params=params,
+            seed=trial_seed(self.seed, origin),
+            budget=self.budget,
+            attempt=attempt,
+            deadline_s=self.trial_deadline_s,
+            output_dir=self.output_dir,
+        )
+        self._in_flight[trial.number] = trial
+        self.executor.submit(request)
+
+    def _handle(self, event: ReportEvent | FinishedEvent) -> None:
+        trial = self._in_flight.get(event.number)
+        if trial is None:
+            return
+        if isinstance(event, ReportEvent):
+            trial.report(event.value, event.step)
+            self.executor.answer(event.number, trial.should_prune())
+            return
+        del self._in_flight[event.number]
+        self._record(trial, event.outcome)
+
+    def _record(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        trial.set_user_attr(DURATION, round(outcome.duration_s, 4))
+        if outcome.metrics:
+            trial.set_user_attr(METRICS, outcome.metrics)
+        if outcome.status is TrialStatus.COMPLETED:
+            frozen = self.study.tell(trial, outcome.value)
+        elif outcome.status is TrialStatus.PRUNED:
+            frozen = self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            frozen = self._fail(trial.number, trial.params, trial.user_attrs, outcome)
+        if self.observer:
+            self.observer.on_trial_finished(frozen, self._progress(self._snapshot()))
+
+    def _fail(
+        self, number: int, flat_params: dict[str, Any], attrs: dict[str, Any], outcome: TrialOutcome
+    ) -> FrozenTrial:
+        failure = outcome.failure or TrialFailure.ERROR
+        attempt = int(attrs.get(ATTEMPT, 1))
+        retry = failure.retryable and attempt <= self.retries
+        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, number
+        )
+        storage = self.study._storage
+        storage.set_trial_user_attr(trial_id, FAILURE, failure.value)
+        storage.set_trial_user_attr(trial_id, MESSAGE, outcome.message[:2000])
+        storage.set_trial_user_attr(trial_id, RETRIED, retry)
+        frozen = self.study.tell(number, state=TrialState.FAIL)
+        if retry:
+            self.study.enqueue_trial(
+                flat_params,
+                user_attrs={ATTEMPT: attempt + 1, RETRY_OF: int(attrs.get(RETRY_OF, number))},
+                skip_if_exists=False,
+            )
+        return frozen
+
+    def _wind_down(self, reason: str) -> None:
+        """Stop asking; let running trials finish, except when time is up."""
+        if reason.startswith("timeout"):
+            self._cancel_all(f"cancelled: {reason}")
+        while self._in_flight:
+            for event in self.executor.poll(timeout=_POLL_S):
+                self._handle(event)
+
+    def _cancel_all(self, reason: str) -> None:
+        for number in list(self._in_flight):
+            self.executor.cancel(number, reason)
+        deadline = time.monotonic() + 10
+        while self._in_flight and time.monotonic() < deadline:
+            for event in self.executor.poll(timeout=_POLL_S):
+                if isinstance(event, ReportEvent):
+                    self.executor.answer(event.number, True)
+                    continue
+                trial = self._in_flight.pop(event.number, None)
+                if trial is not None:
+                    outcome = event.outcome
+                    if outcome.status is not TrialStatus.FAILED:
+                        self._record(trial, outcome)
+                        continue
+                    # a cancelled trial is the run's choice, not the config's: not retried
+                    outcome.failure = TrialFailure.ERROR
+                    outcome.message = reason
+                    self._record(trial, outcome)
+
+    # --- resume --------------------------------------------------------------------------
+
+    def _reconcile_stale_trials(self) -> None:
+        """Trials RUNNING in storage belong to a controller that died: fail and re-queue them."""
+        for stale in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            outcome = TrialOutcome.failed(
+                TrialFailure.INFRASTRUCTURE, "the controller stopped while this trial was running"
+            )
+            self._fail(stale.number, stale.params, stale.user_attrs, outcome)
+
+    # --- snapshots -----------------------------------------------------------------------
+
+    def _has_waiting(self) -> bool:
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+    def _sampler_has_more(self) -> bool:
+        remaining = getattr(self.study.sampler, "remaining", None)
+        if remaining is None or self._has_waiting():
+            return True
+        return int(remaining(self.study)) > 0
+
+    def _snapshot(self) -> StudySnapshot:
+        trials = self.study.get_trials(deepcopy=False)
+        final_failures = sum(
+            1 for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(RETRIED)
+        )
+        return StudySnapshot(trials, self.direction, self._started_at, final_failures)
+
+    def _progress(self, snap: StudySnapshot) -> LoopProgress:
+        counts = {state: 0 for state in TrialState}
+        for t in snap.trials:
+            counts[t.state] += 1
+        return LoopProgress(
+            completed=counts[TrialState.COMPLETE],
+            pruned=counts[TrialState.PRUNED],
+            failed=counts[TrialState.FAIL],
+            running=len(self._in_flight),
+            best_value=snap.best_value(),
+            max_trials=self.max_trials,
+        )

@@ -1,0 +1,112 @@
+"""Turn a validated spec into the pieces the loop runs with: study, sampler, pruner, stops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+
+from kubetune.core.schedulers import build_pruner
+from kubetune.core.spec import ExperimentSpec
+from kubetune.core.storage import open_storage
+from kubetune.core.strategies import SamplerContext, build_sampler, choose_scheduler, choose_strategy
+from kubetune.core.termination import (
+    MaxTrials,
+    Patience,
+    SpaceExhausted,
+    StopCondition,
+    TargetReached,
+    WallTime,
+)
+from kubetune.errors import SpecError
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    strategy: str
+    strategy_reason: str
+    scheduler: str
+    sampler: BaseSampler
+    pruner: BasePruner
+    stop_conditions: list[StopCondition]
+
+
+def plan_search(spec: ExperimentSpec) -> SearchPlan:
+    strategy, reason = spec.strategy.name, "chosen in the spec"
+    options = spec.strategy.options
+    if strategy == "auto":
+        choice = choose_strategy(spec.space, spec.budget.max_trials)
+        strategy, reason = choice.name, choice.reason
+        if options:
+            raise SpecError(
+                f"strategy.{sorted(options)[0]}: options need an explicit strategy name, not auto"
+            )
+    ctx = SamplerContext(space=spec.space, seed=spec.seed, parallel=spec.budget.parallel)
+    sampler = build_sampler(strategy, options, ctx)
+
+    fid = spec.fidelity
+    scheduler = choose_scheduler(fid.scheduler if fid else "none", has_fidelity=fid is not None)
+    pruner = (
+        build_pruner(scheduler, min_resource=fid.min, max_resource=fid.max,
+                     reduction_factor=fid.reduction_factor)
+        if fid is not None
+        else optuna.pruners.NopPruner()
+    )
+    return SearchPlan(strategy, reason, scheduler, sampler, pruner, stop_conditions(spec))
+
+
+def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:
+    budget = spec.budget
+    conditions: list[StopCondition] = []
+    if budget.max_trials is not None:
+        conditions.append(MaxTrials(budget.max_trials))
+    if budget.timeout is not None:
+        conditions.append(WallTime(budget.timeout))
+    if spec.objective.target is not None:
+        conditions.append(TargetReached(spec.objective.target))
+    if budget.patience is not None:
+        conditions.append(Patience(budget.patience))
+    size = spec.space.cardinality(cap=100_000)
+    if size is not None and size <= 100_000:
+        conditions.append(SpaceExhausted(size))
+    if not conditions:
+        raise SpecError(
+            "budget: nothing would stop this search; set max_trials, timeout, patience or"
+            " objective.target"
+        )
+    return conditions
+
+
+def default_study_path(spec: ExperimentSpec) -> Path:
+    return spec.resolve_path(spec.runs_dir) / spec.name / "study.journal"
+
+
+def open_study(spec: ExperimentSpec, plan: SearchPlan, *, in_memory: bool = False) -> optuna.Study:
+    """Create the study, or load it to resume; the storage comes from the spec."""
+    if spec.storage is not None:
+        url = spec.storage
+        if "://" not in url:
+            url = str(spec.resolve_path(url.removeprefix("journal:")))
+        storage = open_storage(url)
+    else:
+        storage = open_storage(None, None if in_memory else default_study_path(spec))
+    try:
+        study = optuna.create_study(
+            study_name=spec.name,
+            storage=storage,
+            sampler=plan.sampler,
+            pruner=plan.pruner,
+            direction=spec.direction,
+            load_if_exists=True,
+        )
+    except ValueError as exc:
+        raise SpecError(f"storage: cannot open study '{spec.name}': {exc}") from None
+    if study.direction.name.lower() != spec.direction:
+        raise SpecError(
+            f"objective.direction: the stored study '{spec.name}' was created to"
+            f" {study.direction.name.lower()}; use another experiment name or storage"
+        )
+    return study

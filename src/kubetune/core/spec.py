@@ -1,0 +1,254 @@
+"""The experiment spec: one YAML file, validated before anything runs.
+
+Every validation problem becomes a :class:`~kubetune.errors.SpecError` whose lines read
+``field.path: problem``, e.g. ``search_space.lr.low: must be > 0 for a log scale``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from kubetune.core.durations import parse_duration
+from kubetune.core.space import ParamSpec, SearchSpace, SpaceError, shorthand_to_param
+from kubetune.errors import SpecError
+
+STRATEGIES = ("auto", "grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution")
+SCHEDULERS = ("auto", "hyperband", "asha", "median", "none")
+
+# Metrics whose direction is known, so ``objective.direction`` may be left out.
+_MAXIMIZED = {"accuracy", "f1", "roc_auc", "r2", "auc", "precision", "recall"}
+_MINIMIZED = {"loss", "log_loss", "rmse", "mae", "mse", "error"}
+
+
+def infer_direction(metric: str) -> Literal["minimize", "maximize"] | None:
+    base = re.sub(r"^(val|valid|validation|test|train)_", "", metric)
+    if base in _MAXIMIZED:
+        return "maximize"
+    if base in _MINIMIZED:
+        return "minimize"
+    return None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ObjectiveSpec(_Section):
+    metric: str = Field(min_length=1)
+    direction: Literal["minimize", "maximize"] | None = None
+    target: float | None = None
+
+    @model_validator(mode="after")
+    def _resolve_direction(self) -> ObjectiveSpec:
+        if self.direction is None:
+            self.direction = infer_direction(self.metric)
+            if self.direction is None:
+                raise ValueError(
+                    f"direction: cannot infer for metric '{self.metric}'; set minimize or maximize"
+                )
+        return self
+
+
+class DataSpec(_Section):
+    source: str = Field(min_length=1)
+    target: str | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    features: list[str] | None = None
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    image_shape: tuple[int, int, int] | None = None
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> DataSpec:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("test_fraction: validation_fraction + test_fraction must be < 1")
+        return self
+
+
+class TrainerSpec(BaseModel):
+    """``kind`` plus the trainer's own options (``estimator``, ``epochs``, ``function``...)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(min_length=1)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class StrategySpec(BaseModel):
+    """``name`` plus the strategy's own options (``n_startup_trials``, ``population_size``...)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Literal["auto", "grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution"] = "auto"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class FidelitySpec(_Section):
+    param: str = Field(min_length=1)
+    min: int = Field(1, ge=1)
+    max: int = Field(ge=1)
+    reduction_factor: int = Field(3, ge=2)
+    scheduler: Literal["auto", "hyperband", "asha", "median", "none"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_range(self) -> FidelitySpec:
+        if self.min > self.max:
+            raise ValueError(f"min: must be <= max ({self.min} > {self.max})")
+        return self
+
+
+class BudgetSpec(_Section):
+    max_trials: int | None = Field(50, ge=1)
+    timeout: float | None = None
+    patience: int | None = Field(None, ge=1)
+    parallel: int = Field(1, ge=1, le=256)
+    retries: int = Field(2, ge=0, le=20)
+    trial_timeout: float | None = None
+
+    @field_validator("timeout", "trial_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+
+class ExperimentSpec(_Section):
+    name: str
+    objective: ObjectiveSpec
+    search_space: dict[str, ParamSpec]
+    data: DataSpec | None = None
+    trainer: TrainerSpec | None = None
+    strategy: StrategySpec = StrategySpec()
+    fidelity: FidelitySpec | None = None
+    budget: BudgetSpec = BudgetSpec()
+    seed: int = Field(0, ge=0)
+    storage: str | None = None
+    model_repo: str | None = None
+    runs_dir: str = "kubetune-runs"
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _space: SearchSpace | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        # Names end up in file paths, Kubernetes labels and Job names.
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", value):
+            raise ValueError(
+                "must be 1-40 lowercase letters, digits or '-', starting and ending"
+                f" with a letter or digit (got '{value}')"
+            )
+        return value
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _expand_shorthands(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: shorthand_to_param(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> ExperimentSpec:
+        try:
+            self._space = SearchSpace(self.search_space)
+        except SpaceError as exc:
+            raise ValueError(str(exc)) from None
+        if self.fidelity and self.fidelity.param in self.search_space:
+            raise ValueError(
+                f"fidelity.param: '{self.fidelity.param}' is the budget; remove it from"
+                " search_space (the scheduler sets it)"
+            )
+        return self
+
+    @property
+    def space(self) -> SearchSpace:
+        if self._space is None:
+            self._space = SearchSpace(self.search_space)
+        return self._space
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory relative paths in the spec are resolved against (the spec's folder)."""
+        return self._base_dir
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        assert self.objective.direction is not None
+        return self.objective.direction
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value.removeprefix("file://")).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    def with_base_dir(self, base_dir: Path) -> ExperimentSpec:
+        self._base_dir = base_dir
+        return self
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One ``field.path: message`` line per problem."""
+    lines = []
+    tags = {"float", "int", "categorical", "fixed"}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if p not in tags and not str(p).startswith("function-")]
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        # Validators name the sub-field as "field: problem" (pydantic can't locate them).
+        sub = re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg, re.S)
+        if sub and " " not in sub.group(1):
+            head = sub.group(1)
+            loc = loc if head.startswith(".".join(loc)) and loc else [*loc, head]
+            if head.startswith("search_space.") or head.startswith("fidelity."):
+                loc = [head]
+            msg = sub.group(2)
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        if err["type"] == "union_tag_invalid":
+            msg = "type must be one of float, int, categorical, fixed"
+        field = ".".join([p for p in [prefix, *loc] if p])
+        lines.append(f"{field or '<spec>'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, *, source: str = "<spec>", base_dir: Path | None = None) -> ExperimentSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the spec must be a YAML mapping of fields")
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{source} is not a valid spec:\n{format_validation_error(exc)}") from None
+    return spec.with_base_dir(base_dir or Path.cwd())
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        reason = getattr(exc, "problem", None) or "invalid YAML"
+        raise SpecError(f"{path}: YAML syntax error{at}: {reason}") from None
+    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)

@@ -1,0 +1,19 @@
+"""Search strategies (samplers) by name, and the ``auto`` rule that picks one."""
+
+from kubetune.core.strategies.auto import StrategyChoice, choose_scheduler, choose_strategy
+from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
+from kubetune.core.strategies.factory import BUILDERS, SamplerContext, build_sampler
+from kubetune.core.strategies.grid import ConditionalGridSampler
+
+STRATEGY_NAMES = ("auto", *BUILDERS)
+
+__all__ = [
+    "STRATEGY_NAMES",
+    "ConditionalGridSampler",
+    "RegularizedEvolutionSampler",
+    "SamplerContext",
+    "StrategyChoice",
+    "build_sampler",
+    "choose_scheduler",
+    "choose_strategy",
+]

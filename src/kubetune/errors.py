@@ -1,0 +1,27 @@
+"""Exceptions that describe a user mistake.
+
+The CLI prints these as one clear line (no traceback) and exits with a non-zero code;
+anything else escaping is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class KubetuneError(Exception):
+    """Base class of every error caused by user input or environment, not by a bug."""
+
+
+class SpecError(KubetuneError):
+    """The experiment spec is invalid. The message names the field and the problem."""
+
+
+class DataError(KubetuneError):
+    """The data cannot be used: a missing file or column, non-numeric features, too few rows."""
+
+
+class RepositoryError(KubetuneError):
+    """The model repository is unreachable, malformed, or a stored file fails verification."""
+
+
+class InvalidConfigError(KubetuneError):
+    """Raised by a trainer when a sampled config cannot be trained (never retried)."""

@@ -1,0 +1,215 @@
+"""The embedded default executor: a pool of reused worker processes on this machine.
+
+Workers live for the whole run, so a trial pays neither interpreter start-up nor imports
+nor data loading again (the trial function may cache per process). Each worker talks to
+the controller over its own socket (see ``worker.py`` for the worker side):
+
+    controller -> worker   ("setup", fn, metric) | ("run", request) | ("answer", prune)
+    worker -> controller   ("ready",) | ("report", number, step, value) | ("done", number, outcome)
+
+A worker that dies or overruns its deadline is killed and replaced; its trial is reported
+as failed (infrastructure failure, or deadline) and the study goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+import cloudpickle
+
+from kubetune.core.executor import Executor, ExecutorEvent, FinishedEvent, ReportEvent
+from kubetune.core.run_trial import TrialFunction
+from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest
+
+# Numeric libraries size their thread pools from these when first imported.
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class WorkerStartupError(RuntimeError):
+    """Workers cannot even load the trial function: retrying will not help."""
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    ready: bool = False
+    number: int | None = None  # the trial running on this worker
+    started: float = 0.0
+    deadline: float | None = None
+
+
+class LocalExecutor(Executor):
+    def __init__(
+        self,
+        fn: TrialFunction,
+        *,
+        workers: int,
+        metric: str = "value",
+        threads_per_worker: int | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self._payload = cloudpickle.dumps(fn)
+        self._metric = metric
+        threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
+        self._env = {**os.environ, **{name: str(threads) for name in _THREAD_ENV}}
+        self._by_number: dict[int, _Worker] = {}
+        self._cancelled: dict[int, tuple[TrialFailure, str]] = {}
+        self._startup_failures = 0
+        self._workers = [self._spawn() for _ in range(workers)]
+
+    @property
+    def capacity(self) -> int:
+        return len(self._workers)
+
+    def _spawn(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kubetune.executors.worker", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(("setup", self._payload, self._metric))
+        return _Worker(process=process, conn=conn)
+
+    def submit(self, request: TrialRequest) -> None:
+        worker = next((w for w in self._workers if w.number is None), None)
+        if worker is None:
+            raise RuntimeError("all workers are busy; the loop must respect capacity")
+        worker.number = request.number
+        worker.started = time.monotonic()
+        worker.deadline = (
+            worker.started + request.deadline_s if request.deadline_s is not None else None
+        )
+        self._by_number[request.number] = worker
+        try:
+            worker.conn.send(("run", request.to_dict()))
+        except OSError:
+            pass  # the worker died; poll() notices and reports the trial as failed
+
+    def answer(self, number: int, prune: bool) -> None:
+        worker = self._by_number.get(number)
+        if worker is not None:
+            with contextlib.suppress(OSError):
+                worker.conn.send(("answer", prune))
+
+    def cancel(self, number: int, reason: str) -> None:
+        worker = self._by_number.get(number)
+        if worker is not None:
+            self._cancelled[number] = (TrialFailure.ERROR, reason)
+            worker.process.kill()
+
+    def poll(self, timeout: float) -> list[ExecutorEvent]:
+        events: list[ExecutorEvent] = []
+        ready = wait([w.conn for w in self._workers], timeout=self._wait_time(timeout))
+        for worker in list(self._workers):
+            if worker.conn in ready:
+                events.extend(self._drain(worker))
+        for worker in list(self._workers):
+            if worker.process.poll() is not None:
+                events.extend(self._replace_dead(worker))
+        events.extend(self._enforce_deadlines())
+        return events
+
+    def _wait_time(self, timeout: float) -> float:
+        deadlines = [w.deadline for w in self._workers if w.deadline is not None]
+        if not deadlines:
+            return timeout
+        return max(0.0, min(timeout, min(deadlines) - time.monotonic()))
+
+    def _drain(self, worker: _Worker) -> list[ExecutorEvent]:
+        events: list[ExecutorEvent] = []
+        while True:
+            try:
+                if not worker.conn.poll():
+                    break
+                msg = worker.conn.recv()
+            except (EOFError, OSError):
+                # the socket closed: the process is gone or going; reap it for poll()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(timeout=2)
+                break
+            kind = msg[0]
+            if kind == "ready":
+                worker.ready = True
+                self._startup_failures = 0
+            elif kind == "fatal":
+                raise WorkerStartupError(msg[1])
+            elif kind == "report":
+                events.append(ReportEvent(number=msg[1], step=int(msg[2]), value=float(msg[3])))
+            elif kind == "done":
+                events.append(FinishedEvent(msg[1], TrialOutcome.from_dict(msg[2])))
+                self._release(worker)
+        return events
+
+    def _release(self, worker: _Worker) -> None:
+        if worker.number is not None:
+            self._by_number.pop(worker.number, None)
+            self._cancelled.pop(worker.number, None)
+        worker.number = None
+        worker.deadline = None
+
+    def _replace_dead(self, worker: _Worker) -> list[ExecutorEvent]:
+        events: list[ExecutorEvent] = []
+        code = worker.process.returncode
+        if worker.number is not None:
+            failure, message = self._cancelled.get(
+                worker.number,
+                (TrialFailure.INFRASTRUCTURE, f"worker process died (exit code {code})"),
+            )
+            outcome = TrialOutcome.failed(
+                failure, message, duration_s=time.monotonic() - worker.started
+            )
+            events.append(FinishedEvent(worker.number, outcome))
+            self._release(worker)
+        elif not worker.ready:
+            self._startup_failures += 1
+            if self._startup_failures >= 3:
+                raise WorkerStartupError(
+                    f"worker processes keep dying at start-up (exit code {code})"
+                )
+        worker.conn.close()
+        self._workers[self._workers.index(worker)] = self._spawn()
+        return events
+
+    def _enforce_deadlines(self) -> list[ExecutorEvent]:
+        now = time.monotonic()
+        events: list[ExecutorEvent] = []
+        for worker in list(self._workers):
+            if worker.number is None or worker.deadline is None or now < worker.deadline:
+                continue
+            limit = worker.deadline - worker.started
+            self._cancelled[worker.number] = (
+                TrialFailure.DEADLINE, f"trial exceeded its deadline of {limit:g}s and was killed"
+            )
+            worker.process.kill()
+            worker.process.wait()
+            events.extend(self._replace_dead(worker))
+        return events
+
+    def close(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(("stop",))
+        deadline = time.monotonic() + 2
+        for worker in self._workers:
+            if worker.number is not None:
+                worker.process.kill()  # don't wait for a running trial
+            try:
+                worker.process.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            worker.conn.close()
+        self._workers = []

@@ -1,0 +1,132 @@
+"""Plain-text views of a model repository for ``kubetune models list`` / ``models show``.
+
+They return strings (aligned columns, no colour) so the CLI can print them as they are and
+tests can compare them; errors are :class:`~kubetune.errors.RepositoryError` from the repo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubetune.repository.manifest import Manifest
+from kubetune.repository.repository import ModelRepository
+
+__all__ = ["render_model_show", "render_models_list"]
+
+_SHORT_HASH = 12
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [headers, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _pairs(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_value(v)}" for k, v in values.items()) or "-"
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _aliases_by_version(aliases: Mapping[str, int]) -> dict[int, list[str]]:
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    return by_version
+
+
+def render_models_list(repo: ModelRepository, name: str | None = None) -> str:
+    """All models (one line each), or the versions of ``name`` when given."""
+    if name is None:
+        rows = []
+        for model in repo.models():
+            versions = repo.versions(model)
+            latest = versions[-1]
+            aliases = repo.aliases(model)
+            rows.append(
+                [
+                    model,
+                    str(len(versions)),
+                    str(latest.version),
+                    ", ".join(f"{a}={v}" for a, v in aliases.items()) or "-",
+                    latest.created_at,
+                ]
+            )
+        if not rows:
+            return f"No models in {repo.uri}."
+        return _table(["NAME", "VERSIONS", "LATEST", "ALIASES", "UPDATED"], rows)
+
+    versions = repo.versions(name)
+    if not versions:
+        return f"Model {name!r} in {repo.uri} has no complete version yet."
+    by_version = _aliases_by_version(repo.aliases(name))
+    rows = [
+        [
+            str(m.version),
+            m.created_at,
+            ", ".join(by_version.get(m.version, [])) or "-",
+            m.trainer or "-",
+            m.study or "-",
+            _pairs(m.metrics),
+        ]
+        for m in versions
+    ]
+    return _table(["VERSION", "CREATED", "ALIASES", "TRAINER", "STUDY", "METRICS"], rows)
+
+
+def _section(title: str, values: Mapping[str, Any]) -> list[str]:
+    if not values:
+        return [f"{title}: -"]
+    width = max(len(k) for k in values)
+    return [f"{title}:", *(f"  {k.ljust(width)}  {_value(v)}" for k, v in values.items())]
+
+
+def render_model_show(repo: ModelRepository, name: str, ref: int | str = "latest") -> str:
+    """One version's manifest: identity, aliases, provenance, params, metrics and files."""
+    manifest: Manifest = repo.get(name, ref)
+    aliases = _aliases_by_version(repo.aliases(name)).get(manifest.version, [])
+    header = {
+        "model": manifest.name,
+        "version": manifest.version,
+        "aliases": ", ".join(aliases) or "-",
+        "created": manifest.created_at,
+        "trainer": manifest.trainer or "-",
+        "study": manifest.study or "-",
+        "data": manifest.data_fingerprint[:_SHORT_HASH] or "-",
+        "kubetune": manifest.kubetune_version or "-",
+        "repository": repo.uri,
+    }
+    width = max(len(k) for k in header)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in header.items()]
+    lines += _section("params", manifest.params)
+    lines += _section("metrics", manifest.metrics)
+    if manifest.extra:
+        lines += _section("extra", manifest.extra)
+    lines.append(f"files ({len(manifest.files)}, {_size(manifest.total_size)}):")
+    files = _table(
+        ["PATH", "SIZE", "SHA256"],
+        [[f.path, _size(f.size), f.sha256[:_SHORT_HASH]] for f in manifest.files],
+    )
+    lines += [f"  {line}" for line in files.splitlines()]
+    return "\n".join(lines)

@@ -1,0 +1,423 @@
+"""Immutable model versions and movable aliases on top of an :class:`ObjectStore`.
+
+Layout (keys)::
+
+    <name>/versions/000017/<model files...>        uploaded first
+    <name>/versions/000017/.kubetune-claim         created exclusively to own number 17
+    <name>/versions/000017/manifest.json           written last: the version now exists
+    <name>/aliases/<alias>.json                    {"version": 17, "updated_at": ...}
+
+A version is visible only once its manifest exists, so a crashed push leaves nothing a
+reader would pick up; its leftovers keep their number, which is never reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from kubetune.errors import RepositoryError
+from kubetune.repository.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestFile,
+    file_digest,
+    utc_now,
+)
+from kubetune.repository.object_store import ObjectNotFoundError, ObjectStore, validate_key
+
+__all__ = ["CLAIM_NAME", "ModelRepository", "validate_name"]
+
+CLAIM_NAME = ".kubetune-claim"
+_RESERVED_FILES = (MANIFEST_NAME, CLAIM_NAME)
+# Starts with a letter or digit so a name is never mistaken for a CLI option.
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_VERSION_DIR_RE = re.compile(r"\d+")
+_MAX_CLAIM_ATTEMPTS = 1000
+
+
+def validate_name(value: str, what: str = "model name") -> str:
+    """Return ``value`` if it is a valid model/alias name, else raise RepositoryError."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise RepositoryError(
+            f"invalid {what} {value!r}: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _validate_alias(alias: str) -> str:
+    validate_name(alias, "alias")
+    if alias == "latest" or alias.isdigit():
+        raise RepositoryError(
+            f"invalid alias {alias!r}: 'latest' and plain numbers already mean versions"
+        )
+    return alias
+
+
+def _version_dir(version: int) -> str:
+    return f"{version:06d}"
+
+
+def _collect_files(model_dir: Path) -> list[tuple[str, Path]]:
+    """Every regular file under ``model_dir`` as (relative POSIX path, real path), sorted.
+
+    Symlinks are followed only while they stay inside ``model_dir``: the repository stores
+    what the trainer wrote, never a file from elsewhere on the machine.
+    """
+    if not model_dir.is_dir():
+        raise RepositoryError(f"model directory {model_dir} does not exist or is not a directory")
+    root = model_dir.resolve()
+    found: list[tuple[str, Path]] = []
+
+    def walk(directory: Path, rel: str, ancestors: frozenset[Path]) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            path = Path(entry.path)
+            rel_path = f"{rel}{entry.name}"
+            real = path.resolve()
+            if entry.is_symlink() and not real.is_relative_to(root):
+                raise RepositoryError(
+                    f"{path} is a symlink to {real}, outside the model directory {model_dir}"
+                )
+            if real.is_dir():
+                if real in ancestors:
+                    raise RepositoryError(f"{path} is a symlink loop in {model_dir}")
+                walk(path, f"{rel_path}/", ancestors | {real})
+            elif real.is_file():
+                found.append((rel_path, real))
+            else:
+                raise RepositoryError(f"{path} in {model_dir} is not a regular file")
+
+    walk(root, "", frozenset({root}))
+    if not found:
+        raise RepositoryError(f"model directory {model_dir} holds no files to push")
+    for rel_path, _ in found:
+        if rel_path in _RESERVED_FILES:
+            raise RepositoryError(
+                f"{model_dir / rel_path}: {rel_path!r} is reserved by the model repository"
+            )
+        try:
+            validate_key(rel_path)
+        except RepositoryError as exc:
+            raise RepositoryError(f"cannot store {model_dir / rel_path}: {exc}") from exc
+    return found
+
+
+class ModelRepository:
+    """Versions and aliases of models, stored in ``store``; ``uri`` is used in messages."""
+
+    def __init__(self, store: ObjectStore, uri: str) -> None:
+        self.store = store
+        self.uri = uri
+
+    def __repr__(self) -> str:
+        return f"ModelRepository({self.uri!r})"
+
+    # -- keys ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _versions_prefix(name: str) -> str:
+        return f"{name}/versions/"
+
+    def _version_key(self, name: str, version: int, path: str) -> str:
+        return f"{self._versions_prefix(name)}{_version_dir(version)}/{path}"
+
+    @staticmethod
+    def _alias_key(name: str, alias: str) -> str:
+        return f"{name}/aliases/{alias}.json"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _version_numbers(self, name: str) -> list[int]:
+        """Every version number with something stored, complete or not, ascending."""
+        numbers = []
+        for entry in self.store.list(self._versions_prefix(name), recursive=False):
+            last = entry.rstrip("/").rsplit("/", 1)[-1]
+            if entry.endswith("/") and _VERSION_DIR_RE.fullmatch(last):
+                numbers.append(int(last))
+        return sorted(numbers)
+
+    def _read_manifest(self, name: str, version: int) -> Manifest | None:
+        key = self._version_key(name, version, MANIFEST_NAME)
+        try:
+            raw = self.store.get_bytes(key)
+        except ObjectNotFoundError:
+            return None
+        manifest = Manifest.from_json(raw, source=f"{key} in {self.uri}")
+        if manifest.name != name or manifest.version != version:
+            raise RepositoryError(
+                f"malformed manifest {key} in {self.uri}: it describes "
+                f"{manifest.name!r} version {manifest.version}"
+            )
+        return manifest
+
+    def _has_any(self, name: str) -> bool:
+        return bool(self.store.list(f"{name}/", recursive=False))
+
+    def _unknown_model(self, name: str) -> RepositoryError:
+        known = self.models()
+        listing = ", ".join(known) if known else "none"
+        return RepositoryError(f"no model {name!r} in {self.uri}; models: {listing}")
+
+    def models(self) -> list[str]:
+        """Names of models with at least one complete version, sorted."""
+        names = []
+        for entry in self.store.list("", recursive=False):
+            name = entry.rstrip("/")
+            if entry.endswith("/") and _NAME_RE.fullmatch(name) and self._latest(name):
+                names.append(name)
+        return names
+
+    def versions(self, name: str) -> list[Manifest]:
+        """Complete versions of ``name``, oldest first. RepositoryError for an unknown model."""
+        validate_name(name)
+        manifests = [m for v in self._version_numbers(name) if (m := self._read_manifest(name, v))]
+        if not manifests and not self._has_any(name):
+            raise self._unknown_model(name)
+        return manifests
+
+    def _latest(self, name: str) -> Manifest | None:
+        for version in reversed(self._version_numbers(name)):
+            manifest = self._read_manifest(name, version)
+            if manifest is not None:
+                return manifest
+        return None
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Alias -> version for ``name`` (empty when it has none)."""
+        validate_name(name)
+        result = {}
+        for key in self.store.list(f"{name}/aliases/", recursive=False):
+            if key.endswith(".json") and not key.endswith("/"):
+                alias = key.rsplit("/", 1)[-1].removesuffix(".json")
+                result[alias] = self._read_alias(key)
+        return dict(sorted(result.items()))
+
+    def _read_alias(self, key: str) -> int:
+        raw = self.store.get_bytes(key)
+        try:
+            version = json.loads(raw)["version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RepositoryError(f"malformed alias {key} in {self.uri}: {exc}") from exc
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise RepositoryError(f"malformed alias {key} in {self.uri}: version {version!r}")
+        return version
+
+    def resolve(self, name: str, ref: int | str = "latest") -> int:
+        """The version number ``ref`` (a number, "latest" or an alias) stands for."""
+        return self.get(name, ref).version
+
+    def get(self, name: str, ref: int | str = "latest") -> Manifest:
+        """The manifest of ``name`` at ``ref``: a version number, "latest" or an alias."""
+        validate_name(name)
+        if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+            raise RepositoryError(f"invalid version reference {ref!r} for model {name!r}")
+        if isinstance(ref, str) and ref.isascii() and ref.isdigit():
+            ref = int(ref)
+
+        if ref == "latest":
+            latest = self._latest(name)
+            if latest is not None:
+                return latest
+            if not self._has_any(name):
+                raise self._unknown_model(name)
+            raise RepositoryError(f"model {name!r} in {self.uri} has no complete version yet")
+
+        if isinstance(ref, int):
+            manifest = self._read_manifest(name, ref)
+            if manifest is not None:
+                return manifest
+            versions = [m.version for m in self.versions(name)]  # unknown model raises here
+            listing = ", ".join(map(str, versions)) or "none"
+            raise RepositoryError(
+                f"model {name!r} in {self.uri} has no version {ref}; versions: {listing}"
+            )
+
+        try:
+            version = self._read_alias(self._alias_key(name, validate_name(ref, "alias")))
+        except ObjectNotFoundError:
+            if not self._has_any(name):
+                raise self._unknown_model(name) from None
+            known = ", ".join(self.aliases(name)) or "none"
+            raise RepositoryError(
+                f"model {name!r} in {self.uri} has no alias {ref!r}; aliases: {known} "
+                "(a reference is a version number, 'latest' or an alias)"
+            ) from None
+        manifest = self._read_manifest(name, version)
+        if manifest is None:
+            raise RepositoryError(
+                f"alias {ref!r} of model {name!r} in {self.uri} points at version {version}, "
+                "which does not exist"
+            )
+        return manifest
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _claim_version(self, name: str) -> int:
+        """Own the next free version number, safely against concurrent pushers.
+
+        The number goes past every existing version directory, complete or not, so a new
+        version never mixes its files with leftovers of a crashed push.
+        """
+        claim = json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": utc_now()}
+        ).encode()
+        candidate = 0
+        for _ in range(_MAX_CLAIM_ATTEMPTS):
+            candidate = max([candidate, *self._version_numbers(name)]) + 1
+            if self.store.create_exclusive(self._version_key(name, candidate, CLAIM_NAME), claim):
+                return candidate
+        raise RepositoryError(
+            f"could not claim a version number for model {name!r} in {self.uri} after "
+            f"{_MAX_CLAIM_ATTEMPTS} attempts (last tried {candidate})"
+        )
+
+    def push(
+        self,
+        name: str,
+        model_dir: Path,
+        *,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        data_fingerprint: str,
+        study: str,
+        trainer: str,
+        extra: dict[str, Any] | None = None,
+        alias: str | None = None,
+    ) -> Manifest:
+        """Store every file under ``model_dir`` as the next version of ``name``.
+
+        Files go first and the manifest last, so the version appears atomically; then
+        ``alias`` (if given) is moved to it. Returns the stored manifest.
+        """
+        validate_name(name)
+        if alias is not None:
+            _validate_alias(alias)
+        model_dir = Path(model_dir)
+        entries = []
+        try:
+            files = _collect_files(model_dir)
+            for rel_path, real in files:
+                digest, size = file_digest(real)
+                entries.append(ManifestFile(path=rel_path, sha256=digest, size=size))
+        except OSError as exc:
+            raise RepositoryError(f"cannot read model directory {model_dir}: {exc}") from exc
+        # Built before claiming a number so bad params/metrics fail without leaving leftovers.
+        draft = Manifest(
+            name=name,
+            version=0,
+            files=entries,
+            params=params,
+            metrics=metrics,
+            data_fingerprint=data_fingerprint,
+            study=study,
+            trainer=trainer,
+            extra=dict(extra or {}),
+        )
+
+        version = self._claim_version(name)
+        for rel_path, real in files:
+            self.store.put_file(self._version_key(name, version, rel_path), real)
+        manifest = replace(draft, version=version, created_at=utc_now())
+        self.store.put_bytes(
+            self._version_key(name, version, MANIFEST_NAME), manifest.to_json().encode()
+        )
+        if alias is not None:
+            self.set_alias(name, alias, version)
+        return manifest
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` of ``name`` at an existing ``version`` (moving it if it exists)."""
+        validate_name(name)
+        _validate_alias(alias)
+        target = self.get(name, version)  # raises, listing versions, if it does not exist
+        key = self._alias_key(name, alias)
+        previous = None
+        if self.store.exists(key):
+            previous = self._read_alias(key)
+        body = {"version": target.version, "updated_at": utc_now(), "previous": previous}
+        self.store.put_bytes(key, (json.dumps(body, indent=2) + "\n").encode())
+
+    # -- pulling ---------------------------------------------------------------------------
+
+    def pull(self, name: str, ref: int | str, dest: Path, *, overwrite: bool = False) -> Manifest:
+        """Download ``name`` at ``ref`` into ``dest`` after verifying every file.
+
+        Files land in a temporary directory next to ``dest`` and are checked against the
+        manifest (size and sha256); only a fully verified version is moved into ``dest``,
+        together with its ``manifest.json``. ``dest`` must not exist or be empty unless
+        ``overwrite`` is true; on any failure it is left untouched.
+        """
+        manifest = self.get(name, ref)
+        dest = Path(dest).absolute()
+        if not overwrite and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise RepositoryError(
+                f"cannot pull model {name!r} version {manifest.version} into {dest}: "
+                "it exists and is not empty"
+            )
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
+        except OSError as exc:
+            raise RepositoryError(f"cannot pull into {dest}: {exc}") from exc
+        try:
+            for entry in manifest.files:
+                self._fetch_verified(manifest, entry, staging)
+            (staging / MANIFEST_NAME).write_text(manifest.to_json())
+            self._move_into(staging, dest, overwrite=overwrite)
+        except OSError as exc:
+            raise RepositoryError(f"cannot pull into {dest}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return manifest
+
+    def _fetch_verified(self, manifest: Manifest, entry: ManifestFile, staging: Path) -> None:
+        where = f"model {manifest.name!r} version {manifest.version} in {self.uri}"
+        try:
+            # A manifest is data from storage: never let its paths write outside staging.
+            validate_key(entry.path)
+        except RepositoryError as exc:
+            raise RepositoryError(f"refusing file path of {where}: {exc}") from exc
+        local = staging.joinpath(*entry.path.split("/"))
+        key = self._version_key(manifest.name, manifest.version, entry.path)
+        try:
+            self.store.download(key, local)
+        except ObjectNotFoundError:
+            raise RepositoryError(
+                f"file {entry.path!r} of {where} is missing from the store "
+                f"(expected sha256 {entry.sha256})"
+            ) from None
+        digest, size = file_digest(local)
+        if digest != entry.sha256 or size != entry.size:
+            raise RepositoryError(
+                f"file {entry.path!r} of {where} fails verification: expected sha256 "
+                f"{entry.sha256} ({entry.size} bytes), got {digest} ({size} bytes)"
+            )
+
+    @staticmethod
+    def _move_into(staging: Path, dest: Path, *, overwrite: bool) -> None:
+        if dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+        if not dest.exists() and not dest.is_symlink():
+            os.replace(staging, dest)
+            return
+        if not overwrite:
+            raise RepositoryError(f"cannot pull into {dest}: it appeared during the download")
+        # Swap: old dest aside, new one in, old one removed; a failure restores the old one.
+        aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        old = aside / "old"
+        os.replace(dest, old)
+        try:
+            os.replace(staging, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)

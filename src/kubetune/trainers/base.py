@@ -1,0 +1,70 @@
+"""What a built-in trainer is: fit a model for one config and budget, save and load it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kubetune.core.trial import Reporter
+from kubetune.data.dataset import Dataset
+
+
+class NullReporter:
+    """Reporter used where nobody listens (final training)."""
+
+    def report(self, step: int, value: float) -> None:
+        return None
+
+
+class TrainedModel(ABC):
+    """A fitted model that can predict and be stored without pickle."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class indices (classification) or values (regression)."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
+        """Class probabilities, or None when the model has none."""
+        return None
+
+    @abstractmethod
+    def save(self, directory: Path) -> list[Path]:
+        """Write the model's files into ``directory``; return them."""
+
+
+class Trainer(ABC):
+    """A trainer kind named in the spec's ``trainer.kind``."""
+
+    kind: str
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def fit(
+        self,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> TrainedModel:
+        """Train one config.
+
+        ``budget`` is the fidelity (epochs, trees, ...) or None for the trainer's default.
+        When ``final`` is False, train on ``X_train`` and report the validation ``metric``
+        (a name such as "accuracy" or "rmse") after every budget step through ``reporter``,
+        letting :class:`optuna.TrialPruned` propagate. When ``final`` is True, train on train +
+        validation and report nothing.
+        Raise :class:`kubetune.errors.InvalidConfigError` for a config that cannot work.
+        """
+
+    @abstractmethod
+    def load(self, directory: Path) -> TrainedModel:
+        """Load a model written by ``TrainedModel.save``."""

@@ -1,0 +1,105 @@
+"""torch-mlp: a multilayer perceptron whose depth, widths and activations are searched.
+
+Params (defaults): ``n_layers`` (2; 0 gives a linear model), ``units`` (128), ``activation``
+(relu; relu, gelu, tanh, silu, elu, leaky_relu), ``dropout`` (0.0), ``batch_norm`` (false),
+``optimizer`` (adam; adam, adamw, sgd), ``lr`` (1e-3), ``weight_decay`` (0.0), ``momentum``
+(0.9, sgd only), ``batch_size`` (128). ``units``, ``activation``, ``dropout`` and
+``batch_norm`` take one value per layer or a scalar for all.
+Options: ``epochs`` (20, used when no budget is given), ``device`` (auto).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from kubetune.core.trial import Reporter
+from kubetune.data.dataset import Dataset
+from kubetune.trainers.base import Trainer
+from kubetune.trainers.torch_common import (
+    ACTIVATIONS,
+    OPTIMIZER_PARAMS,
+    TorchModel,
+    activation,
+    boolean,
+    check_known,
+    dropout_rate,
+    fit_network,
+    get,
+    integer,
+    load_network,
+    parse_optimizer,
+    per_layer,
+    pick_device,
+)
+
+KIND = "torch-mlp"
+LAYER_PARAMS = ("units", "activation", "dropout", "batch_norm")
+PARAMS = ("n_layers", *LAYER_PARAMS, *OPTIMIZER_PARAMS)
+
+
+def parse_layers(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One dict per hidden layer; validates every architecture param."""
+    check_known(params, PARAMS, KIND)
+    # A fixed config may give only the per-layer lists: their length is the depth.
+    lists = [params[name] for name in LAYER_PARAMS if isinstance(params.get(name), list | tuple)]
+    n = get(params, "n_layers", len(lists[0]) if lists else 2, integer(0))
+    units = per_layer(params, "units", n, 128, integer(1))
+    acts = per_layer(params, "activation", n, "relu", activation)
+    drops = per_layer(params, "dropout", n, 0.0, dropout_rate)
+    norms = per_layer(params, "batch_norm", n, False, boolean)
+    return [
+        {"units": u, "activation": a, "dropout": d, "batch_norm": b}
+        for u, a, d, b in zip(units, acts, drops, norms, strict=True)
+    ]
+
+
+def build_mlp(architecture: Mapping[str, Any]) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    width = int(architecture["input_dim"])
+    for layer in architecture["layers"]:
+        units = int(layer["units"])
+        modules.append(nn.Linear(width, units))
+        if layer["batch_norm"]:
+            modules.append(nn.BatchNorm1d(units))
+        modules.append(ACTIVATIONS[layer["activation"]]())
+        if layer["dropout"] > 0:
+            modules.append(nn.Dropout(float(layer["dropout"])))
+        width = units
+    modules.append(nn.Linear(width, int(architecture["output_dim"])))
+    return nn.Sequential(*modules)
+
+
+class TorchMLPTrainer(Trainer):
+    kind = KIND
+
+    def fit(
+        self,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> TorchModel:
+        architecture: dict[str, Any] = {"kind": KIND, "layers": parse_layers(params)}
+        return fit_network(
+            architecture=architecture,
+            build=build_mlp,
+            settings=parse_optimizer(params),
+            data=data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            options=self.options,
+        )
+
+    def load(self, directory: Path) -> TorchModel:
+        return load_network(directory, KIND, build_mlp, pick_device(self.options.get("device")))

@@ -1,0 +1,779 @@
+"""Model repository: object store contract, versions, aliases, verification, concurrency.
+
+``ObjectStoreConformance`` and ``RepositoryConformance`` are backend-independent suites
+(in the spirit of Optuna's storage tests): a backend runs them by subclassing with a
+``store_factory`` fixture that yields a picklable zero-argument callable returning a fresh
+store client on the same storage (picklable so the multi-process test can rebuild it in a
+child). The local directory store runs them below; the S3 store will do the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kubetune
+from kubetune.errors import RepositoryError
+from kubetune.repository import (
+    LocalObjectStore,
+    Manifest,
+    ManifestFile,
+    ModelRepository,
+    ObjectNotFoundError,
+    ObjectStore,
+    open_repository,
+)
+from kubetune.repository.cli_views import render_model_show, render_models_list
+from kubetune.repository.manifest import file_digest, sha256_bytes
+
+StoreFactory = Callable[[], ObjectStore]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def make_model_dir(root: Path, seed: str = "a") -> Path:
+    """A small model directory with a nested file, like a trainer would write."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "model.safetensors").write_bytes(f"weights-{seed}".encode() * 100)
+    (root / "config.json").write_text(json.dumps({"seed": seed}))
+    (root / "extra").mkdir(exist_ok=True)
+    (root / "extra" / "vocab.txt").write_text(f"vocab {seed}\n")
+    return root
+
+
+def push_kwargs(**overrides: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "params": {"lr": 0.01, "layers": 2, "act": "relu"},
+        "metrics": {"accuracy": 0.93},
+        "data_fingerprint": "f" * 64,
+        "study": "iris-study",
+        "trainer": "sklearn",
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+class DelegatingStore(ObjectStore):
+    """Forwards everything to ``inner``; tests override single methods to inject faults."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.inner.put_bytes(key, data)
+
+    def put_file(self, key: str, local_path: Path) -> None:
+        self.inner.put_file(key, local_path)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.inner.get_bytes(key)
+
+    def download(self, key: str, local_path: Path) -> None:
+        self.inner.download(key, local_path)
+
+    def list(self, prefix: str = "", *, recursive: bool = True) -> list[str]:
+        return self.inner.list(prefix, recursive=recursive)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        return self.inner.create_exclusive(key, data)
+
+
+class CrashOnManifestStore(DelegatingStore):
+    """Simulates a pusher dying after uploading the files, before the manifest."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        if key.endswith("/manifest.json"):
+            raise RuntimeError("simulated crash before the manifest")
+        super().put_bytes(key, data)
+
+
+def _push_many(factory: StoreFactory, model_dir: str, count: int, start: Any, out: Any) -> None:
+    """Child-process body of the multi-process test (top level so it can be pickled)."""
+    repo = ModelRepository(factory(), "test-repo")
+    start.wait(timeout=30)
+    versions = [
+        repo.push("shared", Path(model_dir), **push_kwargs(extra={"pid": os.getpid()})).version
+        for _ in range(count)
+    ]
+    out.put(versions)
+
+
+# -- object store contract -------------------------------------------------------------------
+
+
+class ObjectStoreConformance:
+    """Behaviour every :class:`ObjectStore` must have. Subclasses provide ``store_factory``."""
+
+    @pytest.fixture
+    def store(self, store_factory: StoreFactory) -> ObjectStore:
+        return store_factory()
+
+    def test_put_get_bytes_and_overwrite(self, store: ObjectStore) -> None:
+        store.put_bytes("m/a.bin", b"one")
+        assert store.get_bytes("m/a.bin") == b"one"
+        store.put_bytes("m/a.bin", b"two")
+        assert store.get_bytes("m/a.bin") == b"two"
+        store.put_bytes("m/empty", b"")
+        assert store.get_bytes("m/empty") == b""
+
+    def test_put_file_and_download(self, store: ObjectStore, tmp_path: Path) -> None:
+        src = tmp_path / "src.bin"
+        src.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several chunks
+        store.put_file("m/v/big.bin", src)
+        dest = tmp_path / "out" / "deep" / "big.bin"
+        store.download("m/v/big.bin", dest)
+        assert dest.read_bytes() == src.read_bytes()
+
+    def test_missing_key(self, store: ObjectStore, tmp_path: Path) -> None:
+        with pytest.raises(ObjectNotFoundError, match="nope/x"):
+            store.get_bytes("nope/x")
+        with pytest.raises(RepositoryError, match="nope/x"):
+            store.download("nope/x", tmp_path / "x")
+        assert not (tmp_path / "x").exists()
+        assert not store.exists("nope/x")
+
+    def test_exists_and_delete(self, store: ObjectStore) -> None:
+        store.put_bytes("m/a", b"1")
+        assert store.exists("m/a")
+        assert not store.exists("m")  # a prefix is not an object
+        store.delete("m/a")
+        assert not store.exists("m/a")
+        store.delete("m/a")  # deleting a missing key is fine
+
+    def test_list_prefix_semantics(self, store: ObjectStore) -> None:
+        for key in ["a/b/c", "a/b/d", "a/x", "ab/y", "top"]:
+            store.put_bytes(key, key.encode())
+        assert store.list() == ["a/b/c", "a/b/d", "a/x", "ab/y", "top"]
+        assert store.list("a/") == ["a/b/c", "a/b/d", "a/x"]
+        assert store.list("a") == ["a/b/c", "a/b/d", "a/x", "ab/y"]  # a string prefix, as S3
+        assert store.list("a/b/") == ["a/b/c", "a/b/d"]
+        assert store.list("a/", recursive=False) == ["a/b/", "a/x"]
+        assert store.list("", recursive=False) == ["a/", "ab/", "top"]
+        assert store.list("zzz/") == []
+        assert store.list("zzz/", recursive=False) == []
+
+    def test_prefix_disappears_with_last_object(self, store: ObjectStore) -> None:
+        store.put_bytes("a/b/c", b"1")
+        store.put_bytes("a/x", b"1")
+        store.delete("a/b/c")
+        assert store.list("a/", recursive=False) == ["a/x"]
+
+    def test_create_exclusive(self, store: ObjectStore) -> None:
+        assert store.create_exclusive("m/claim", b"first") is True
+        assert store.create_exclusive("m/claim", b"second") is False
+        assert store.get_bytes("m/claim") == b"first"
+
+    def test_create_exclusive_race(self, store_factory: StoreFactory) -> None:
+        barrier = threading.Barrier(8)
+        results: list[bool] = []
+        lock = threading.Lock()
+
+        def claim(i: int) -> None:
+            store = store_factory()
+            barrier.wait(timeout=10)
+            won = store.create_exclusive("m/claim", f"{i}".encode())
+            with lock:
+                results.append(won)
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False] * 7 + [True]
+
+    @pytest.mark.parametrize(
+        "key", ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "a\\b", "x/.kt-tmp-1"]
+    )
+    def test_invalid_keys_rejected(self, store: ObjectStore, key: str) -> None:
+        with pytest.raises(RepositoryError, match="invalid object key"):
+            store.put_bytes(key, b"x")
+
+
+# -- repository behaviour --------------------------------------------------------------------
+
+
+class RepositoryConformance:
+    """Behaviour of :class:`ModelRepository` on any store. Subclasses provide ``store_factory``."""
+
+    @pytest.fixture
+    def store(self, store_factory: StoreFactory) -> ObjectStore:
+        return store_factory()
+
+    @pytest.fixture
+    def repo(self, store: ObjectStore) -> ModelRepository:
+        return ModelRepository(store, "test-repo")
+
+    @pytest.fixture
+    def model_dir(self, tmp_path: Path) -> Path:
+        return make_model_dir(tmp_path / "model")
+
+    def test_push_list_get_pull_round_trip(
+        self, repo: ModelRepository, model_dir: Path, tmp_path: Path
+    ) -> None:
+        pushed = repo.push("iris", model_dir, **push_kwargs())
+        assert pushed.version == 1
+        assert repo.models() == ["iris"]
+        assert [m.version for m in repo.versions("iris")] == [1]
+        assert repo.get("iris", 1) == pushed
+        assert repo.get("iris", "1") == pushed
+        dest = tmp_path / "pulled" / "iris"
+        pulled = repo.pull("iris", "latest", dest)
+        assert pulled == pushed
+        got = tree(dest)
+        assert Manifest.from_json(got.pop("manifest.json")) == pushed
+        assert got == tree(model_dir)
+        assert not [p for p in dest.parent.iterdir() if p.name != "iris"]  # no staging left
+
+    def test_versions_increase(self, repo: ModelRepository, tmp_path: Path) -> None:
+        for i in range(3):
+            manifest = repo.push(
+                "iris", make_model_dir(tmp_path / f"m{i}", str(i)), **push_kwargs()
+            )
+            assert manifest.version == i + 1
+        repo.push("wine", make_model_dir(tmp_path / "w"), **push_kwargs())
+        assert [m.version for m in repo.versions("iris")] == [1, 2, 3]
+        assert repo.models() == ["iris", "wine"]
+        assert repo.get("iris", "latest").version == 3
+        assert repo.get("wine").version == 1
+        # each version keeps its own files
+        dest = tmp_path / "v2"
+        repo.pull("iris", 2, dest)
+        assert (dest / "config.json").read_text() == json.dumps({"seed": "1"})
+
+    def test_manifest_contents(self, repo: ModelRepository, model_dir: Path) -> None:
+        before = time.time()
+        manifest = repo.push(
+            "iris",
+            model_dir,
+            **push_kwargs(
+                extra={"note": "baseline"}, metrics={"accuracy": 0.93, "auc": float("nan")}
+            ),
+        )
+        assert [f.path for f in manifest.files] == [
+            "config.json",
+            "extra/vocab.txt",
+            "model.safetensors",
+        ]
+        for entry in manifest.files:
+            digest, size = file_digest(model_dir / entry.path)
+            assert (entry.sha256, entry.size) == (digest, size)
+        assert manifest.params == {"lr": 0.01, "layers": 2, "act": "relu"}
+        assert manifest.metrics == {"accuracy": 0.93, "auc": None}  # NaN is stored as null
+        assert manifest.data_fingerprint == "f" * 64
+        assert (manifest.study, manifest.trainer) == ("iris-study", "sklearn")
+        assert manifest.kubetune_version == kubetune.__version__
+        assert manifest.extra == {"note": "baseline"}
+        assert manifest.created_at.endswith("Z")
+        created = time.mktime(time.strptime(manifest.created_at, "%Y-%m-%dT%H:%M:%SZ"))
+        assert created - time.timezone >= int(before) - 1
+        # what is stored is what push returned
+        stored = repo.store.get_bytes("iris/versions/000001/manifest.json")
+        assert Manifest.from_json(stored) == manifest
+        assert json.loads(stored)["format"] == 1
+
+    def test_aliases_move_and_resolve(self, repo: ModelRepository, tmp_path: Path) -> None:
+        repo.push("iris", make_model_dir(tmp_path / "a", "a"), **push_kwargs(), alias="production")
+        assert repo.aliases("iris") == {"production": 1}
+        assert repo.get("iris", "production").version == 1
+        repo.push("iris", make_model_dir(tmp_path / "b", "b"), **push_kwargs(), alias="staging")
+        assert repo.aliases("iris") == {"production": 1, "staging": 2}
+        repo.set_alias("iris", "production", 2)
+        assert repo.get("iris", "production").version == 2
+        assert repo.resolve("iris", "production") == 2
+        stored = json.loads(repo.store.get_bytes("iris/aliases/production.json"))
+        assert (stored["version"], stored["previous"]) == (2, 1)
+        assert "updated_at" in stored
+        repo.set_alias("iris", "production", 1)  # roll back
+        assert repo.aliases("iris") == {"production": 1, "staging": 2}
+
+    def test_alias_errors(self, repo: ModelRepository, model_dir: Path) -> None:
+        repo.push("iris", model_dir, **push_kwargs(), alias="production")
+        with pytest.raises(RepositoryError, match=r"no version 7; versions: 1"):
+            repo.set_alias("iris", "production", 7)
+        for bad in ("latest", "42", "Prod", ""):
+            with pytest.raises(RepositoryError, match="invalid alias"):
+                repo.set_alias("iris", bad, 1)
+        with pytest.raises(RepositoryError, match="invalid alias"):
+            repo.push("iris", model_dir, **push_kwargs(), alias="latest")
+        assert [m.version for m in repo.versions("iris")] == [1]  # rejected before claiming
+
+    def test_tampered_file_is_refused(
+        self, repo: ModelRepository, model_dir: Path, tmp_path: Path
+    ) -> None:
+        manifest = repo.push("iris", model_dir, **push_kwargs())
+        repo.store.put_bytes("iris/versions/000001/extra/vocab.txt", b"evil\n")
+        expected = manifest.file("extra/vocab.txt").sha256
+        dest = tmp_path / "dest"
+        with pytest.raises(RepositoryError) as info:
+            repo.pull("iris", 1, dest)
+        message = str(info.value)
+        assert "extra/vocab.txt" in message
+        assert expected in message and sha256_bytes(b"evil\n") in message
+        assert not dest.exists()
+        # an existing dest is left exactly as it was, even with overwrite
+        dest.mkdir()
+        (dest / "keep.txt").write_text("mine")
+        with pytest.raises(RepositoryError, match=r"extra/vocab\.txt"):
+            repo.pull("iris", 1, dest, overwrite=True)
+        assert tree(dest) == {"keep.txt": b"mine"}
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+    def test_missing_file_is_refused(
+        self, repo: ModelRepository, model_dir: Path, tmp_path: Path
+    ) -> None:
+        repo.push("iris", model_dir, **push_kwargs())
+        repo.store.delete("iris/versions/000001/model.safetensors")
+        dest = tmp_path / "dest"
+        with pytest.raises(RepositoryError, match=r"'model.safetensors'.*missing"):
+            repo.pull("iris", "latest", dest)
+        assert not dest.exists()
+
+    def test_manifest_paths_cannot_escape(
+        self, repo: ModelRepository, model_dir: Path, tmp_path: Path
+    ) -> None:
+        manifest = repo.push("iris", model_dir, **push_kwargs())
+        evil = Manifest(
+            name="iris",
+            version=1,
+            files=[ManifestFile("../../escaped.txt", "0" * 64, 1)],
+            created_at=manifest.created_at,
+        )
+        repo.store.put_bytes("iris/versions/000001/manifest.json", evil.to_json().encode())
+        with pytest.raises(RepositoryError, match="refusing file path"):
+            repo.pull("iris", 1, tmp_path / "deep" / "dest")
+        assert not list(tmp_path.rglob("escaped.txt"))
+
+    def test_pull_into_existing_dest(
+        self, repo: ModelRepository, model_dir: Path, tmp_path: Path
+    ) -> None:
+        repo.push("iris", model_dir, **push_kwargs())
+        dest = tmp_path / "dest"
+        dest.mkdir()
+        repo.pull("iris", 1, dest)  # an empty directory is fine
+        with pytest.raises(RepositoryError, match="not empty"):
+            repo.pull("iris", 1, dest)
+        (dest / "stale.txt").write_text("old")
+        repo.pull("iris", 1, dest, overwrite=True)
+        assert "stale.txt" not in tree(dest)
+        assert (dest / "model.safetensors").exists()
+
+    def test_crashed_push_leaves_no_version(
+        self, store: ObjectStore, model_dir: Path, tmp_path: Path
+    ) -> None:
+        repo = ModelRepository(store, "test-repo")
+        repo.push("iris", model_dir, **push_kwargs())
+        crashing = ModelRepository(CrashOnManifestStore(store), "test-repo")
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            crashing.push("iris", make_model_dir(tmp_path / "b", "b"), **push_kwargs())
+        # the files were uploaded, but without a manifest nobody sees version 2
+        assert store.exists("iris/versions/000002/model.safetensors")
+        assert [m.version for m in repo.versions("iris")] == [1]
+        assert repo.get("iris", "latest").version == 1
+        with pytest.raises(RepositoryError, match=r"no version 2; versions: 1"):
+            repo.get("iris", 2)
+        # the next push never reuses the leftover's number, so files never mix
+        third = repo.push("iris", make_model_dir(tmp_path / "c", "c"), **push_kwargs())
+        assert third.version == 3
+        assert [m.version for m in repo.versions("iris")] == [1, 3]
+        repo.pull("iris", 3, tmp_path / "pulled")
+
+    def test_crashed_first_push_hides_model(self, store: ObjectStore, model_dir: Path) -> None:
+        crashing = ModelRepository(CrashOnManifestStore(store), "test-repo")
+        with pytest.raises(RuntimeError):
+            crashing.push("iris", model_dir, **push_kwargs())
+        repo = ModelRepository(store, "test-repo")
+        assert repo.models() == []
+        assert repo.versions("iris") == []
+        with pytest.raises(RepositoryError, match="no complete version"):
+            repo.get("iris")
+        assert repo.push("iris", model_dir, **push_kwargs()).version == 2
+
+    def test_concurrent_claims_collide_and_retry(
+        self, store_factory: StoreFactory, model_dir: Path
+    ) -> None:
+        """Both pushers list the same state before claiming, so they race for one number."""
+        barrier = threading.Barrier(2)
+        refused: list[str] = []
+
+        class SyncedStore(DelegatingStore):
+            first = True
+
+            def create_exclusive(self, key: str, data: bytes) -> bool:
+                if self.first:
+                    self.first = False
+                    barrier.wait(timeout=10)
+                won = super().create_exclusive(key, data)
+                if not won:
+                    refused.append(key)
+                return won
+
+        results: list[int] = []
+
+        def push() -> None:
+            repo = ModelRepository(SyncedStore(store_factory()), "test-repo")
+            results.append(repo.push("iris", model_dir, **push_kwargs()).version)
+
+        threads = [threading.Thread(target=push) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [1, 2]
+        assert refused == ["iris/versions/000001/.kubetune-claim"]
+
+    def test_concurrent_pushes_threads(
+        self, store_factory: StoreFactory, model_dir: Path, tmp_path: Path
+    ) -> None:
+        start = threading.Barrier(2)
+        results: list[list[int]] = []
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                repo = ModelRepository(store_factory(), "test-repo")
+                start.wait(timeout=10)
+                results.append(
+                    [repo.push("shared", model_dir, **push_kwargs()).version for _ in range(5)]
+                )
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert sorted(v for r in results for v in r) == list(range(1, 11))
+        self._assert_all_verify(ModelRepository(store_factory(), "test-repo"), tmp_path, 10)
+
+    def test_concurrent_pushes_processes(
+        self, store_factory: StoreFactory, model_dir: Path, tmp_path: Path
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")  # independent interpreters, no shared state
+        start = ctx.Barrier(2)
+        out = ctx.Queue()
+        procs = [
+            ctx.Process(target=_push_many, args=(store_factory, str(model_dir), 4, start, out))
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+        assert sorted(v for r in results for v in r) == list(range(1, 9))
+        repo = ModelRepository(store_factory(), "test-repo")
+        assert len({m.extra["pid"] for m in repo.versions("shared")}) == 2
+        self._assert_all_verify(repo, tmp_path, 8)
+
+    @staticmethod
+    def _assert_all_verify(repo: ModelRepository, tmp_path: Path, count: int) -> None:
+        manifests = repo.versions("shared")
+        assert [m.version for m in manifests] == list(range(1, count + 1))
+        for m in manifests:
+            repo.pull("shared", m.version, tmp_path / "verify" / str(m.version))
+
+    @pytest.mark.parametrize("bad", ["Iris", "my model", "", "a" * 64, "-x", "x/y", "naïve", ".."])
+    def test_bad_name(self, repo: ModelRepository, model_dir: Path, bad: str) -> None:
+        with pytest.raises(RepositoryError, match="invalid model name") as info:
+            repo.push(bad, model_dir, **push_kwargs())
+        assert repr(bad) in str(info.value)
+        assert repo.store.list() == []
+
+    def test_good_names(self, repo: ModelRepository, model_dir: Path) -> None:
+        for name in ["a", "iris-v2_final", "0x", "a" * 63]:
+            assert repo.push(name, model_dir, **push_kwargs()).name == name
+
+    def test_unknown_things_list_what_exists(self, repo: ModelRepository, model_dir: Path) -> None:
+        with pytest.raises(RepositoryError, match=r"no model 'iris' in test-repo; models: none"):
+            repo.get("iris")
+        repo.push("iris", model_dir, **push_kwargs(), alias="production")
+        repo.push("wine", model_dir, **push_kwargs(), alias="staging")
+        with pytest.raises(RepositoryError, match=r"no model 'cars'.*models: iris, wine"):
+            repo.get("cars", "latest")
+        with pytest.raises(RepositoryError, match=r"no model 'cars'.*models: iris, wine"):
+            repo.versions("cars")
+        with pytest.raises(RepositoryError, match=r"no model 'cars'"):
+            repo.get("cars", "production")
+        with pytest.raises(RepositoryError, match=r"no alias 'prod'; aliases: production"):
+            repo.get("iris", "prod")
+        with pytest.raises(RepositoryError, match=r"no version 9; versions: 1"):
+            repo.get("iris", 9)
+        assert repo.aliases("cars") == {}
+
+    def test_bad_inputs_fail_before_claiming(self, repo: ModelRepository, tmp_path: Path) -> None:
+        with pytest.raises(RepositoryError, match="does not exist"):
+            repo.push("iris", tmp_path / "missing", **push_kwargs())
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(RepositoryError, match="no files"):
+            repo.push("iris", tmp_path / "empty", **push_kwargs())
+        with pytest.raises(RepositoryError, match="'params' cannot be stored"):
+            repo.push("iris", make_model_dir(tmp_path / "m"), **push_kwargs(params={"f": object()}))
+        assert repo.store.list() == []
+
+    def test_reserved_file_name(self, repo: ModelRepository, model_dir: Path) -> None:
+        (model_dir / "manifest.json").write_text("{}")
+        with pytest.raises(RepositoryError, match="reserved"):
+            repo.push("iris", model_dir, **push_kwargs())
+
+    def test_numpy_values_are_stored_as_plain_json(
+        self, repo: ModelRepository, model_dir: Path
+    ) -> None:
+        np = pytest.importorskip("numpy")
+        manifest = repo.push(
+            "iris",
+            model_dir,
+            **push_kwargs(
+                params={"lr": np.float32(0.5), "n": np.int64(3)}, metrics={"a": np.float64(1)}
+            ),
+        )
+        assert manifest.params == {"lr": 0.5, "n": 3}
+        assert repo.get("iris") == manifest
+
+    def test_cli_views(self, repo: ModelRepository, model_dir: Path, tmp_path: Path) -> None:
+        assert render_models_list(repo) == "No models in test-repo."
+        repo.push("iris", model_dir, **push_kwargs(), alias="production")
+        repo.push(
+            "iris", make_model_dir(tmp_path / "b", "b"), **push_kwargs(metrics={"accuracy": 0.97})
+        )
+        listing = render_models_list(repo)
+        assert listing.splitlines()[0].split() == [
+            "NAME",
+            "VERSIONS",
+            "LATEST",
+            "ALIASES",
+            "UPDATED",
+        ]
+        assert listing.splitlines()[1].split()[:4] == ["iris", "2", "2", "production=1"]
+        versions = render_models_list(repo, "iris").splitlines()
+        assert versions[0].split()[:3] == ["VERSION", "CREATED", "ALIASES"]
+        assert versions[1].split()[0] == "1" and "production" in versions[1]
+        assert "accuracy=0.97" in versions[2]
+        shown = render_model_show(repo, "iris", "production")
+        manifest = repo.get("iris", 1)
+        lines = shown.splitlines()
+        assert lines[0].split() == ["model", "iris"]
+        assert lines[1].split() == ["version", "1"]
+        assert lines[2].split() == ["aliases", "production"]
+        assert "params:" in lines and "metrics:" in lines
+        assert ["lr", "0.01"] in [line.split() for line in lines]
+        assert ["accuracy", "0.93"] in [line.split() for line in lines]
+        for entry in manifest.files:
+            assert entry.path in shown and entry.sha256[:12] in shown
+            assert entry.sha256 not in shown  # short hashes only
+        with pytest.raises(RepositoryError, match="no alias"):
+            render_model_show(repo, "iris", "nope")
+
+
+# -- the local directory store ---------------------------------------------------------------
+
+
+@pytest.fixture
+def local_factory(tmp_path: Path) -> Iterator[StoreFactory]:
+    yield functools.partial(LocalObjectStore, tmp_path / "store")
+
+
+class TestLocalObjectStore(ObjectStoreConformance):
+    @pytest.fixture
+    def store_factory(self, local_factory: StoreFactory) -> StoreFactory:
+        return local_factory
+
+    def test_no_temp_files_left(self, store: ObjectStore, tmp_path: Path) -> None:
+        assert isinstance(store, LocalObjectStore)
+        store.put_bytes("m/a", b"1")
+        store.put_file("m/b", make_model_dir(tmp_path / "src") / "config.json")
+        store.create_exclusive("m/c", b"1")
+        store.create_exclusive("m/c", b"2")
+        with pytest.raises(RepositoryError, match="m/d"):
+            store.put_file("m/d", tmp_path / "does-not-exist")
+        files = sorted(p.name for p in store.root.rglob("*") if p.is_file())
+        assert files == ["a", "b", "c"]
+
+    def test_readers_never_see_partial_writes(self, store: ObjectStore) -> None:
+        payloads = [b"A" * 2_000_000, b"B" * 2_000_000]
+        store.put_bytes("m/w", payloads[0])
+        stop = threading.Event()
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                store.put_bytes("m/w", payloads[i % 2])
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            for _ in range(40):
+                assert store.get_bytes("m/w") in payloads
+        finally:
+            stop.set()
+            thread.join()
+
+    def test_root_that_is_a_file(self, tmp_path: Path) -> None:
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(RepositoryError, match="not a directory"):
+            LocalObjectStore(tmp_path / "file")
+
+    def test_missing_root_reads_as_empty(self, tmp_path: Path) -> None:
+        store = LocalObjectStore(tmp_path / "later")
+        assert store.list() == []
+        assert not (tmp_path / "later").exists()
+
+
+class TestLocalRepository(RepositoryConformance):
+    @pytest.fixture
+    def store_factory(self, local_factory: StoreFactory) -> StoreFactory:
+        return local_factory
+
+    def test_symlinks(self, repo: ModelRepository, model_dir: Path, tmp_path: Path) -> None:
+        (model_dir / "alias.json").symlink_to("config.json")  # inside: stored as a file
+        (model_dir / "linked").symlink_to("extra", target_is_directory=True)
+        manifest = repo.push("iris", model_dir, **push_kwargs())
+        paths = {f.path for f in manifest.files}
+        assert {"alias.json", "linked/vocab.txt"} <= paths
+        assert manifest.file("alias.json").sha256 == manifest.file("config.json").sha256
+        (model_dir / "loop").symlink_to(".", target_is_directory=True)
+        with pytest.raises(RepositoryError, match="loop"):
+            repo.push("iris", model_dir, **push_kwargs())
+        (model_dir / "loop").unlink()
+        outside = tmp_path / "secret.txt"
+        outside.write_text("secret")
+        (model_dir / "leak").symlink_to(outside)
+        with pytest.raises(RepositoryError, match="outside the model directory"):
+            repo.push("iris", model_dir, **push_kwargs())
+        assert [m.version for m in repo.versions("iris")] == [1]
+
+    def test_leftover_dirs_do_not_show(self, repo: ModelRepository, model_dir: Path) -> None:
+        assert isinstance(repo.store, LocalObjectStore)
+        stray = repo.store.root / "iris" / "versions" / "000005"
+        stray.mkdir(parents=True)
+        (stray / "model.safetensors").write_bytes(b"half")
+        (repo.store.root / "iris" / "versions" / "notes").mkdir()
+        assert repo.versions("iris") == []
+        assert repo.push("iris", model_dir, **push_kwargs()).version == 6
+
+
+# -- manifest --------------------------------------------------------------------------------
+
+
+class TestManifest:
+    def test_json_round_trip(self) -> None:
+        manifest = Manifest(
+            name="iris",
+            version=3,
+            files=[ManifestFile("b.bin", "1" * 64, 2), ManifestFile("a.bin", "2" * 64, 1)],
+            params={"lr": 0.1, "sizes": (8, 4)},
+            metrics={"rmse": float("inf")},
+            data_fingerprint=None,  # type: ignore[arg-type]
+        )
+        assert [f.path for f in manifest.files] == ["a.bin", "b.bin"]
+        assert manifest.params == {"lr": 0.1, "sizes": [8, 4]}
+        assert manifest.metrics == {"rmse": None}
+        assert manifest.data_fingerprint == ""
+        assert manifest.total_size == 3
+        assert Manifest.from_json(manifest.to_json()) == manifest
+        with pytest.raises(RepositoryError, match=r"no file 'c\.bin'; files: a\.bin, b\.bin"):
+            manifest.file("c.bin")
+
+    @pytest.mark.parametrize(
+        ("text", "problem"),
+        [
+            ("not json", "not valid JSON"),
+            ("[]", "not a JSON object"),
+            ('{"name": "x", "version": 1}', "missing key 'files'"),
+            ('{"name": "x", "version": "1", "files": []}', "not an integer"),
+            ('{"format": 99, "name": "x", "version": 1, "files": []}', "newer"),
+        ],
+    )
+    def test_malformed(self, text: str, problem: str) -> None:
+        with pytest.raises(RepositoryError, match=f"malformed manifest somewhere: .*{problem}"):
+            Manifest.from_json(text, source="somewhere")
+
+
+# -- open_repository -------------------------------------------------------------------------
+
+
+class TestOpenRepository:
+    def test_relative_path_uses_base_dir(self, tmp_path: Path) -> None:
+        repo = open_repository("models", base_dir=tmp_path)
+        assert isinstance(repo.store, LocalObjectStore)
+        assert repo.store.root == tmp_path / "models"
+        assert repo.uri == str(tmp_path / "models")
+
+    def test_relative_path_uses_cwd(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        repo = open_repository("./repo")
+        assert isinstance(repo.store, LocalObjectStore)
+        assert repo.store.root == tmp_path / "repo"
+
+    def test_absolute_path_and_path_object(self, tmp_path: Path) -> None:
+        repo = open_repository(str(tmp_path / "abs"), base_dir=Path("/elsewhere"))
+        assert isinstance(repo.store, LocalObjectStore)
+        assert repo.store.root == tmp_path / "abs"
+        assert open_repository(tmp_path / "abs").uri == str(tmp_path / "abs")
+
+    def test_file_uri(self, tmp_path: Path) -> None:
+        uri = f"file://{tmp_path}/with%20space"
+        repo = open_repository(uri)
+        assert isinstance(repo.store, LocalObjectStore)
+        assert repo.store.root == tmp_path / "with space"
+        assert repo.uri == uri
+        repo.push("iris", make_model_dir(tmp_path / "m"), **push_kwargs())
+        assert (tmp_path / "with space" / "iris" / "versions" / "000001" / "manifest.json").exists()
+        assert open_repository(f"file://localhost{tmp_path}/with%20space").models() == ["iris"]
+
+    def test_short_file_uri(self, tmp_path: Path) -> None:
+        repo = open_repository(f"file:{tmp_path}/short")
+        assert isinstance(repo.store, LocalObjectStore)
+        assert repo.store.root == tmp_path / "short"
+
+    def test_file_uri_must_be_absolute(self) -> None:
+        with pytest.raises(RepositoryError, match="absolute path"):
+            open_repository("file://relative/dir")
+
+    def test_s3_not_yet(self) -> None:
+        with pytest.raises(RepositoryError) as info:
+            open_repository("s3://bucket/prefix")
+        assert str(info.value) == (
+            "s3:// model repositories arrive with the S3 support; use a directory or file:// URI"
+        )
+
+    @pytest.mark.parametrize("uri", ["gs://bucket/x", "http://host/x"])
+    def test_unknown_scheme(self, uri: str) -> None:
+        with pytest.raises(RepositoryError, match="unsupported model repository URI"):
+            open_repository(uri)
+
+    def test_empty(self) -> None:
+        with pytest.raises(RepositoryError, match="empty"):
+            open_repository("  ")
