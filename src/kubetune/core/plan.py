@@ -81,7 +81,7 @@ def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:
 
 
 def default_study_path(spec: ExperimentSpec) -> Path:
-    return spec.resolve_path(spec.runs_dir) / spec.name / "study.journal"
+    return spec.output_path(spec.runs_dir) / spec.name / "study.journal"
 
 
 def open_study(spec: ExperimentSpec, plan: SearchPlan, *, in_memory: bool = False) -> optuna.Study:
@@ -89,7 +89,7 @@ def open_study(spec: ExperimentSpec, plan: SearchPlan, *, in_memory: bool = Fals
     if spec.storage is not None:
         url = spec.storage
         if "://" not in url:
-            url = str(spec.resolve_path(url.removeprefix("journal:")))
+            url = str(spec.output_path(url.removeprefix("journal:")))
         storage = open_storage(url)
     else:
         storage = open_storage(None, None if in_memory else default_study_path(spec))

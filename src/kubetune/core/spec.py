@@ -115,11 +115,11 @@ class FidelitySpec(_Section):
 
 
 class BudgetSpec(_Section):
-    max_trials: int | None = Field(50, ge=1)
+    max_trials: int | None = Field(default=50, ge=1)
     timeout: float | None = None
-    patience: int | None = Field(None, ge=1)
-    parallel: int = Field(1, ge=1, le=256)
-    retries: int = Field(2, ge=0, le=20)
+    patience: int | None = Field(default=None, ge=1)
+    parallel: int = Field(default=1, ge=1, le=256)
+    retries: int = Field(default=2, ge=0, le=20)
     trial_timeout: float | None = None
 
     @field_validator("timeout", "trial_timeout", mode="before")
@@ -184,7 +184,7 @@ class ExperimentSpec(_Section):
 
     @property
     def base_dir(self) -> Path:
-        """Directory relative paths in the spec are resolved against (the spec's folder)."""
+        """Directory relative input paths are resolved against (the spec's folder)."""
         return self._base_dir
 
     @property
@@ -192,7 +192,12 @@ class ExperimentSpec(_Section):
         assert self.objective.direction is not None
         return self.objective.direction
 
+    def output_path(self, value: str) -> Path:
+        """Outputs (runs, study file, model repository) are relative to the working directory."""
+        return Path(value.removeprefix("file://")).expanduser().absolute()
+
     def resolve_path(self, value: str) -> Path:
+        """Inputs (data files) are relative to the spec file's folder."""
         path = Path(value.removeprefix("file://")).expanduser()
         return path if path.is_absolute() else self._base_dir / path
 
@@ -220,12 +225,16 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
             msg = "unknown field"
         if err["type"] == "union_tag_invalid":
             msg = "type must be one of float, int, categorical, fixed"
+        if err["type"] == "union_tag_not_found":
+            msg = "type is required (one of float, int, categorical, fixed)"
         field = ".".join([p for p in [prefix, *loc] if p])
         lines.append(f"{field or '<spec>'}: {msg}")
     return "\n".join(lines)
 
 
-def parse_spec(data: Any, *, source: str = "<spec>", base_dir: Path | None = None) -> ExperimentSpec:
+def parse_spec(
+    data: Any, *, source: str = "<spec>", base_dir: Path | None = None
+) -> ExperimentSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the spec must be a YAML mapping of fields")
     try:

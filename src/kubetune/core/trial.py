@@ -31,6 +31,7 @@ class ExitCode(enum.IntEnum):
     OK = 0  # completed or pruned: the result file says which
     USAGE = 2  # bad command line or unreadable trial request
     INVALID_CONFIG = 3  # the config cannot be trained: never retried
+    TRIAL_FAILED = 4  # the trial code raised or scored NaN: recorded, not retried
 
 
 class TrialStatus(str, enum.Enum):

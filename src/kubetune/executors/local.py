@@ -30,6 +30,8 @@ from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest
 
 # Numeric libraries size their thread pools from these when first imported.
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# Extra time a trial's deadline allows a fresh worker to start and load the trial function.
+_STARTUP_GRACE_S = 120.0
 
 
 class WorkerStartupError(RuntimeError):
@@ -44,6 +46,7 @@ class _Worker:
     number: int | None = None  # the trial running on this worker
     started: float = 0.0
     deadline: float | None = None
+    limit_s: float | None = None  # the running trial's time limit
 
 
 class LocalExecutor(Executor):
@@ -88,15 +91,26 @@ class LocalExecutor(Executor):
         if worker is None:
             raise RuntimeError("all workers are busy; the loop must respect capacity")
         worker.number = request.number
-        worker.started = time.monotonic()
-        worker.deadline = (
-            worker.started + request.deadline_s if request.deadline_s is not None else None
-        )
+        worker.limit_s = request.deadline_s
+        self._start_clock(worker)
         self._by_number[request.number] = worker
         try:
             worker.conn.send(("run", request.to_dict()))
         except OSError:
             pass  # the worker died; poll() notices and reports the trial as failed
+
+    def _start_clock(self, worker: _Worker) -> None:
+        """A trial's deadline counts from when its worker can run it.
+
+        A fresh worker (at start, or replacing one that died) first pays interpreter start-up
+        and loading the trial function; that is not the trial's time, so until the worker is
+        ready the limit gets a start-up allowance, and the clock restarts on "ready".
+        """
+        worker.started = time.monotonic()
+        limit = worker.limit_s
+        if limit is not None and not worker.ready:
+            limit += _STARTUP_GRACE_S
+        worker.deadline = worker.started + limit if limit is not None else None
 
     def answer(self, number: int, prune: bool) -> None:
         worker = self._by_number.get(number)
@@ -144,6 +158,8 @@ class LocalExecutor(Executor):
             if kind == "ready":
                 worker.ready = True
                 self._startup_failures = 0
+                if worker.number is not None:
+                    self._start_clock(worker)
             elif kind == "fatal":
                 raise WorkerStartupError(msg[1])
             elif kind == "report":
@@ -159,6 +175,7 @@ class LocalExecutor(Executor):
             self._cancelled.pop(worker.number, None)
         worker.number = None
         worker.deadline = None
+        worker.limit_s = None
 
     def _replace_dead(self, worker: _Worker) -> list[ExecutorEvent]:
         events: list[ExecutorEvent] = []
@@ -189,10 +206,16 @@ class LocalExecutor(Executor):
         for worker in list(self._workers):
             if worker.number is None or worker.deadline is None or now < worker.deadline:
                 continue
-            limit = worker.deadline - worker.started
-            self._cancelled[worker.number] = (
-                TrialFailure.DEADLINE, f"trial exceeded its deadline of {limit:g}s and was killed"
-            )
+            if worker.ready:
+                self._cancelled[worker.number] = (
+                    TrialFailure.DEADLINE,
+                    f"trial exceeded its deadline of {worker.limit_s:g}s and was killed",
+                )
+            else:
+                self._cancelled[worker.number] = (
+                    TrialFailure.INFRASTRUCTURE,
+                    f"worker did not start within {_STARTUP_GRACE_S:g}s and was killed",
+                )
             worker.process.kill()
             worker.process.wait()
             events.extend(self._replace_dead(worker))

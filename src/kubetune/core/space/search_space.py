@@ -80,14 +80,17 @@ class SearchSpace:
         return out
 
     def cardinality(self, cap: int = 10**9) -> int | None:
-        """Number of distinct configs, or None when a continuous parameter makes it infinite."""
+        """Number of distinct configs, or None when a continuous parameter makes it infinite.
+
+        Counting stops past ``cap``: any number above ``cap`` means "more than ``cap``".
+        """
         if any(
             isinstance(p, FloatParam) and p.step is None for p in self._params.values()
         ):
             return None
         from kubetune.core.space.grid import count_configs
 
-        return count_configs(self, cap=cap)
+        return count_configs(self, points=None, cap=cap)
 
     # --- sampling ------------------------------------------------------------------------
 
@@ -118,18 +121,23 @@ class SearchSpace:
             param = self._params[name]
             if not self.is_active(name, values):
                 continue
+            layers: str | None = getattr(param, "per_layer", None)
             if isinstance(param, FixedParam):
                 values[name] = param.value
-            elif getattr(param, "per_layer", None) is None:
+            elif layers is None:
                 if name in flat:
                     values[name] = flat[name]
             else:
-                count = int(values[param.per_layer])  # type: ignore[union-attr]
+                count = int(values[layers])
                 values[name] = [flat[f] for f in self._flat_names(name, count) if f in flat]
         return values
 
     def is_active(self, name: str, values: Mapping[str, Any]) -> bool:
-        when = self._params[name].when
+        param = self._params[name]
+        layers = getattr(param, "per_layer", None)
+        if layers is not None and layers not in values:
+            return False  # no layer count (it is itself inactive): no per-layer values
+        when = param.when
         if not when:
             return True
         for other, expected in when.items():
@@ -169,7 +177,9 @@ class SearchSpace:
                         f" (known: {', '.join(sorted(self._params))})"
                     )
                 if other == name:
-                    raise SpaceError(f"search_space.{name}.when: a parameter cannot depend on itself")
+                    raise SpaceError(
+                        f"search_space.{name}.when: a parameter cannot depend on itself"
+                    )
                 if getattr(self._params[other], "per_layer", None) is not None:
                     raise SpaceError(
                         f"search_space.{name}.when: cannot depend on per-layer parameter '{other}'"
@@ -199,13 +209,26 @@ class SearchSpace:
                     f"search_space.{name}.when: {other} can never be {unknown[0]!r}"
                     f" (choices: {target.choices})"
                 )
+        elif isinstance(target, FixedParam):
+            if target.value not in wanted:
+                raise SpaceError(
+                    f"search_space.{name}.when: {other} can never be {wanted[0]!r}"
+                    f" (it is fixed to {target.value!r})"
+                )
+        else:
+            impossible = [v for v in wanted if not _in_range(target, v)]
+            if impossible:
+                step = f", step {target.step}" if target.step not in (None, 1) else ""
+                raise SpaceError(
+                    f"search_space.{name}.when: {other} can never be {impossible[0]!r}"
+                    f" (range: [{target.low}, {target.high}]{step})"
+                )
 
     def _dependency_order(self) -> list[str]:
-        deps = {
-            name: set((p.when or {}).keys())
-            | ({p.per_layer} if getattr(p, "per_layer", None) else set())  # type: ignore[union-attr]
-            for name, p in self._params.items()
-        }
+        deps: dict[str, set[str]] = {}
+        for name, p in self._params.items():
+            layers: str | None = getattr(p, "per_layer", None)
+            deps[name] = set((p.when or {}).keys()) | ({layers} if layers else set())
         order: list[str] = []
         visiting: set[str] = set()
 
@@ -224,6 +247,17 @@ class SearchSpace:
         for name in self._params:  # keep the user's order where dependencies allow
             visit(name, [])
         return order
+
+
+def _in_range(param: FloatParam | IntParam, value: Any) -> bool:
+    """Whether a sampled value of ``param`` can equal ``value``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if not param.low <= value <= param.high:
+        return False
+    if isinstance(param, IntParam):
+        return float(value).is_integer() and (int(value) - param.low) % param.step == 0
+    return True
 
 
 def to_distribution(param: ParamSpec) -> BaseDistribution:
@@ -260,6 +294,8 @@ def _describe(param: ParamSpec) -> str:
     if layers:
         text += f", one per layer of {layers}"
     if param.when:
-        cond = ", ".join(f"{k} in {v}" if isinstance(v, list) else f"{k} = {v}" for k, v in param.when.items())
+        cond = ", ".join(
+            f"{k} in {v}" if isinstance(v, list) else f"{k} = {v}" for k, v in param.when.items()
+        )
         text += f", only when {cond}"
     return text

@@ -56,7 +56,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         picks = self._rng.choice(len(population), size=self.sample_size, replace=False)
         contenders = [population[i] for i in picks]
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        parent = max(contenders, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+        parent = max(contenders, key=lambda t: sign * float(t.value or 0.0))
         self._children[trial._trial_id] = self._mutate(parent)
 
     def _mutate(self, parent: FrozenTrial) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,20 @@ class SamplerContext:
     parallel: int
 
 
+def _int_opt(opts: dict[str, Any], key: str, default: int, minimum: int) -> int:
+    value = opts.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"strategy.{key}: must be an integer >= {minimum} (got {value!r})")
+    return value
+
+
+def _bool_opt(opts: dict[str, Any], key: str, default: bool) -> bool:
+    value = opts.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"strategy.{key}: must be true or false (got {value!r})")
+    return value
+
+
 def _random(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     return optuna.samplers.RandomSampler(seed=ctx.seed)
 
@@ -30,28 +45,33 @@ def _random(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
 def _tpe(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     return optuna.samplers.TPESampler(
         seed=ctx.seed,
-        n_startup_trials=int(opts.get("n_startup_trials", 10)),
-        multivariate=bool(opts.get("multivariate", True)),
+        n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
+        multivariate=_bool_opt(opts, "multivariate", True),
         # group=True lets multivariate TPE model each conditional branch on its own.
-        group=bool(opts.get("group", ctx.space.is_conditional)),
-        constant_liar=bool(opts.get("constant_liar", ctx.parallel > 1)),
+        group=_bool_opt(opts, "group", ctx.space.is_conditional),
+        constant_liar=_bool_opt(opts, "constant_liar", ctx.parallel > 1),
     )
 
 
 def _gp(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     return optuna.samplers.GPSampler(
         seed=ctx.seed,
-        n_startup_trials=int(opts.get("n_startup_trials", 10)),
-        deterministic_objective=bool(opts.get("deterministic_objective", False)),
+        n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
+        deterministic_objective=_bool_opt(opts, "deterministic_objective", False),
         warn_independent_sampling=False,
     )
 
 
 def _cmaes(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    sigma0 = opts.get("sigma0")
+    if sigma0 is not None and (
+        isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or sigma0 <= 0
+    ):
+        raise SpecError(f"strategy.sigma0: must be a number > 0 (got {sigma0!r})")
     return optuna.samplers.CmaEsSampler(
         seed=ctx.seed,
-        n_startup_trials=int(opts.get("n_startup_trials", 1)),
-        sigma0=opts.get("sigma0"),
+        n_startup_trials=_int_opt(opts, "n_startup_trials", 1, 0),
+        sigma0=sigma0,
         restart_strategy=opts.get("restart_strategy"),
         # CMA-ES models float/int parameters; categorical ones are drawn by TPE instead.
         independent_sampler=optuna.samplers.TPESampler(seed=ctx.seed),
@@ -60,35 +80,39 @@ def _cmaes(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
 
 
 def _qmc(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
-    return optuna.samplers.QMCSampler(
-        seed=ctx.seed,
-        qmc_type=str(opts.get("qmc_type", "sobol")),
-        scramble=bool(opts.get("scramble", True)),
-        warn_independent_sampling=False,
-        warn_asynchronous_seeding=False,
-    )
+    qmc_type = opts.get("qmc_type", "sobol")
+    if qmc_type not in ("sobol", "halton"):
+        raise SpecError(f"strategy.qmc_type: must be sobol or halton (got {qmc_type!r})")
+    with warnings.catch_warnings():  # "QMCSampler is experimental" says nothing to users
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(
+            seed=ctx.seed,
+            qmc_type=qmc_type,
+            scramble=_bool_opt(opts, "scramble", True),
+            warn_independent_sampling=False,
+            warn_asynchronous_seeding=False,
+        )
 
 
 def _evolution(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
-    try:
-        return RegularizedEvolutionSampler(
-            population_size=int(opts.get("population_size", 20)),
-            sample_size=int(opts.get("sample_size", 5)),
-            seed=ctx.seed,
+    population_size = _int_opt(opts, "population_size", 20, 2)
+    sample_size = _int_opt(opts, "sample_size", min(5, population_size), 1)
+    if sample_size > population_size:
+        raise SpecError(
+            f"strategy.sample_size: must be <= population_size ({sample_size} > {population_size})"
         )
-    except ValueError as exc:
-        raise SpecError(f"strategy.{exc}") from None
+    return RegularizedEvolutionSampler(
+        population_size=population_size, sample_size=sample_size, seed=ctx.seed
+    )
 
 
 def _grid(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
-    points = int(opts.get("grid_points", 5))
-    if points < 2:
-        raise SpecError("strategy.grid_points: must be >= 2")
+    points = _int_opt(opts, "grid_points", 5, 2)
     try:
         grid = build_grid(ctx.space, points)
     except GridTooLargeError as exc:
         raise SpecError(str(exc)) from None
-    return ConditionalGridSampler(grid, seed=ctx.seed, shuffle=bool(opts.get("shuffle", True)))
+    return ConditionalGridSampler(grid, seed=ctx.seed, shuffle=_bool_opt(opts, "shuffle", True))
 
 
 _Builder = Callable[[SamplerContext, dict[str, Any]], BaseSampler]

@@ -1,0 +1,80 @@
+"""The built-in trial function: train one config with the spec's trainer, score it.
+
+One object is cloudpickled to every local worker (and rebuilt from the spec by
+``kubetune trial`` in a pod); the dataset and trainer are loaded once per process and
+reused by every trial that process runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kubetune.core.spec import ExperimentSpec, parse_spec
+from kubetune.core.trial import Reporter, TrialRequest
+from kubetune.data import Dataset
+from kubetune.errors import SpecError
+from kubetune.trainers import Trainer, compute_metrics, get_trainer
+from kubetune.trainers.metrics import check_metric
+
+
+def trainer_metric(spec: ExperimentSpec) -> str:
+    """The trainer-level metric behind ``objective.metric`` (``val_accuracy`` -> ``accuracy``)."""
+    metric = spec.objective.metric
+    if metric.startswith(("test_", "train_")):
+        raise SpecError(
+            f"objective.metric: '{metric}' cannot drive the search; use a validation metric"
+            f" such as val_{metric.split('_', 1)[1]}"
+        )
+    return metric.removeprefix("val_")
+
+
+def objective_key(spec: ExperimentSpec) -> str:
+    """Name of the objective in a trial's metrics dict (always ``val_``-prefixed)."""
+    return "val_" + trainer_metric(spec)
+
+
+def evaluate_split(model: Any, data: Dataset, split: str) -> dict[str, float]:
+    X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
+    proba = model.predict_proba(X) if data.task == "classification" else None
+    scores = compute_metrics(data.task, y, model.predict(X), proba, data.n_classes or None)
+    return {f"{split}_{k}": float(v) for k, v in scores.items()}
+
+
+class BuiltinTrial:
+    def __init__(self, spec_data: dict[str, Any], base_dir: str) -> None:
+        # The spec travels as plain data: workers and pods rebuild and re-validate it.
+        self.spec_data = spec_data
+        self.base_dir = base_dir
+        self._cache: tuple[ExperimentSpec, Dataset, Trainer] | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec) -> BuiltinTrial:
+        return cls(spec.model_dump(mode="json", exclude_none=True), str(spec.base_dir))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec_data": self.spec_data, "base_dir": self.base_dir, "_cache": None}
+
+    def load(self) -> tuple[ExperimentSpec, Dataset, Trainer]:
+        if self._cache is None:
+            from kubetune.steps.retrieve import retrieve
+
+            spec = parse_spec(self.spec_data, base_dir=Path(self.base_dir))
+            if spec.trainer is None:
+                raise SpecError("trainer: this command needs a trainer section (e.g. kind: torch-mlp)")
+            data = retrieve(spec)
+            check_metric(data.task, trainer_metric(spec))
+            self._cache = (spec, data, get_trainer(spec.trainer.kind, spec.trainer.options))
+        return self._cache
+
+    def __call__(self, request: TrialRequest, reporter: Reporter) -> dict[str, float]:
+        spec, data, trainer = self.load()
+        model = trainer.fit(
+            request.params,
+            data,
+            budget=request.budget,
+            seed=request.seed,
+            reporter=reporter,
+            metric=trainer_metric(spec),
+        )
+        return evaluate_split(model, data, "val")
