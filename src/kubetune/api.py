@@ -16,9 +16,10 @@ from typing import Any, Literal
 import optuna
 
 from kubetune.core.events import LoopObserver
-from kubetune.core.loop import TuningLoop
+from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.plan import open_study, plan_search
 from kubetune.core.spec import ExperimentSpec, parse_spec
+from kubetune.core.strategies import SamplerContext, build_sampler
 from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.executors.local import LocalExecutor
 
@@ -136,6 +137,13 @@ def run_search(
     """Run the search loop of ``spec`` with the local executor."""
     plan = plan_search(spec)
     study = open_study(spec, plan, in_memory=in_memory)
+    resumed = len(study.get_trials(deepcopy=False))
+    if resumed:
+        # A sampler seeded as in the first run would draw that run's configs all over again;
+        # a seed derived from the study's length keeps the resumed run reproducible and new.
+        ctx = SamplerContext(space=spec.space, seed=trial_seed(spec.seed, resumed),
+                             parallel=spec.budget.parallel)
+        study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
     study.set_user_attr("kubetune:strategy", plan.strategy)
     study.set_user_attr("kubetune:scheduler", plan.scheduler)
     budget = spec.fidelity.max if spec.fidelity else None

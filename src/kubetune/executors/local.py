@@ -4,7 +4,7 @@ Workers live for the whole run, so a trial pays neither interpreter start-up nor
 nor data loading again (the trial function may cache per process). Each worker talks to
 the controller over its own socket (see ``worker.py`` for the worker side):
 
-    controller -> worker   ("setup", fn, metric) | ("run", request) | ("answer", prune)
+    controller -> worker   ("setup", fn, metric, sys_path) | ("run", request) | ("answer", prune)
     worker -> controller   ("ready",) | ("report", number, step, value) | ("done", number, outcome)
 
 A worker that dies or overruns its deadline is killed and replaced; its trial is reported
@@ -83,7 +83,9 @@ class LocalExecutor(Executor):
         )
         theirs.close()
         conn = Connection(ours.detach())
-        conn.send(("setup", self._payload, self._metric))
+        # The controller's sys.path travels along, so a trial function defined in a module the
+        # controller imported from anywhere (a script's folder, pytest's rootdir) imports too.
+        conn.send(("setup", self._payload, self._metric, list(sys.path)))
         return _Worker(process=process, conn=conn)
 
     def submit(self, request: TrialRequest) -> None:

@@ -43,7 +43,8 @@ def _die_with_parent() -> None:
 
 
 def serve(conn: Connection) -> None:
-    setup = conn.recv()  # ("setup", payload, metric)
+    setup = conn.recv()  # ("setup", payload, metric, sys_path)
+    sys.path[:0] = [p for p in setup[3] if p not in sys.path]
     try:
         fn: TrialFunction = cloudpickle.loads(setup[1])
     except Exception as exc:
