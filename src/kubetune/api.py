@@ -1,9 +1,9 @@
 """The Python API: tune an in-process objective with kubetune's strategies and executor.
 
-    >>> result = kubetune.tune(lambda p: (p["x"] - 2) ** 2,
-    ...                        {"x": {"type": "float", "low": -5, "high": 5}},
-    ...                        direction="minimize", max_trials=30)
-    >>> result.best_params
+>>> result = kubetune.tune(lambda p: (p["x"] - 2) ** 2,
+...                        {"x": {"type": "float", "low": -5, "high": 5}},
+...                        direction="minimize", max_trials=30)
+>>> result.best_params
 """
 
 from __future__ import annotations
@@ -141,8 +141,9 @@ def run_search(
     if resumed:
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
-        ctx = SamplerContext(space=spec.space, seed=trial_seed(spec.seed, resumed),
-                             parallel=spec.budget.parallel)
+        ctx = SamplerContext(
+            space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.budget.parallel
+        )
         study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
     study.set_user_attr("kubetune:strategy", plan.strategy)
     study.set_user_attr("kubetune:scheduler", plan.scheduler)

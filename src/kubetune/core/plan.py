@@ -12,7 +12,12 @@ from optuna.samplers import BaseSampler
 from kubetune.core.schedulers import build_pruner
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.storage import open_storage
-from kubetune.core.strategies import SamplerContext, build_sampler, choose_scheduler, choose_strategy
+from kubetune.core.strategies import (
+    SamplerContext,
+    build_sampler,
+    choose_scheduler,
+    choose_strategy,
+)
 from kubetune.core.termination import (
     MaxTrials,
     Patience,
@@ -35,7 +40,8 @@ class SearchPlan:
 
 
 def plan_search(spec: ExperimentSpec) -> SearchPlan:
-    strategy, reason = spec.strategy.name, "chosen in the spec"
+    strategy: str = spec.strategy.name
+    reason = "chosen in the spec"
     options = spec.strategy.options
     if strategy == "auto":
         choice = choose_strategy(spec.space, spec.budget.max_trials)
@@ -50,8 +56,12 @@ def plan_search(spec: ExperimentSpec) -> SearchPlan:
     fid = spec.fidelity
     scheduler = choose_scheduler(fid.scheduler if fid else "none", has_fidelity=fid is not None)
     pruner = (
-        build_pruner(scheduler, min_resource=fid.min, max_resource=fid.max,
-                     reduction_factor=fid.reduction_factor)
+        build_pruner(
+            scheduler,
+            min_resource=fid.min,
+            max_resource=fid.max,
+            reduction_factor=fid.reduction_factor,
+        )
         if fid is not None
         else optuna.pruners.NopPruner()
     )

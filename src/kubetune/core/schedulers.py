@@ -8,7 +8,9 @@ from optuna.pruners import BasePruner
 SCHEDULER_NAMES = ("hyperband", "asha", "median", "none")
 
 
-def build_pruner(name: str, *, min_resource: int, max_resource: int, reduction_factor: int) -> BasePruner:
+def build_pruner(
+    name: str, *, min_resource: int, max_resource: int, reduction_factor: int
+) -> BasePruner:
     """``name`` is already resolved (``auto`` replaced, see strategies.auto)."""
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
@@ -22,4 +24,6 @@ def build_pruner(name: str, *, min_resource: int, max_resource: int, reduction_f
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min_resource)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise ValueError(f"fidelity.scheduler: unknown scheduler '{name}' (known: {', '.join(SCHEDULER_NAMES)})")
+    raise ValueError(
+        f"fidelity.scheduler: unknown scheduler '{name}' (known: {', '.join(SCHEDULER_NAMES)})"
+    )

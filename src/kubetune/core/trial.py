@@ -34,13 +34,13 @@ class ExitCode(enum.IntEnum):
     TRIAL_FAILED = 4  # the trial code raised or scored NaN: recorded, not retried
 
 
-class TrialStatus(str, enum.Enum):
+class TrialStatus(enum.StrEnum):
     COMPLETED = "completed"
     PRUNED = "pruned"
     FAILED = "failed"
 
 
-class TrialFailure(str, enum.Enum):
+class TrialFailure(enum.StrEnum):
     """Why a trial failed. Only ``INFRASTRUCTURE`` failures are retried."""
 
     INVALID_CONFIG = "invalid_config"  # the trainer refused the config

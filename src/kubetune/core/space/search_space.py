@@ -60,9 +60,7 @@ class SearchSpace:
     @property
     def is_numeric(self) -> bool:
         """True when every searched parameter is a float or an int."""
-        return all(
-            isinstance(p, FloatParam | IntParam | FixedParam) for p in self._params.values()
-        )
+        return all(isinstance(p, FloatParam | IntParam | FixedParam) for p in self._params.values())
 
     @property
     def searched_names(self) -> list[str]:
@@ -84,9 +82,7 @@ class SearchSpace:
 
         Counting stops past ``cap``: any number above ``cap`` means "more than ``cap``".
         """
-        if any(
-            isinstance(p, FloatParam) and p.step is None for p in self._params.values()
-        ):
+        if any(isinstance(p, FloatParam) and p.step is None for p in self._params.values()):
             return None
         from kubetune.core.space.grid import count_configs
 
