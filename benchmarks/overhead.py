@@ -23,7 +23,9 @@ import functools
 import json
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -32,6 +34,7 @@ import optuna
 from kubetune.core.loop import DURATION, TuningLoop
 from kubetune.core.space import SearchSpace
 from kubetune.core.spec import parse_spec
+from kubetune.core.storage import journal_storage
 from kubetune.core.termination import MaxTrials
 from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.executors.local import LocalExecutor
@@ -64,11 +67,17 @@ def _sleep_trial(seconds: float, request: TrialRequest, reporter: Reporter) -> f
     return 0.0
 
 
-def _run_loop(executor: LocalExecutor, space: SearchSpace, n_trials: int, seed: int
-              ) -> tuple[float, optuna.Study]:
-    study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.RandomSampler(seed=seed)
+def _new_study(seed: int, journal: Path | None = None) -> optuna.Study:
+    return optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        storage=journal_storage(journal) if journal is not None else None,
     )
+
+
+def _run_loop(executor: LocalExecutor, space: SearchSpace, n_trials: int, seed: int,
+              journal: Path | None = None) -> tuple[float, optuna.Study]:
+    study = _new_study(seed, journal)
     loop = TuningLoop(
         study, space, executor, stop_conditions=[MaxTrials(n_trials)],
         max_trials=n_trials, seed=seed,
@@ -88,36 +97,44 @@ def _warm_executor(fn: Any, workers: int, space: SearchSpace) -> tuple[LocalExec
     return executor, time.perf_counter() - start
 
 
-def _optuna_loop(n_trials: int, seed: int) -> float:
+def _optuna_loop(n_trials: int, seed: int, journal: Path | None = None) -> float:
     def objective(trial: optuna.Trial) -> float:
         for name in SPACE:
             trial.suggest_float(name, SPACE[name]["low"], SPACE[name]["high"])
         return 0.0
 
-    study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.RandomSampler(seed=seed)
-    )
+    study = _new_study(seed, journal)
     start = time.perf_counter()
     study.optimize(objective, n_trials=n_trials)
     return time.perf_counter() - start
 
 
-def bench_noop(n_trials: int = 300, repeats: int = 5, workers: int = 2, seed: int = 0
-               ) -> dict[str, Any]:
+def bench_noop(n_trials: int = 300, repeats: int = 5, workers: int = 2, seed: int = 0,
+               storage: str = "memory") -> dict[str, Any]:
+    """``storage``: "memory" (optuna's InMemoryStorage) or "journal" (kubetune's journal file,
+    what a spec-driven run uses by default; both loops then write to their own file)."""
+    if storage not in ("memory", "journal"):
+        raise ValueError("storage: memory or journal")
     space = _space()
     kubetune_ms: list[float] = []
     optuna_ms: list[float] = []
     startup_s: list[float] = []
-    for rep in range(repeats):
-        optuna_ms.append(_optuna_loop(n_trials, seed + rep) / n_trials * 1000)
-        executor, warmup = _warm_executor(_noop_trial, workers, space)
-        with executor:
-            elapsed, _ = _run_loop(executor, space, n_trials, seed + rep)
-        startup_s.append(warmup)
-        kubetune_ms.append(elapsed / n_trials * 1000)
+    with tempfile.TemporaryDirectory(prefix="kubetune-bench-") as tmp:
+        for rep in range(repeats):
+            journals: list[Path | None] = [None, None]
+            if storage == "journal":
+                journals = [Path(tmp, f"optuna-{rep}.journal"),
+                            Path(tmp, f"kubetune-{rep}.journal")]
+            optuna_ms.append(_optuna_loop(n_trials, seed + rep, journals[0]) / n_trials * 1000)
+            executor, warmup = _warm_executor(_noop_trial, workers, space)
+            with executor:
+                elapsed, _ = _run_loop(executor, space, n_trials, seed + rep, journals[1])
+            startup_s.append(warmup)
+            kubetune_ms.append(elapsed / n_trials * 1000)
     k_med, o_med = statistics.median(kubetune_ms), statistics.median(optuna_ms)
     return {
         "scenario": "noop",
+        "storage": storage,
         "trials": n_trials,
         "repeats": repeats,
         "workers": workers,
@@ -164,11 +181,11 @@ def bench_sleep(n_trials: int = 60, sleep_s: float = 0.05, repeats: int = 5, wor
     }
 
 
-def format_table(noop: dict[str, Any], sleep: dict[str, Any]) -> str:
+def _noop_lines(noop: dict[str, Any]) -> list[str]:
     ok = {True: "ok", False: "ABOVE TARGET"}
-    lines = [
+    return [
         f"no-op trials: {noop['trials']} trials x {noop['repeats']} repeats,"
-        f" {noop['workers']} workers, RandomSampler, in-memory storage (medians)",
+        f" {noop['workers']} workers, RandomSampler, {noop['storage']} storage (medians)",
         f"  {'loop':<28}{'ms/trial':>10}",
         f"  {'optuna study.optimize':<28}{noop['optuna_ms_per_trial']:>10.3f}",
         f"  {'kubetune local executor':<28}{noop['kubetune_ms_per_trial']:>10.3f}",
@@ -177,6 +194,15 @@ def format_table(noop: dict[str, Any], sleep: dict[str, Any]) -> str:
         f"  {'ratio kubetune / optuna':<28}{noop['ratio']:>10.2f}",
         f"  worker start-up (once per run, not included): {noop['worker_startup_s']:.2f} s",
         "",
+    ]
+
+
+def format_table(noop: dict[str, Any], sleep: dict[str, Any],
+                 journal: dict[str, Any] | None = None) -> str:
+    ok = {True: "ok", False: "ABOVE TARGET"}
+    lines = [
+        *_noop_lines(noop),
+        *(_noop_lines(journal) if journal is not None else []),
         f"sleeping trials: {sleep['trials']} trials of {sleep['sleep_s']:g} s,"
         f" {sleep['workers']} workers, {sleep['repeats']} repeats (medians)",
         f"  ideal (work / workers) {sleep['ideal_s']:.3f} s, actual {sleep['actual_s']:.3f} s,"
@@ -194,16 +220,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sleep-trials", type=int, default=60)
     parser.add_argument("--sleep", type=float, default=0.05, help="seconds per sleeping trial")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--journal", action="store_true",
+                        help="also compare both loops on a journal file (fsync per write)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     noop = bench_noop(args.trials, args.repeats, args.workers, args.seed)
+    journal = (
+        bench_noop(args.trials, args.repeats, args.workers, args.seed, storage="journal")
+        if args.journal else None
+    )
     sleep = bench_sleep(args.sleep_trials, args.sleep, args.repeats, args.workers, args.seed)
     if args.json:
-        print(json.dumps({"noop": noop, "sleep": sleep}, indent=2))
+        results = {"noop": noop, "sleep": sleep}
+        if journal is not None:
+            results["noop_journal"] = journal
+        print(json.dumps(results, indent=2))
     else:
-        print(format_table(noop, sleep))
+        print(format_table(noop, sleep, journal))
     return 0
 
 

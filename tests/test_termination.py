@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 import kubetune
 from kubetune.core.termination import (
+    RETRIED,
     MaxTrials,
     Patience,
     SpaceExhausted,
@@ -146,8 +147,17 @@ class TestPatience:
         trials = [_trial(0, value=1.0), _trial(1, TrialState.PRUNED), _trial(2, TrialState.FAIL)]
         assert Patience(2).check(_snap(trials)) is not None
 
+    def test_retried_failures_do_not_count(self) -> None:
+        # dead workers (failures that are retried) are not trials without improvement
+        trials = [_trial(0, value=1.0), _trial(1, TrialState.FAIL, **{RETRIED: True}),
+                  _trial(2, TrialState.FAIL, **{RETRIED: True}), _trial(3, value=2.0)]
+        assert Patience(2).check(_snap(trials)) is None
+        trials.append(_trial(4, TrialState.FAIL, **{RETRIED: False}))  # a final failure does
+        assert Patience(2).check(_snap(trials)) is not None
+
     def test_running_trials_do_not_count(self) -> None:
-        trials = [_trial(0, value=1.0), _trial(1, TrialState.RUNNING), _trial(2, TrialState.RUNNING)]
+        trials = [_trial(0, value=1.0), _trial(1, TrialState.RUNNING),
+                  _trial(2, TrialState.RUNNING)]
         assert Patience(2).check(_snap(trials)) is None
 
     def test_no_completed_trial_never_stops(self) -> None:

@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    _quiet_optuna()
     try:
         return _dispatch(args)
     except KubetuneError as exc:
@@ -72,6 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_optuna() -> None:
+    # kubetune prints its own progress; optuna's per-trial INFO lines would repeat it.
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

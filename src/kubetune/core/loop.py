@@ -19,15 +19,14 @@ from optuna.trial import FrozenTrial, TrialState
 from kubetune.core.events import LoopObserver, LoopProgress
 from kubetune.core.executor import Executor, FinishedEvent, ReportEvent
 from kubetune.core.space import SearchSpace
-from kubetune.core.termination import StopCondition, StudySnapshot, first_reason
+from kubetune.core.termination import RETRIED, StopCondition, StudySnapshot, first_reason
 from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, TrialStatus
 
-# user_attrs kubetune keeps on trials
+# user_attrs kubetune keeps on trials (and RETRIED, from termination)
 ATTEMPT = "kubetune:attempt"
 RETRY_OF = "kubetune:retry_of"
 FAILURE = "failure"
 MESSAGE = "message"
-RETRIED = "kubetune:retried"
 METRICS = "metrics"
 DURATION = "duration_s"
 PARAMS = "kubetune:params"
@@ -113,7 +112,8 @@ class TuningLoop:
     def _fill(self, snap: StudySnapshot) -> None:
         planned = snap.finished_count + len(self._in_flight)
         while len(self._in_flight) < self.executor.capacity:
-            if self.max_trials is not None and planned >= self.max_trials and not self._has_waiting():
+            full = self.max_trials is not None and planned >= self.max_trials
+            if full and not self._has_waiting():
                 return
             if not self._sampler_has_more():
                 return

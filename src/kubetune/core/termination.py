@@ -6,9 +6,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from optuna.trial import FrozenTrial, TrialState
+
+# user_attr the loop sets on a failed trial: True when the same config is queued again
+RETRIED = "kubetune:retried"
 
 
 @dataclass(frozen=True)
@@ -18,11 +22,12 @@ class StudySnapshot:
     started_at: float  # time.monotonic() when this run of the loop started
     final_failures: int  # failed trials that will not be retried
 
-    @property
+    # Cached: several conditions (and the loop) ask, once per event, on every trial so far.
+    @cached_property
     def completed(self) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state == TrialState.COMPLETE]
 
-    @property
+    @cached_property
     def finished_count(self) -> int:
         done = sum(1 for t in self.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
         return done + self.final_failures
@@ -73,14 +78,23 @@ class TargetReached(StopCondition):
 
 
 class Patience(StopCondition):
-    """No improvement of the best value in the last ``patience`` finished trials."""
+    """No improvement of the best value in the last ``patience`` finished trials.
+
+    A failure that is retried (a dead worker) is not a finished trial: its retry is.
+    """
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
 
     def check(self, snap: StudySnapshot) -> str | None:
         finished = sorted(
-            (t for t in snap.trials if t.state.is_finished()), key=lambda t: t.number
+            (
+                t
+                for t in snap.trials
+                if t.state.is_finished()
+                and not (t.state == TrialState.FAIL and t.user_attrs.get(RETRIED))
+            ),
+            key=lambda t: t.number,
         )
         sign = 1.0 if snap.direction == "maximize" else -1.0
         best: float | None = None

@@ -76,7 +76,8 @@ class LocalExecutor(Executor):
     def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = subprocess.Popen(
-            [sys.executable, "-m", "kubetune.executors.worker", str(theirs.fileno())],
+            [sys.executable, "-m", "kubetune.executors.worker", str(theirs.fileno()),
+             str(os.getpid())],
             pass_fds=(theirs.fileno(),),
             env=self._env,
             stdin=subprocess.DEVNULL,
@@ -96,10 +97,8 @@ class LocalExecutor(Executor):
         worker.limit_s = request.deadline_s
         self._start_clock(worker)
         self._by_number[request.number] = worker
-        try:
+        with contextlib.suppress(OSError):  # a dead worker: poll() reports the trial failed
             worker.conn.send(("run", request.to_dict()))
-        except OSError:
-            pass  # the worker died; poll() notices and reports the trial as failed
 
     def _start_clock(self, worker: _Worker) -> None:
         """A trial's deadline counts from when its worker can run it.

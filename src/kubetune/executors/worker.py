@@ -1,4 +1,4 @@
-"""The worker process of the local executor: ``python -m kubetune.executors.worker FD``.
+"""The local executor's worker process: ``python -m kubetune.executors.worker FD [PARENT_PID]``.
 
 Started with a fresh interpreter (not fork: a parent that already ran torch or BLAS threads
 forks badly; not multiprocessing's spawn: that re-runs the user's ``__main__``). The trial
@@ -70,8 +70,11 @@ def serve(conn: Connection) -> None:
 def main() -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle
-    if os.getppid() == 1:
-        return  # the controller already died
+    # The controller may have died before the death signal was armed: then this process was
+    # re-parented (to init, or to a subreaper in a container) and must not run.
+    controller = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    if os.getppid() == 1 or (controller is not None and os.getppid() != controller):
+        return
     serve(Connection(int(sys.argv[1])))
 
 

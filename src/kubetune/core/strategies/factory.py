@@ -83,15 +83,13 @@ def _qmc(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     qmc_type = opts.get("qmc_type", "sobol")
     if qmc_type not in ("sobol", "halton"):
         raise SpecError(f"strategy.qmc_type: must be sobol or halton (got {qmc_type!r})")
-    with warnings.catch_warnings():  # "QMCSampler is experimental" says nothing to users
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.QMCSampler(
-            seed=ctx.seed,
-            qmc_type=qmc_type,
-            scramble=_bool_opt(opts, "scramble", True),
-            warn_independent_sampling=False,
-            warn_asynchronous_seeding=False,
-        )
+    return optuna.samplers.QMCSampler(
+        seed=ctx.seed,
+        qmc_type=qmc_type,
+        scramble=_bool_opt(opts, "scramble", True),
+        warn_independent_sampling=False,
+        warn_asynchronous_seeding=False,
+    )
 
 
 def _evolution(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
@@ -137,4 +135,7 @@ def build_sampler(name: str, options: dict[str, Any], ctx: SamplerContext) -> Ba
     if unknown:
         known = ", ".join(sorted(accepted)) or "none"
         raise SpecError(f"strategy.{unknown[0]}: unknown option for {name} (known: {known})")
-    return builder(ctx, options)
+    # "QMCSampler is experimental", "Argument group is experimental": nothing a user can act on
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return builder(ctx, options)
