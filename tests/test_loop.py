@@ -298,7 +298,8 @@ def _events_until_finished(ex: LocalExecutor, number: int, limit_s: float = 30) 
 
 
 def test_local_executor_relays_reports_results_and_cancellation() -> None:
-    with LocalExecutor(_reporting_fn, workers=1) as ex:
+    ex = LocalExecutor(_reporting_fn, workers=1)
+    with ex:
         assert ex.capacity == 1
         ex.submit(TrialRequest(study="s", number=0, params={"x": 0.25}, seed=1))
         events = _events_until_finished(ex, 0)

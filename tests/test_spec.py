@@ -267,7 +267,11 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         spec_with(fidelity={"param": "lr", "max": 5}),
         "fidelity.param: 'lr' is the budget; remove it from search_space",
     ),
-    ("fidelity-without-max", spec_with(fidelity={"param": "epochs"}), "fidelity.max: Field required"),
+    (
+        "fidelity-without-max",
+        spec_with(fidelity={"param": "epochs"}),
+        "fidelity.max: Field required",
+    ),
     (
         "fidelity-unknown-scheduler",
         spec_with(fidelity={"param": "epochs", "max": 9, "scheduler": "pbt"}),

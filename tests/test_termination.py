@@ -23,6 +23,7 @@ from kubetune.core.termination import (
     WallTime,
     first_reason,
 )
+from kubetune.errors import InvalidConfigError
 
 # Objectives defined here run in worker processes that cannot import this test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -36,7 +37,7 @@ def _trial(
     state: TrialState = TrialState.COMPLETE,
     value: float | None = None,
     params: dict[str, Any] | None = None,
-    **user_attrs: Any,
+    attrs: dict[str, Any] | None = None,
 ) -> FrozenTrial:
     params = params if params is not None else {"x": number / 100}
     trial = create_trial(
@@ -44,7 +45,7 @@ def _trial(
         value=value if state == TrialState.COMPLETE else None,
         params=params,
         distributions={k: FloatDistribution(-1e9, 1e9) for k in params},
-        user_attrs=user_attrs,
+        user_attrs=attrs or {},
     )
     trial.number = number
     return trial
@@ -77,7 +78,7 @@ class TestMaxTrials:
             _trial(0, value=1.0),
             _trial(1, TrialState.PRUNED),
             _trial(2, TrialState.FAIL),  # final failure, counted via final_failures
-            _trial(3, TrialState.FAIL, retried=True),  # will be retried: not counted
+            _trial(3, TrialState.FAIL, attrs={RETRIED: True}),  # retried: not counted
             _trial(4, TrialState.RUNNING),
             _trial(5, TrialState.WAITING),
         ]
@@ -149,10 +150,10 @@ class TestPatience:
 
     def test_retried_failures_do_not_count(self) -> None:
         # dead workers (failures that are retried) are not trials without improvement
-        trials = [_trial(0, value=1.0), _trial(1, TrialState.FAIL, **{RETRIED: True}),
-                  _trial(2, TrialState.FAIL, **{RETRIED: True}), _trial(3, value=2.0)]
+        trials = [_trial(0, value=1.0), _trial(1, TrialState.FAIL, attrs={RETRIED: True}),
+                  _trial(2, TrialState.FAIL, attrs={RETRIED: True}), _trial(3, value=2.0)]
         assert Patience(2).check(_snap(trials)) is None
-        trials.append(_trial(4, TrialState.FAIL, **{RETRIED: False}))  # a final failure does
+        trials.append(_trial(4, TrialState.FAIL, attrs={RETRIED: False}))  # a final one does
         assert Patience(2).check(_snap(trials)) is not None
 
     def test_running_trials_do_not_count(self) -> None:
@@ -182,14 +183,21 @@ class TestSpaceExhausted:
         reason = SpaceExhausted(2).check(_snap(trials))
         assert reason is not None and "exhausted" in reason and "2 configs" in reason
 
-    def test_failed_and_running_configs_are_not_tried(self) -> None:
+    def test_retried_and_running_configs_are_not_tried_yet(self) -> None:
         trials = [
             _trial(0, value=1.0, params={"a": 1}),
-            _trial(1, TrialState.FAIL, params={"a": 2}),
+            _trial(1, TrialState.FAIL, params={"a": 2}, attrs={RETRIED: True}),
             _trial(2, TrialState.RUNNING, params={"a": 3}),
         ]
         assert SpaceExhausted(2).check(_snap(trials)) is None
-        trials.append(_trial(3, value=0.5, params={"a": 2}))
+        trials.append(_trial(3, value=0.5, params={"a": 2}))  # the retry completed
+        assert SpaceExhausted(2).check(_snap(trials)) is not None
+
+    def test_a_config_that_failed_for_good_was_tried(self) -> None:
+        trials = [
+            _trial(0, value=1.0, params={"a": 1}),
+            _trial(1, TrialState.FAIL, params={"a": 2}, attrs={RETRIED: False}),
+        ]
         assert SpaceExhausted(2).check(_snap(trials)) is not None
 
 
@@ -275,3 +283,18 @@ def test_tune_stops_when_finite_space_is_exhausted() -> None:
     assert len(configs) == 6
     assert len(result.study.trials) == 6
     assert result.best_params == {"a": 1, "b": "p"}
+
+
+def _invalid_for_three(params: dict[str, Any]) -> float:
+    if params["a"] == 3:
+        raise InvalidConfigError("a=3 cannot be trained")
+    return float(params["a"])
+
+
+def test_finite_space_with_invalid_configs_is_exhausted() -> None:
+    result = kubetune.tune(_invalid_for_three, {"a": [1, 2, 3, 4]}, max_trials=100)
+    assert result.stop_reason.startswith("search space exhausted")
+    assert len(result.study.trials) == 4
+    failed = [t for t in result.study.trials if t.state == TrialState.FAIL]
+    assert [t.params["a"] for t in failed] == [3]
+    assert result.best_params == {"a": 1}

@@ -124,6 +124,17 @@ def _validate(path: str) -> int:
     from kubetune.core.plan import plan_search
 
     spec = _load(path)
+    if spec.trainer is not None:
+        # What `run` would refuse, refused here too (without loading the data).
+        from kubetune.errors import SpecError
+        from kubetune.steps.search import normalize_objective
+        from kubetune.trainers import TRAINER_KINDS
+
+        kind = spec.trainer.kind
+        if kind not in TRAINER_KINDS:
+            raise SpecError(f"trainer.kind: unknown trainer kind '{kind}';"
+                            f" valid kinds: {', '.join(TRAINER_KINDS)}")
+        spec = normalize_objective(spec)
     plan = plan_search(spec)
     print(f"{path}: valid spec for experiment '{spec.name}'")
     print(f"objective: {spec.direction} {spec.objective.metric}"

@@ -37,12 +37,18 @@ def run_trial_command(spec_path: str, request_path: str, output: str, progress: 
     except KubetuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    fn = BuiltinTrial.from_spec(spec)
-    reporter = JsonLinesReporter(Path(progress) if progress else None)
-    outcome = run_trial(fn, request, reporter, spec.objective.metric)
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    progress_path = Path(progress) if progress else None
+    try:  # before training: a pod that cannot write its result should not train first
+        for path in (out, progress_path):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create the output folder: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    fn = BuiltinTrial.from_spec(spec)
+    outcome = run_trial(fn, request, JsonLinesReporter(progress_path), spec.objective.metric)
+    tmp = out.with_name(out.name + ".tmp")  # not with_suffix: "result.tmp" would be out itself
     tmp.write_text(json.dumps(outcome.to_dict(), indent=2))
     os.replace(tmp, out)  # a reader never sees half a result
     print(f"trial {request.number}: {outcome.status.value}"

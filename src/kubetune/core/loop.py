@@ -125,7 +125,6 @@ class TuningLoop:
         params = self.space.suggest(trial)
         attempt = int(trial.user_attrs.get(ATTEMPT, 1))
         origin = int(trial.user_attrs.get(RETRY_OF, trial.number))
-        trial.set_user_attr(PARAMS, params)
         request = TrialRequest(
             study=self.study.study_name,
             number=trial.number,
@@ -138,6 +137,9 @@ class TuningLoop:
         )
         self._in_flight[trial.number] = trial
         self.executor.submit(request)
+        # written once the trial is on its way: a worker waits on no storage round trip it
+        # does not need (with a journal file each one is an fsync)
+        trial.set_user_attr(PARAMS, params)
 
     def _handle(self, event: ReportEvent | FinishedEvent) -> None:
         trial = self._in_flight.get(event.number)

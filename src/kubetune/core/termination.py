@@ -15,6 +15,13 @@ from optuna.trial import FrozenTrial, TrialState
 RETRIED = "kubetune:retried"
 
 
+def _done(trial: FrozenTrial) -> bool:
+    """Finished for good: a failure that is retried (a dead worker) is not; its retry will be."""
+    if trial.state == TrialState.FAIL:
+        return not trial.user_attrs.get(RETRIED)
+    return trial.state.is_finished()
+
+
 @dataclass(frozen=True)
 class StudySnapshot:
     trials: Sequence[FrozenTrial]  # every trial of the study, resumed ones included
@@ -87,15 +94,7 @@ class Patience(StopCondition):
         self.patience = patience
 
     def check(self, snap: StudySnapshot) -> str | None:
-        finished = sorted(
-            (
-                t
-                for t in snap.trials
-                if t.state.is_finished()
-                and not (t.state == TrialState.FAIL and t.user_attrs.get(RETRIED))
-            ),
-            key=lambda t: t.number,
-        )
+        finished = sorted((t for t in snap.trials if _done(t)), key=lambda t: t.number)
         sign = 1.0 if snap.direction == "maximize" else -1.0
         best: float | None = None
         since = 0
@@ -112,7 +111,12 @@ class Patience(StopCondition):
 
 
 class SpaceExhausted(StopCondition):
-    """Every config of a finite space has been tried (or is running)."""
+    """Every config of a finite space has been tried.
+
+    A config is tried once a trial of it finished for good: completed, pruned, or failed
+    without a retry (an invalid config is not worth another go). Running ones do not count
+    yet: a dead worker's retry must still be able to run.
+    """
 
     def __init__(self, cardinality: int) -> None:
         self.cardinality = cardinality
@@ -121,7 +125,7 @@ class SpaceExhausted(StopCondition):
         seen = {
             tuple(sorted((k, repr(v)) for k, v in t.params.items()))
             for t in snap.trials
-            if t.state.is_finished() and t.state != TrialState.FAIL
+            if _done(t)
         }
         if len(seen) >= self.cardinality:
             return f"search space exhausted (all {self.cardinality} configs tried)"

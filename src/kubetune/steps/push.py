@@ -40,7 +40,9 @@ def champion_gate(
         return True, f"production v{current.version} has no {metric}"
     better = value >= champion if direction == "maximize" else value <= champion
     verdict = "promoted" if better else "kept the champion"
-    return better, f"{verdict}: {metric} {value:.4g} vs production v{current.version} {champion:.4g}"
+    return better, (
+        f"{verdict}: {metric} {value:.4g} vs production v{current.version} {champion:.4g}"
+    )
 
 
 def push(

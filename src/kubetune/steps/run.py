@@ -20,6 +20,7 @@ from kubetune.steps.push import push
 from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import normalize_objective, search
 from kubetune.steps.train import best_budget, train_final
+from kubetune.steps.trial import check_trainer
 
 DEFAULT_MODEL_REPO = "model-repo"
 
@@ -41,6 +42,7 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     data = retrieve(spec)  # fail fast on bad data, before any worker starts
+    check_trainer(spec, data)  # ... and on a trainer or objective no trial could use
     console.print(
         f"[bold]{spec.name}[/]: {data.name} ({data.task}, {len(data.X_train)} train /"
         f" {len(data.X_val)} validation / {len(data.X_test)} test rows,"

@@ -13,9 +13,9 @@ from typing import Any
 from kubetune.core.spec import ExperimentSpec, parse_spec
 from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.data import Dataset
-from kubetune.errors import SpecError
+from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
-from kubetune.trainers.metrics import check_metric
+from kubetune.trainers.metrics import canonical_metric, check_metric
 
 
 def trainer_metric(spec: ExperimentSpec) -> str:
@@ -26,12 +26,37 @@ def trainer_metric(spec: ExperimentSpec) -> str:
             f"objective.metric: '{metric}' cannot drive the search; use a validation metric"
             f" such as val_{metric.split('_', 1)[1]}"
         )
-    return metric.removeprefix("val_")
+    try:
+        return canonical_metric(metric)
+    except KubetuneError as exc:  # a typo would otherwise fail every trial, one by one
+        raise SpecError(f"objective.metric: {exc}") from None
 
 
 def objective_key(spec: ExperimentSpec) -> str:
     """Name of the objective in a trial's metrics dict (always ``val_``-prefixed)."""
     return "val_" + trainer_metric(spec)
+
+
+def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
+    """The spec's trainer, checked against the data before any trial runs.
+
+    Catches what would otherwise fail every trial one by one (and, since failed trials
+    count towards ``max_trials``, use up a resumed study): an unknown trainer kind, an
+    objective that does not fit the task, a custom function that cannot be imported here.
+    """
+    if spec.trainer is None:
+        raise SpecError("trainer: this command needs a trainer section (e.g. kind: torch-mlp)")
+    metric = trainer_metric(spec)
+    try:
+        check_metric(data.task, metric)
+    except KubetuneError as exc:
+        raise SpecError(f"objective.metric: {exc}") from None
+    trainer = get_trainer(spec.trainer.kind, spec.trainer.options)
+    if spec.trainer.kind == "custom":
+        from kubetune.trainers.custom import resolve_function
+
+        resolve_function(trainer.options.get("function"))
+    return trainer
 
 
 def evaluate_split(model: Any, data: Dataset, split: str) -> dict[str, float]:
@@ -60,11 +85,8 @@ class BuiltinTrial:
             from kubetune.steps.retrieve import retrieve
 
             spec = parse_spec(self.spec_data, base_dir=Path(self.base_dir))
-            if spec.trainer is None:
-                raise SpecError("trainer: this command needs a trainer section (e.g. kind: torch-mlp)")
             data = retrieve(spec)
-            check_metric(data.task, trainer_metric(spec))
-            self._cache = (spec, data, get_trainer(spec.trainer.kind, spec.trainer.options))
+            self._cache = (spec, data, check_trainer(spec, data))
         return self._cache
 
     def __call__(self, request: TrialRequest, reporter: Reporter) -> dict[str, float]:

@@ -1,0 +1,271 @@
+"""The ``kubetune`` command: validate, run end to end, models list/show/pull, resume.
+
+Runs use a tiny digits MLP (2 epochs, a handful of trials, one worker) in a temporary
+working directory, so studies, reports and model repositories land there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+
+from kubetune.cli.main import main
+from kubetune.repository import open_repository
+
+NAME = "tiny-digits"
+TINY_SPEC = f"""\
+name: {NAME}
+objective: {{metric: val_accuracy}}
+data: {{source: "sklearn:digits"}}
+trainer: {{kind: torch-mlp}}
+search_space:
+  units: {{type: int, low: 16, high: 32}}
+  lr: {{type: float, low: 5.0e-3, high: 3.0e-2, log: true}}
+  n_layers: 1
+  batch_size: 128
+strategy: {{name: tpe}}
+fidelity: {{param: epochs, min: 1, max: 2, scheduler: none}}
+budget: {{max_trials: 2, parallel: 1}}
+seed: 0
+"""
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _study_trials(workdir: Path) -> list[optuna.trial.FrozenTrial]:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    journal = workdir / "kubetune-runs" / NAME / "study.journal"
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    return optuna.load_study(study_name=NAME, storage=storage).get_trials(deepcopy=False)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def test_validate_prints_the_space_and_the_strategy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = TINY_SPEC.replace("metric: val_accuracy", "metric: accuracy")
+    spec = _write(tmp_path / "spec.yaml", text)
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert f"valid spec for experiment '{NAME}'" in out
+    assert "objective: maximize val_accuracy" in out  # the name the trials report
+    assert "search space:" in out
+    for line in ("units", "int in [16, 32]", "lr", "float in [0.005, 0.03] (log)", "n_layers"):
+        assert line in out
+    assert "strategy: tpe (chosen in the spec)" in out
+    assert "fidelity: epochs from 1 to 2" in out
+    assert "stops on: MaxTrials" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("max_trials: 2", "max_trails: 2"), "budget.max_trails: unknown field"),
+        (("low: 5.0e-3", "low: -1.0"), "search_space.lr"),
+        (("metric: val_accuracy", "metric: test_accuracy"), "objective.metric"),
+        (("metric: val_accuracy", "metric: val_acc, direction: maximize"), "objective.metric"),
+        (("kind: torch-mlp", "kind: torch-mpl"), "trainer.kind"),
+        (("name: tiny-digits", "name: Tiny Digits"), "name:"),
+    ],
+)
+def test_validate_rejects_a_bad_spec_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], field: str
+) -> None:
+    assert change[0] in TINY_SPEC
+    spec = _write(tmp_path / "bad.yaml", TINY_SPEC.replace(*change))
+    assert main(["validate", str(spec)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert field in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_validate_as_a_process(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.yaml", TINY_SPEC)
+    bad = _write(tmp_path / "bad.yaml", TINY_SPEC.replace("parallel: 1", "parallel: 0"))
+    command = [sys.executable, "-m", "kubetune.cli.main", "validate"]
+    ok = subprocess.run([*command, str(good)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "strategy: tpe" in ok.stdout
+    failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2
+    assert "error:" in failed.stderr and "budget.parallel" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    workdir: Path
+    spec: Path
+    repo: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FinishedRun]:
+    """One real `kubetune run` of the tiny spec; tests read (or copy) what it wrote."""
+    workdir = tmp_path_factory.mktemp("run")
+    spec = _write(workdir / "specs" / "tiny.yaml", TINY_SPEC)
+    cwd = Path.cwd()
+    os.chdir(workdir)
+    capture = pytest.MonkeyPatch()
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        capture.setattr(sys, "stdout", out)
+        capture.setattr(sys, "stderr", err)
+        code = main(["run", str(spec), "--model-repo", "repo"])
+    finally:
+        capture.undo()
+        os.chdir(cwd)
+    assert code == 0, err.getvalue()
+    yield FinishedRun(workdir, spec, workdir / "repo", out.getvalue(), err.getvalue())
+
+
+def test_run_writes_summary_report_and_model(finished_run: FinishedRun) -> None:
+    run_dir = finished_run.workdir / "kubetune-runs" / NAME
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["experiment"] == NAME
+    assert summary["metric"] == "val_accuracy"
+    assert summary["completed"] + summary["pruned"] + summary["failed"] == 2
+    assert summary["completed"] >= 1
+    assert set(summary["test_metrics"]) == {"accuracy", "f1", "log_loss", "roc_auc"}
+    assert 0.5 < summary["test_metrics"]["accuracy"] <= 1.0
+    assert summary["validation_metrics"]["accuracy"] == pytest.approx(summary["best_value"])
+    assert summary["model_version"] == 1
+    report = Path(summary["report_path"])
+    assert report == run_dir / "report.html"
+    assert NAME in report.read_text()
+
+    repo = open_repository(finished_run.repo)
+    manifest = repo.get(NAME, "production")
+    assert manifest.version == 1
+    assert manifest.metrics["test_accuracy"] == pytest.approx(summary["test_metrics"]["accuracy"])
+    assert manifest.params == summary["best_params"]
+    assert {f.path for f in manifest.files} == {"model.safetensors", "architecture.json"}
+    assert manifest.extra["budget"] == 2  # the final model got the best trial's epochs
+    assert "no production model yet" in finished_run.stderr
+
+
+def test_models_pull_list_and_show(
+    finished_run: FinishedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = str(finished_run.repo)
+    dest = tmp_path / "pulled"
+    pull = ["models", "--model-repo", repo, "pull", NAME, "production", "--dest", str(dest)]
+    assert main(pull) == 0
+    assert f"pulled {NAME} v1" in capsys.readouterr().out
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest_hashes = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
+    assert set(manifest_hashes) == {"model.safetensors", "architecture.json"}
+    for entry in manifest["files"]:
+        assert _sha256(dest / entry["path"]) == entry["sha256"]
+        assert (dest / entry["path"]).stat().st_size == entry["size"]
+
+    assert main(["models", "--model-repo", repo, "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == ["NAME", "VERSIONS", "LATEST", "ALIASES", "UPDATED"]
+    assert listing[1].split()[:4] == [NAME, "1", "1", "production=1"]
+
+    assert main(["models", "--model-repo", repo, "list", NAME]) == 0
+    versions = capsys.readouterr().out.splitlines()
+    assert versions[0].split()[:5] == ["VERSION", "CREATED", "ALIASES", "TRAINER", "STUDY"]
+    row = versions[1].split()
+    assert row[0] == "1" and row[2:5] == ["production", "torch-mlp", NAME]
+    assert "test_accuracy=" in versions[1]
+
+    assert main(["models", "--model-repo", repo, "show", NAME, "production"]) == 0
+    shown = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert shown["model"] == [NAME]
+    assert shown["version"] == ["1"]
+    assert shown["aliases"] == ["production"]
+    assert shown["test_accuracy"] and shown["units"]  # metrics and params are listed
+    assert shown["model.safetensors"][-1] == manifest_hashes["model.safetensors"][:12]
+
+
+def test_tampered_model_file_fails_pull(
+    finished_run: FinishedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(finished_run.repo, repo)
+    weights = repo / NAME / "versions" / "000001" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+
+    dest = tmp_path / "pulled"
+    code = main(["models", "--model-repo", str(repo), "pull", NAME, "1", "--dest", str(dest)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "model.safetensors" in err and "verification" in err
+    assert not dest.exists()  # nothing half-pulled
+
+
+def test_run_with_missing_data_file_fails_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write(
+        tmp_path / "spec.yaml",
+        TINY_SPEC.replace('source: "sklearn:digits"', "source: data/train.csv, target: label"),
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(spec), "--model-repo", "repo"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert str(tmp_path / "data" / "train.csv") in captured.err
+    assert "Traceback" not in captured.err
+    assert not (tmp_path / "repo").exists()
+    assert not (tmp_path / "kubetune-runs" / NAME / "study.journal").exists()
+
+
+def test_run_resumes_the_study(
+    finished_run: FinishedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir = tmp_path / "resumed"
+    shutil.copytree(finished_run.workdir, workdir)
+    before = {t.number: (t.params, t.value, t.state) for t in _study_trials(workdir)}
+    assert sorted(before) == [0, 1]
+    monkeypatch.chdir(workdir)
+    spec = str(workdir / "specs" / "tiny.yaml")
+
+    assert main(["run", spec, "--model-repo", "repo", "--max-trials", "3"]) == 0
+    assert "resuming: 2 done" in capsys.readouterr().err
+    trials = _study_trials(workdir)
+    assert [t.number for t in trials] == [0, 1, 2]  # one new trial, numbering continues
+    for t in trials[:2]:  # the finished ones were not run again
+        assert (t.params, t.value, t.state) == before[t.number]
+    summary = json.loads((workdir / "kubetune-runs" / NAME / "summary.json").read_text())
+    assert summary["completed"] + summary["pruned"] + summary["failed"] == 3
+
+    # max_trials already reached: no new trial, but the run still trains and pushes
+    assert main(["run", spec, "--model-repo", "repo", "--max-trials", "3"]) == 0
+    assert "max_trials reached" in capsys.readouterr().err
+    assert len(_study_trials(workdir)) == 3
+    assert [m.version for m in open_repository(workdir / "repo").versions(NAME)] == [1, 2, 3]

@@ -1,0 +1,230 @@
+"""The main job's steps as plain functions: the built-in trial, objective naming, the final
+budget and the champion gate of the push step (against a real local model repository)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from kubetune.core.spec import ExperimentSpec, parse_spec
+from kubetune.core.trial import TrialRequest
+from kubetune.errors import KubetuneError, SpecError
+from kubetune.repository import open_repository
+from kubetune.steps.push import PRODUCTION, push
+from kubetune.steps.retrieve import retrieve
+from kubetune.steps.search import normalize_objective
+from kubetune.steps.train import best_budget
+from kubetune.steps.trial import BuiltinTrial, check_trainer, objective_key, trainer_metric
+from kubetune.trainers import TrainedModel
+
+
+def make_spec(**overrides: Any) -> ExperimentSpec:
+    data: dict[str, Any] = {
+        "name": "tiny-digits",
+        "objective": {"metric": "val_accuracy"},
+        "data": {"source": "sklearn:digits"},
+        "trainer": {"kind": "torch-mlp"},
+        "search_space": {
+            "units": {"type": "int", "low": 16, "high": 32},
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "n_layers": 1,
+            "batch_size": 128,
+        },
+        "strategy": {"name": "tpe"},
+        "fidelity": {"param": "epochs", "min": 1, "max": 3, "scheduler": "none"},
+        "budget": {"max_trials": 2, "parallel": 1},
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, float]] = []
+
+    def report(self, step: int, value: float) -> None:
+        self.reports.append((step, value))
+
+
+# --------------------------------------------------------------------------- BuiltinTrial
+
+
+def test_builtin_trial_trains_and_scores_on_validation() -> None:
+    trial = BuiltinTrial.from_spec(make_spec())
+    recorder = Recorder()
+    request = TrialRequest(
+        study="tiny-digits", number=0, seed=1, budget=2,
+        params={"n_layers": 1, "units": 32, "lr": 1e-2, "batch_size": 128},
+    )
+    metrics = trial(request, recorder)
+
+    assert set(metrics) == {"val_accuracy", "val_f1", "val_log_loss", "val_roc_auc"}
+    assert 0.5 < metrics["val_accuracy"] <= 1.0  # 10 classes: chance is 0.1
+    # one report per epoch of the budget, and the last one is the returned objective
+    assert [step for step, _ in recorder.reports] == [1, 2]
+    assert recorder.reports[-1][1] == pytest.approx(metrics["val_accuracy"])
+
+
+def test_builtin_trial_ships_the_spec_not_the_data() -> None:
+    trial = BuiltinTrial.from_spec(make_spec())
+    spec, data, _ = trial.load()
+    assert data.X_train.shape[1] == 64
+    copy = pickle.loads(pickle.dumps(trial))
+    assert copy._cache is None  # workers load the data themselves, once per process
+    assert copy.spec_data == trial.spec_data
+    assert parse_spec(copy.spec_data).name == spec.name
+
+
+def test_builtin_trial_rejects_a_metric_that_does_not_fit_the_task() -> None:
+    trial = BuiltinTrial.from_spec(make_spec(objective={"metric": "val_rmse"}))
+    with pytest.raises(SpecError, match=r"objective\.metric: .*'rmse' does not apply"):
+        trial.load()
+
+
+# --------------------------------------------------------------------------- objective names
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [("accuracy", "val_accuracy"), ("val_accuracy", "val_accuracy"), ("roc_auc", "val_roc_auc")],
+)
+def test_objective_is_spelled_as_the_trial_reports_it(metric: str, expected: str) -> None:
+    spec = make_spec(objective={"metric": metric})
+    normalized = normalize_objective(spec)
+    assert normalized.objective.metric == expected
+    assert objective_key(spec) == expected
+    assert trainer_metric(spec) == expected.removeprefix("val_")
+    assert normalized.direction == "maximize"
+    assert normalized.trainer is not None and normalized.trainer.kind == "torch-mlp"
+
+
+def test_normalize_keeps_an_already_normal_spec() -> None:
+    spec = make_spec()
+    assert normalize_objective(spec) is spec
+
+
+@pytest.mark.parametrize("metric", ["test_accuracy", "train_loss"])
+def test_test_and_train_metrics_cannot_drive_the_search(metric: str) -> None:
+    spec = make_spec(objective={"metric": metric, "direction": "maximize"})
+    with pytest.raises(SpecError, match=r"^objective\.metric: .*cannot drive the search"):
+        normalize_objective(spec)
+    with pytest.raises(SpecError, match=r"objective\.metric"):
+        trainer_metric(spec)
+
+
+def test_unknown_objective_metric_is_a_spec_error() -> None:
+    spec = make_spec(objective={"metric": "val_acc", "direction": "maximize"})
+    with pytest.raises(SpecError, match=r"objective\.metric: unknown metric 'val_acc'"):
+        normalize_objective(spec)
+
+
+def test_check_trainer_fails_before_any_trial() -> None:
+    spec = make_spec(trainer={"kind": "xgboost"})
+    with pytest.raises(KubetuneError, match="unknown trainer kind 'xgboost'"):
+        check_trainer(spec, retrieve(spec))
+    custom = make_spec(trainer={"kind": "custom", "function": "no_such_module_kt:train"})
+    with pytest.raises(KubetuneError, match="cannot import custom trainer"):
+        check_trainer(custom, retrieve(custom))
+
+
+# --------------------------------------------------------------------------- best_budget
+
+
+def _finished_trial(intermediate: dict[int, float]) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=0.9,
+        params={"lr": 0.01},
+        distributions={"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        intermediate_values=intermediate,
+    )
+
+
+def test_best_budget_is_the_last_step_the_best_trial_reported() -> None:
+    spec = make_spec(fidelity={"param": "epochs", "min": 1, "max": 27})
+    assert best_budget(spec, _finished_trial({1: 0.5, 3: 0.7, 9: 0.9})) == 9
+
+
+def test_best_budget_falls_back_to_the_fidelity_maximum() -> None:
+    spec = make_spec(fidelity={"param": "epochs", "min": 1, "max": 27})
+    assert best_budget(spec, _finished_trial({})) == 27
+    assert best_budget(spec, None) == 27
+
+
+def test_best_budget_without_fidelity_leaves_it_to_the_trainer() -> None:
+    spec = make_spec(fidelity=None)
+    assert best_budget(spec, _finished_trial({1: 0.5, 20: 0.9})) is None
+
+
+# --------------------------------------------------------------------------- champion gate
+
+
+class FakeModel(TrainedModel):
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros(len(X), dtype=np.int64)
+
+    def save(self, directory: Path) -> list[Path]:
+        path = Path(directory) / "model.json"
+        path.write_text(json.dumps({"tag": self.tag}))
+        return [path]
+
+
+def _push(spec: ExperimentSpec, repo: Path, metric: str, value: float, tag: str) -> Any:
+    return push(
+        spec,
+        FakeModel(tag),
+        repo_uri=str(repo),
+        params={"lr": 0.01},
+        metrics={metric: value, "val_" + metric.removeprefix("test_"): value},
+        data_fingerprint="f" * 64,
+        gate_metric=metric,
+        extra={"tag": tag},
+    )
+
+
+def test_champion_gate_keeps_the_better_model_in_production(tmp_path: Path) -> None:
+    spec = make_spec()
+    repo_dir = tmp_path / "repo"
+
+    first = _push(spec, repo_dir, "test_accuracy", 0.90, "first")
+    assert first.promoted and first.manifest.version == 1
+    assert "no production model yet" in first.gate
+
+    worse = _push(spec, repo_dir, "test_accuracy", 0.80, "worse")
+    assert not worse.promoted and worse.manifest.version == 2
+    assert "kept the champion" in worse.gate
+
+    repo = open_repository(repo_dir)
+    assert repo.resolve(spec.name, PRODUCTION) == 1
+    assert [m.version for m in repo.versions(spec.name)] == [1, 2]  # the worse one is stored
+    assert repo.get(spec.name, 2).extra["tag"] == "worse"
+
+    better = _push(spec, repo_dir, "test_accuracy", 0.95, "better")
+    assert better.promoted and better.manifest.version == 3
+    assert repo.resolve(spec.name, PRODUCTION) == 3
+    assert repo.resolve(spec.name, "latest") == 3
+
+    pulled = repo.pull(spec.name, PRODUCTION, tmp_path / "pulled")
+    assert pulled.version == 3
+    assert json.loads((tmp_path / "pulled" / "model.json").read_text()) == {"tag": "better"}
+
+
+def test_champion_gate_follows_the_objective_direction(tmp_path: Path) -> None:
+    spec = make_spec(data={"source": "sklearn:diabetes"}, objective={"metric": "val_rmse"})
+    assert spec.direction == "minimize"
+    repo_dir = tmp_path / "repo"
+    assert _push(spec, repo_dir, "test_rmse", 50.0, "first").promoted
+    assert not _push(spec, repo_dir, "test_rmse", 60.0, "higher rmse").promoted
+    assert _push(spec, repo_dir, "test_rmse", 45.0, "lower rmse").promoted
+    assert open_repository(repo_dir).resolve(spec.name, PRODUCTION) == 3
