@@ -403,9 +403,9 @@ BAD_PLANS: list[tuple[str, dict[str, Any], str]] = [
         "strategy.qmc_type: must be sobol or halton (got 'lattice')",
     ),
     (
-        "cmaes-sigma0",
-        spec_with(strategy={"name": "cmaes", "sigma0": -1}),
-        "strategy.sigma0: must be a number > 0 (got -1)",
+        "cmaes-popsize",
+        spec_with(strategy={"name": "cmaes", "popsize": 1}),
+        "strategy.popsize: must be an integer >= 2 (got 1)",
     ),
     (
         "nothing-stops-the-search",

@@ -102,7 +102,7 @@ class TuningLoop:
                     return reason
                 self._fill(snap)
                 if not self._in_flight:
-                    return "no trials left to run"
+                    return self._nothing_left_reason()
                 for event in self.executor.poll(timeout=_POLL_S):
                     self._handle(event)
         except KeyboardInterrupt:
@@ -186,6 +186,12 @@ class TuningLoop:
                 skip_if_exists=False,
             )
         return frozen
+
+    def _nothing_left_reason(self) -> str:
+        size = getattr(self.study.sampler, "size", None)
+        if size is not None and getattr(self.study.sampler, "remaining", None) is not None:
+            return f"search space exhausted (all {size} grid configs tried)"
+        return "no trials left to run"
 
     def _wind_down(self, reason: str) -> None:
         """Stop asking; let running trials finish, except when time is up."""

@@ -63,7 +63,11 @@ class LocalExecutor(Executor):
         self._payload = cloudpickle.dumps(fn)
         self._metric = metric
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
-        self._env = {**os.environ, **{name: str(threads) for name in _THREAD_ENV}}
+        self._env = {
+            **os.environ,
+            **{name: str(threads) for name in _THREAD_ENV},
+            "PYTHONUNBUFFERED": "1",  # nothing a trial printed is lost when a worker is killed
+        }
         self._by_number: dict[int, _Worker] = {}
         self._cancelled: dict[int, tuple[TrialFailure, str]] = {}
         self._startup_failures = 0
@@ -223,17 +227,11 @@ class LocalExecutor(Executor):
         return events
 
     def close(self) -> None:
+        # Workers hold no state between trials (their output is unbuffered), so they are
+        # killed rather than asked to exit: interpreter shutdown would cost ~0.4 s each.
         for worker in self._workers:
-            with contextlib.suppress(OSError):
-                worker.conn.send(("stop",))
-        deadline = time.monotonic() + 2
+            worker.process.kill()
         for worker in self._workers:
-            if worker.number is not None:
-                worker.process.kill()  # don't wait for a running trial
-            try:
-                worker.process.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
+            worker.process.wait()
             worker.conn.close()
         self._workers = []

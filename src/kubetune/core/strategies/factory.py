@@ -63,16 +63,11 @@ def _gp(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
 
 
 def _cmaes(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
-    sigma0 = opts.get("sigma0")
-    if sigma0 is not None and (
-        isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or sigma0 <= 0
-    ):
-        raise SpecError(f"strategy.sigma0: must be a number > 0 (got {sigma0!r})")
+    popsize = opts.get("popsize")
     return optuna.samplers.CmaEsSampler(
         seed=ctx.seed,
         n_startup_trials=_int_opt(opts, "n_startup_trials", 1, 0),
-        sigma0=sigma0,
-        restart_strategy=opts.get("restart_strategy"),
+        popsize=None if popsize is None else _int_opt(opts, "popsize", 0, 2),
         # CMA-ES models float/int parameters; categorical ones are drawn by TPE instead.
         independent_sampler=optuna.samplers.TPESampler(seed=ctx.seed),
         warn_independent_sampling=False,
@@ -120,7 +115,7 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "random": (_random, frozenset()),
     "tpe": (_tpe, frozenset({"n_startup_trials", "multivariate", "group", "constant_liar"})),
     "gp": (_gp, frozenset({"n_startup_trials", "deterministic_objective"})),
-    "cmaes": (_cmaes, frozenset({"n_startup_trials", "sigma0", "restart_strategy"})),
+    "cmaes": (_cmaes, frozenset({"n_startup_trials", "popsize"})),
     "qmc": (_qmc, frozenset({"qmc_type", "scramble"})),
     "evolution": (_evolution, frozenset({"population_size", "sample_size"})),
     "grid": (_grid, frozenset({"grid_points", "shuffle"})),
