@@ -51,8 +51,11 @@ TARGET_EFFICIENCY = 0.95
 
 def _space() -> SearchSpace:
     spec = parse_spec(
-        {"name": "bench", "objective": {"metric": "value", "direction": "minimize"},
-         "search_space": SPACE},
+        {
+            "name": "bench",
+            "objective": {"metric": "value", "direction": "minimize"},
+            "search_space": SPACE,
+        },
         source="benchmark",
     )
     return spec.space
@@ -75,12 +78,21 @@ def _new_study(seed: int, journal: Path | None = None) -> optuna.Study:
     )
 
 
-def _run_loop(executor: LocalExecutor, space: SearchSpace, n_trials: int, seed: int,
-              journal: Path | None = None) -> tuple[float, optuna.Study]:
+def _run_loop(
+    executor: LocalExecutor,
+    space: SearchSpace,
+    n_trials: int,
+    seed: int,
+    journal: Path | None = None,
+) -> tuple[float, optuna.Study]:
     study = _new_study(seed, journal)
     loop = TuningLoop(
-        study, space, executor, stop_conditions=[MaxTrials(n_trials)],
-        max_trials=n_trials, seed=seed,
+        study,
+        space,
+        executor,
+        stop_conditions=[MaxTrials(n_trials)],
+        max_trials=n_trials,
+        seed=seed,
     )
     result = loop.run()
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -109,8 +121,9 @@ def _optuna_loop(n_trials: int, seed: int, journal: Path | None = None) -> float
     return time.perf_counter() - start
 
 
-def bench_noop(n_trials: int = 300, repeats: int = 5, workers: int = 2, seed: int = 0,
-               storage: str = "memory") -> dict[str, Any]:
+def bench_noop(
+    n_trials: int = 300, repeats: int = 5, workers: int = 2, seed: int = 0, storage: str = "memory"
+) -> dict[str, Any]:
     """``storage``: "memory" (optuna's InMemoryStorage) or "journal" (kubetune's journal file,
     what a spec-driven run uses by default; both loops then write to their own file)."""
     if storage not in ("memory", "journal"):
@@ -123,8 +136,10 @@ def bench_noop(n_trials: int = 300, repeats: int = 5, workers: int = 2, seed: in
         for rep in range(repeats):
             journals: list[Path | None] = [None, None]
             if storage == "journal":
-                journals = [Path(tmp, f"optuna-{rep}.journal"),
-                            Path(tmp, f"kubetune-{rep}.journal")]
+                journals = [
+                    Path(tmp, f"optuna-{rep}.journal"),
+                    Path(tmp, f"kubetune-{rep}.journal"),
+                ]
             optuna_ms.append(_optuna_loop(n_trials, seed + rep, journals[0]) / n_trials * 1000)
             executor, warmup = _warm_executor(_noop_trial, workers, space)
             with executor:
@@ -150,8 +165,9 @@ def bench_noop(n_trials: int = 300, repeats: int = 5, workers: int = 2, seed: in
     }
 
 
-def bench_sleep(n_trials: int = 60, sleep_s: float = 0.05, repeats: int = 5, workers: int = 2,
-                seed: int = 0) -> dict[str, Any]:
+def bench_sleep(
+    n_trials: int = 60, sleep_s: float = 0.05, repeats: int = 5, workers: int = 2, seed: int = 0
+) -> dict[str, Any]:
     space = _space()
     fn = functools.partial(_sleep_trial, sleep_s)
     efficiencies: list[float] = []
@@ -197,8 +213,9 @@ def _noop_lines(noop: dict[str, Any]) -> list[str]:
     ]
 
 
-def format_table(noop: dict[str, Any], sleep: dict[str, Any],
-                 journal: dict[str, Any] | None = None) -> str:
+def format_table(
+    noop: dict[str, Any], sleep: dict[str, Any], journal: dict[str, Any] | None = None
+) -> str:
     ok = {True: "ok", False: "ABOVE TARGET"}
     lines = [
         *_noop_lines(noop),
@@ -220,8 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sleep-trials", type=int, default=60)
     parser.add_argument("--sleep", type=float, default=0.05, help="seconds per sleeping trial")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--journal", action="store_true",
-                        help="also compare both loops on a journal file (fsync per write)")
+    parser.add_argument(
+        "--journal",
+        action="store_true",
+        help="also compare both loops on a journal file (fsync per write)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -229,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     noop = bench_noop(args.trials, args.repeats, args.workers, args.seed)
     journal = (
         bench_noop(args.trials, args.repeats, args.workers, args.seed, storage="journal")
-        if args.journal else None
+        if args.journal
+        else None
     )
     sleep = bench_sleep(args.sleep_trials, args.sleep, args.repeats, args.workers, args.seed)
     if args.json:

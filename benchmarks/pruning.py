@@ -43,8 +43,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-mlp.yaml
 SCHEDULERS = ("hyperband", "none")
 
 
-def variant(base: ExperimentSpec, *, scheduler: str, seed: int, trials: int,
-            parallel: int) -> ExperimentSpec:
+def variant(
+    base: ExperimentSpec, *, scheduler: str, seed: int, trials: int, parallel: int
+) -> ExperimentSpec:
     """The example spec with one scheduler, seed and trial count; no wall-time limit."""
     data = base.model_dump(mode="json", exclude_none=True)
     data["strategy"] = {"name": "tpe"}
@@ -111,15 +112,19 @@ def table(config: dict[str, Any], runs: list[dict[str, Any]], summary: dict[str,
     ]
     for r in runs:
         best = f"{r['best']:.4f}" if r["best"] is not None else "-"
-        lines.append(f"{r['scheduler']:<10} {r['seed']:>4} {r['epochs']:>7} {r['pruned']:>6}"
-                     f" {r['failed']:>6} {best:>12} {r['wall_s']:>7.1f}")
+        lines.append(
+            f"{r['scheduler']:<10} {r['seed']:>4} {r['epochs']:>7} {r['pruned']:>6}"
+            f" {r['failed']:>6} {best:>12} {r['wall_s']:>7.1f}"
+        )
     lines += ["", f"{'median':<10} {'epochs':>12} {'best val_acc':>13} {'wall s':>8}"]
     for scheduler in SCHEDULERS:
         s = summary[scheduler]
         best = s["median_best_val_accuracy"]
-        lines.append(f"{scheduler:<10} {s['median_epochs']:>12g}"
-                     f" {(f'{best:.4f}' if best is not None else '-'):>13}"
-                     f" {s['median_wall_s']:>8.1f}")
+        lines.append(
+            f"{scheduler:<10} {s['median_epochs']:>12g}"
+            f" {(f'{best:.4f}' if best is not None else '-'):>13}"
+            f" {s['median_wall_s']:>8.1f}"
+        )
     lines += [
         "",
         f"epochs hyperband / none: {summary['epoch_ratio']}"
@@ -143,19 +148,29 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     base = load_spec(EXAMPLE)
     assert base.fidelity is not None
-    config = {"spec": str(EXAMPLE), "strategy": "tpe", "trials": trials, "seeds": seeds,
-              "parallel": args.parallel, "max_epochs": base.fidelity.max}
+    config = {
+        "spec": str(EXAMPLE),
+        "strategy": "tpe",
+        "trials": trials,
+        "seeds": seeds,
+        "parallel": args.parallel,
+        "max_epochs": base.fidelity.max,
+    }
 
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         for scheduler in SCHEDULERS:
-            spec = variant(base, scheduler=scheduler, seed=seed, trials=trials,
-                           parallel=args.parallel)
+            spec = variant(
+                base, scheduler=scheduler, seed=seed, trials=trials, parallel=args.parallel
+            )
             run = run_once(spec)
             runs.append(run)
-            print(f"seed {seed} {scheduler:<9}: {run['epochs']} epochs, best {run['best']},"
-                  f" {run['pruned']} pruned, {run['failed']} failed, {run['wall_s']}s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"seed {seed} {scheduler:<9}: {run['epochs']} epochs, best {run['best']},"
+                f" {run['pruned']} pruned, {run['failed']} failed, {run['wall_s']}s",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = summarize(runs)
     if args.json:
         print(json.dumps({"config": config, "runs": runs, "summary": summary}, indent=2))

@@ -14,8 +14,8 @@ descent. It shows the whole contract of ``kubetune.trainers.custom``:
   module-level ``load(directory)`` reads a saved model back. Weights are stored as a
   ``.npz`` of plain arrays, read with ``allow_pickle=False``.
 
-The module must be importable by the controller and by every worker process, e.g.
-``PYTHONPATH=examples kubetune run examples/custom-trainer.yaml`` from the repository root.
+kubetune imports this module from the spec file's folder, in the controller and in every
+worker process: ``kubetune run examples/custom-trainer.yaml``.
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ def train(
     mean, std = X.mean(axis=0), X.std(axis=0)
     std[std < 1e-12] = 1.0
     rng = np.random.default_rng(seed)
-    model = SoftmaxModel(mean, std, rng.normal(0.0, 0.01, (X.shape[1], n_classes)),
-                         np.zeros(n_classes))
+    model = SoftmaxModel(
+        mean, std, rng.normal(0.0, 0.01, (X.shape[1], n_classes)), np.zeros(n_classes)
+    )
     Z, onehot = (X - mean) / std, np.eye(n_classes)[y]
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(Z))
@@ -115,8 +116,12 @@ def train(
             raise InvalidConfigError(f"training diverged at epoch {epoch} (lr={lr:g} too high)")
         if not final:
             value = compute_metric(
-                data.task, metric, data.y_val, model.predict(data.X_val),
-                model.predict_proba(data.X_val), n_classes,
+                data.task,
+                metric,
+                data.y_val,
+                model.predict(data.X_val),
+                model.predict_proba(data.X_val),
+                n_classes,
             )
             reporter.report(epoch, value)
     return model

@@ -60,8 +60,9 @@ def test_sleep_benchmark_structure(overhead: ModuleType) -> None:
     assert result["efficiency"] <= 1.0 + 1e-6  # nothing beats the ideal
 
 
-def test_main_prints_json_and_table(overhead: ModuleType, capsys: pytest.CaptureFixture[str]
-                                    ) -> None:
+def test_main_prints_json_and_table(
+    overhead: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--trials", "8", "--repeats", "1", "--sleep-trials", "4", "--sleep", "0.01"]
     assert overhead.main([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

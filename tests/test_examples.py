@@ -119,14 +119,19 @@ def test_breast_cancer_hgb_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert {f.path for f in manifest.files} == {"model.skops", "model.json"}
     assert manifest.extra["budget"] == 200  # max_iter of the best (completed) trial
     assert set(manifest.params) == {
-        "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization",
+        "learning_rate",
+        "max_leaf_nodes",
+        "min_samples_leaf",
+        "l2_regularization",
     }
 
 
 @pytest.mark.slow
-def test_custom_trainer_example_runs(
-    custom_trainer_on_path: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_custom_trainer_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No PYTHONPATH: the module is found next to the spec file, by the controller and workers.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "custom_trainer", raising=False)
+    assert str(EXAMPLES) not in sys.path
     summary = _run(EXAMPLES / "custom-trainer.yaml", tmp_path, monkeypatch, trials=3)
     assert summary["metric"] == "val_log_loss" and summary["direction"] == "minimize"
     assert summary["test_metrics"]["accuracy"] > 0.8

@@ -105,8 +105,12 @@ def test_failed_trials_are_recorded_not_retried_and_never_best() -> None:
     by_mode = {t.params["mode"]: t for t in study.trials}
     assert set(by_mode) == set(modes)
 
-    expected = {"raise": "error", "invalid": "invalid_config", "nan": "not_finite",
-                "-inf": "not_finite"}
+    expected = {
+        "raise": "error",
+        "invalid": "invalid_config",
+        "nan": "not_finite",
+        "-inf": "not_finite",
+    }
     for mode, failure in expected.items():
         trial = by_mode[mode]
         assert trial.state == TrialState.FAIL, mode
@@ -251,8 +255,13 @@ def test_pruned_trials_stop_early(tmp_path: Path) -> None:
         strategy="random",
         max_trials=15,
         parallel=2,
-        fidelity={"param": "epochs", "min": 1, "max": 9, "reduction_factor": 3,
-                  "scheduler": "asha"},
+        fidelity={
+            "param": "epochs",
+            "min": 1,
+            "max": 9,
+            "reduction_factor": 3,
+            "scheduler": "asha",
+        },
     )
     study = result.study
     assert result.scheduler == "asha"

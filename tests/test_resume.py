@@ -100,15 +100,20 @@ def test_resume_after_the_controller_is_sigkilled(tmp_path: Path) -> None:
     def run_driver(log: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(driver), str(journal), str(log)],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     # --- run 1: killed after at least 4 trials completed, with trials running ---------------
     first = subprocess.Popen(
         [sys.executable, str(driver), str(journal), str(logs[0])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+
         def progressed() -> bool:
             if first.poll() is not None:
                 raise AssertionError(f"driver exited early: {first.communicate()}")

@@ -46,7 +46,10 @@ OPTIMIZERS: dict[str, Any] = {
     "nesterov": {"type": "categorical", "choices": [True, False], "when": {"optimizer": "sgd"}},
     "momentum": {"type": "float", "low": 0, "high": 0.99, "when": {"optimizer": "sgd"}},
     "beta1": {
-        "type": "float", "low": 0.8, "high": 0.99, "when": {"optimizer": ["adam", "rmsprop"]}
+        "type": "float",
+        "low": 0.8,
+        "high": 0.99,
+        "when": {"optimizer": ["adam", "rmsprop"]},
     },
     "optimizer": ["sgd", "adam", "rmsprop"],
     "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
@@ -101,9 +104,7 @@ def test_conditional_params_appear_only_when_their_condition_holds() -> None:
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_conditions_hold_with_grouped_multivariate_tpe() -> None:
     space = make_space(OPTIMIZERS)
-    sampler = optuna.samplers.TPESampler(
-        seed=1, multivariate=True, group=True, n_startup_trials=5
-    )
+    sampler = optuna.samplers.TPESampler(seed=1, multivariate=True, group=True, n_startup_trials=5)
     study = optuna.create_study(sampler=sampler)
     for _ in range(30):
         trial = study.ask()
@@ -129,8 +130,9 @@ def test_condition_on_an_int_value() -> None:
 
 
 def test_condition_on_a_fixed_value_is_always_true() -> None:
-    space = make_space({"act": "leaky", "slope": {"type": "float", "low": 0, "high": 1,
-                                                  "when": {"act": "leaky"}}})
+    space = make_space(
+        {"act": "leaky", "slope": {"type": "float", "low": 0, "high": 1, "when": {"act": "leaky"}}}
+    )
     for params, flat in random_trials(space, 10):
         assert params["act"] == "leaky"
         assert "slope" in params
@@ -222,13 +224,27 @@ def test_structure_round_trips_trial_params(raw: dict[str, Any]) -> None:
 
 
 def test_structure_of_a_mixed_space() -> None:
-    space = make_space({**LAYERED, "optimizer": ["sgd", "adam"],
-                        "momentum": {"type": "float", "low": 0, "high": 1,
-                                     "when": {"optimizer": "sgd"}}})
-    flat = {"n_layers": 2, "units_0": 16, "units_1": 64, "dropout_0": 0.1, "dropout_1": 0.2,
-            "optimizer": "adam"}
+    space = make_space(
+        {
+            **LAYERED,
+            "optimizer": ["sgd", "adam"],
+            "momentum": {"type": "float", "low": 0, "high": 1, "when": {"optimizer": "sgd"}},
+        }
+    )
+    flat = {
+        "n_layers": 2,
+        "units_0": 16,
+        "units_1": 64,
+        "dropout_0": 0.1,
+        "dropout_1": 0.2,
+        "optimizer": "adam",
+    }
     assert space.structure(flat) == {
-        "n_layers": 2, "units": [16, 64], "dropout": [0.1, 0.2], "act": "relu", "optimizer": "adam",
+        "n_layers": 2,
+        "units": [16, 64],
+        "dropout": [0.1, 0.2],
+        "act": "relu",
+        "optimizer": "adam",
     }
 
 
@@ -243,12 +259,21 @@ GRID_CASES: list[tuple[str, dict[str, Any], int]] = [
         "conditional",
         {
             "optimizer": ["sgd", "adam", "rmsprop"],
-            "momentum": {"type": "categorical", "choices": [0.0, 0.9],
-                         "when": {"optimizer": "sgd"}},
-            "nesterov": {"type": "categorical", "choices": [True, False],
-                         "when": {"optimizer": "sgd"}},
-            "beta": {"type": "categorical", "choices": [0.9, 0.99, 0.999],
-                     "when": {"optimizer": "adam"}},
+            "momentum": {
+                "type": "categorical",
+                "choices": [0.0, 0.9],
+                "when": {"optimizer": "sgd"},
+            },
+            "nesterov": {
+                "type": "categorical",
+                "choices": [True, False],
+                "when": {"optimizer": "sgd"},
+            },
+            "beta": {
+                "type": "categorical",
+                "choices": [0.9, 0.99, 0.999],
+                "when": {"optimizer": "adam"},
+            },
         },
         4 + 3 + 1,
     ),
@@ -375,11 +400,20 @@ def test_cardinality_of_a_huge_space_is_cheap_and_past_the_cap() -> None:
 
 def test_cardinality_none_when_any_float_is_continuous() -> None:
     assert make_space({"x": {"type": "float", "low": 0, "high": 1}}).cardinality() is None
-    mixed = make_space({"c": ["a", "b"], "n": {"type": "int", "low": 1, "high": 3},
-                        "x": {"type": "float", "low": 0, "high": 1, "when": {"c": "a"}}})
+    mixed = make_space(
+        {
+            "c": ["a", "b"],
+            "n": {"type": "int", "low": 1, "high": 3},
+            "x": {"type": "float", "low": 0, "high": 1, "when": {"c": "a"}},
+        }
+    )
     assert mixed.cardinality() is None
-    stepped = make_space({"c": ["a", "b"], "x": {"type": "float", "low": 0, "high": 1,
-                                                  "step": 0.5, "when": {"c": "a"}}})
+    stepped = make_space(
+        {
+            "c": ["a", "b"],
+            "x": {"type": "float", "low": 0, "high": 1, "step": 0.5, "when": {"c": "a"}},
+        }
+    )
     assert stepped.cardinality() == 3 + 1
 
 
@@ -387,8 +421,13 @@ def test_cardinality_none_when_any_float_is_continuous() -> None:
 
 
 def test_flags() -> None:
-    plain = make_space({"x": {"type": "float", "low": 0, "high": 1},
-                        "n": {"type": "int", "low": 1, "high": 3}, "seed": 4})
+    plain = make_space(
+        {
+            "x": {"type": "float", "low": 0, "high": 1},
+            "n": {"type": "int", "low": 1, "high": 3},
+            "seed": 4,
+        }
+    )
     assert plain.is_numeric and not plain.is_conditional
     assert plain.searched_names == ["x", "n"]
     assert make_space(OPTIMIZERS).is_conditional
@@ -404,8 +443,12 @@ def test_describe() -> None:
             "lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
             "optimizer": ["sgd", "adam"],
             "momentum": {"type": "float", "low": 0, "high": 0.99, "when": {"optimizer": "sgd"}},
-            "beta": {"type": "float", "low": 0.8, "high": 0.99,
-                     "when": {"optimizer": ["adam", "sgd"]}},
+            "beta": {
+                "type": "float",
+                "low": 0.8,
+                "high": 0.99,
+                "when": {"optimizer": ["adam", "sgd"]},
+            },
             "n_layers": {"type": "int", "low": 1, "high": 4},
             "units": {"type": "categorical", "choices": [16, 32], "per_layer": "n_layers"},
             "x": {"type": "float", "low": 0, "high": 1, "step": 0.25},

@@ -444,8 +444,9 @@ def test_something_stops_the_search(
 
 
 def test_target_is_a_stop_condition() -> None:
-    spec = parse_spec(spec_with(objective={"metric": "val_loss", "target": 0.1},
-                                budget={"max_trials": None}))
+    spec = parse_spec(
+        spec_with(objective={"metric": "val_loss", "target": 0.1}, budget={"max_trials": None})
+    )
     reasons = [type(c).__name__ for c in plan_search(spec).stop_conditions]
     assert reasons == ["TargetReached"]
 

@@ -18,10 +18,11 @@ from kubetune.core.spec import ExperimentSpec, parse_spec
 from kubetune.core.trial import TrialRequest
 from kubetune.errors import KubetuneError, SpecError
 from kubetune.repository import open_repository
+from kubetune.steps.evaluate import evaluate
 from kubetune.steps.push import PRODUCTION, push
 from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import normalize_objective
-from kubetune.steps.train import best_budget
+from kubetune.steps.train import best_budget, train_final
 from kubetune.steps.trial import BuiltinTrial, check_trainer, objective_key, trainer_metric
 from kubetune.trainers import TrainedModel
 
@@ -61,7 +62,10 @@ def test_builtin_trial_trains_and_scores_on_validation() -> None:
     trial = BuiltinTrial.from_spec(make_spec())
     recorder = Recorder()
     request = TrialRequest(
-        study="tiny-digits", number=0, seed=1, budget=2,
+        study="tiny-digits",
+        number=0,
+        seed=1,
+        budget=2,
         params={"n_layers": 1, "units": 32, "lr": 1e-2, "batch_size": 128},
     )
     metrics = trial(request, recorder)
@@ -228,3 +232,51 @@ def test_champion_gate_follows_the_objective_direction(tmp_path: Path) -> None:
     assert not _push(spec, repo_dir, "test_rmse", 60.0, "higher rmse").promoted
     assert _push(spec, repo_dir, "test_rmse", 45.0, "lower rmse").promoted
     assert open_repository(repo_dir).resolve(spec.name, PRODUCTION) == 3
+
+
+def _sklearn_spec(source: str, seed: int) -> ExperimentSpec:
+    return make_spec(
+        name="gate-rescore",
+        data={"source": source},
+        trainer={"kind": "sklearn", "estimator": "sklearn.linear_model.LogisticRegression"},
+        search_space={"C": {"type": "float", "low": 0.01, "high": 10.0, "log": True}},
+        fidelity=None,
+        seed=seed,
+    )
+
+
+def _train_and_push(spec: ExperimentSpec, repo_dir: Path, C: float) -> Any:
+    data = retrieve(spec)
+    model = train_final(spec, data, {"C": C, "max_iter": 2000}, None)
+    metrics = evaluate(model, data)
+    return push(
+        spec,
+        model,
+        repo_uri=str(repo_dir),
+        params={"C": C},
+        metrics=metrics,
+        data_fingerprint=data.fingerprint,
+        gate_metric="test_accuracy",
+        data=data,
+    )
+
+
+def test_champion_is_rescored_when_the_data_changed(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    first = _train_and_push(_sklearn_spec("sklearn:digits", seed=0), repo_dir, C=1.0)
+    assert first.promoted
+    # Another split seed: another test split and fingerprint, so the stored score of v1
+    # is not comparable; the gate pulls v1 and scores it on the new test split.
+    second = _train_and_push(_sklearn_spec("sklearn:digits", seed=1), repo_dir, C=0.0001)
+    assert "re-scored on this run's test split" in second.gate
+    assert not second.promoted, second.gate  # a heavily over-regularized challenger loses
+    assert open_repository(repo_dir).resolve("gate-rescore", PRODUCTION) == 1
+
+
+def test_champion_that_cannot_serve_the_new_data_is_replaced(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    assert _train_and_push(_sklearn_spec("sklearn:digits", seed=0), repo_dir, C=1.0).promoted
+    # iris has 4 features, the digits champion expects 64: it cannot be scored, so it goes.
+    second = _train_and_push(_sklearn_spec("sklearn:iris", seed=0), repo_dir, C=1.0)
+    assert second.promoted
+    assert "cannot be scored on the new data" in second.gate

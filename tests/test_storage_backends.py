@@ -38,12 +38,14 @@ def test_study_persists_and_resumes(backend: str, tmp_path: Path) -> None:
         pytest.skip("set KUBETUNE_TEST_POSTGRES_URL to a PostgreSQL database (CI does)")
     name = f"storage-{backend}-{uuid.uuid4().hex[:8]}"
 
-    first = kubetune.tune(objective, SPACE, strategy="random", max_trials=4, storage=url,
-                          name=name, seed=3)
+    first = kubetune.tune(
+        objective, SPACE, strategy="random", max_trials=4, storage=url, name=name, seed=3
+    )
     assert first.stop_reason.startswith("max_trials")
     first_params = [t.params for t in first.study.trials]
-    second = kubetune.tune(objective, SPACE, strategy="random", max_trials=7, storage=url,
-                           name=name, seed=3)
+    second = kubetune.tune(
+        objective, SPACE, strategy="random", max_trials=7, storage=url, name=name, seed=3
+    )
 
     stored = optuna.load_study(study_name=name, storage=open_storage(url))
     numbers = [t.number for t in stored.trials]

@@ -126,8 +126,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
 
 
 def tune_arch(strategy: str, seed: int) -> TuneResult:
-    return kubetune.tune(arch, ARCH_SPACE, strategy=strategy,
-                         strategy_options=OPTIONS.get(strategy), max_trials=12, seed=seed)
+    return kubetune.tune(
+        arch,
+        ARCH_SPACE,
+        strategy=strategy,
+        strategy_options=OPTIONS.get(strategy),
+        max_trials=12,
+        seed=seed,
+    )
 
 
 run_arch = functools.cache(tune_arch)  # the reproducibility tests run it once more
@@ -171,8 +177,12 @@ SEEDS = range(5)
 def sphere_values(strategy: str, trials: int, seed: int, options: tuple = ()) -> list[float]:
     """The objective values of a run on the shifted sphere, in trial order."""
     result = kubetune.tune(
-        shifted_sphere, SPHERE_SPACE, strategy=strategy, strategy_options=dict(options),
-        max_trials=trials, seed=seed,
+        shifted_sphere,
+        SPHERE_SPACE,
+        strategy=strategy,
+        strategy_options=dict(options),
+        max_trials=trials,
+        seed=seed,
     )
     values = [t.value for t in completed(result)]
     assert len(values) == trials and result.best_value == min(values)
@@ -211,8 +221,15 @@ def test_cmaes_beats_random_on_a_smooth_function() -> None:
 def test_evolution_beats_random_on_an_architecture_space() -> None:
     def mean_nas(strategy: str, options: dict[str, Any]) -> float:
         return statistics.mean(
-            kubetune.tune(nas_loss, NAS_SPACE, strategy=strategy, strategy_options=options,
-                          max_trials=60, seed=s).best_value or 0.0
+            kubetune.tune(
+                nas_loss,
+                NAS_SPACE,
+                strategy=strategy,
+                strategy_options=options,
+                max_trials=60,
+                seed=s,
+            ).best_value
+            or 0.0
             for s in range(4)
         )
 
@@ -221,8 +238,9 @@ def test_evolution_beats_random_on_an_architecture_space() -> None:
     assert evo < rnd - 0.5, (evo, rnd)
 
 
-def _run_in_process(sampler: optuna.samplers.BaseSampler, space: SearchSpace, n: int,
-                    direction: str, score: Any) -> optuna.Study:
+def _run_in_process(
+    sampler: optuna.samplers.BaseSampler, space: SearchSpace, n: int, direction: str, score: Any
+) -> optuna.Study:
     study = optuna.create_study(sampler=sampler, direction=direction)
     for _ in range(n):
         trial = study.ask()
@@ -242,8 +260,9 @@ def test_evolution_maximizes_too() -> None:
             _run_in_process(make(s), space, 60, "maximize", score).best_value for s in range(8)
         )
 
-    evo = mean_best(lambda s: RegularizedEvolutionSampler(population_size=10, sample_size=3,
-                                                          seed=s))
+    evo = mean_best(
+        lambda s: RegularizedEvolutionSampler(population_size=10, sample_size=3, seed=s)
+    )
     rnd = mean_best(lambda s: optuna.samplers.RandomSampler(seed=s))
     assert evo > rnd + 0.5, (evo, rnd)
 
@@ -252,8 +271,9 @@ def test_evolution_children_are_one_mutation_from_a_recent_parent() -> None:
     space = make_space({f"p{i}": ["a", "b", "c", "d"] for i in range(5)})
     population = 8
     sampler = RegularizedEvolutionSampler(population_size=population, sample_size=3, seed=0)
-    study = _run_in_process(sampler, space, 40, "minimize",
-                            lambda p: sum(v != "a" for v in p.values()))
+    study = _run_in_process(
+        sampler, space, 40, "minimize", lambda p: sum(v != "a" for v in p.values())
+    )
     trials = study.trials
     for t in trials[population:]:
         recent = trials[t.number - population : t.number]
@@ -287,8 +307,9 @@ def _all_configs(raw: dict[str, Any], **kw: Any) -> set[tuple[tuple[str, str], .
 
 @pytest.mark.parametrize("parallel", [1, 2])
 def test_grid_visits_every_config_once_then_stops(parallel: int) -> None:
-    result = kubetune.tune(cheap_objective, OPTIMIZER_GRID, strategy="grid", max_trials=50,
-                           parallel=parallel)
+    result = kubetune.tune(
+        cheap_objective, OPTIMIZER_GRID, strategy="grid", max_trials=50, parallel=parallel
+    )
     visited = _visited(result)
     assert len(visited) == 8 == len(set(visited))
     assert set(visited) == _all_configs(OPTIMIZER_GRID)
@@ -323,8 +344,9 @@ def test_grid_on_float_steps_and_layers() -> None:
 
 def test_grid_samples_continuous_floats_with_grid_points() -> None:
     raw = {"x": {"type": "float", "low": 0, "high": 1}}
-    result = kubetune.tune(cheap_objective, raw, strategy="grid",
-                           strategy_options={"grid_points": 3}, max_trials=20)
+    result = kubetune.tune(
+        cheap_objective, raw, strategy="grid", strategy_options={"grid_points": 3}, max_trials=20
+    )
     assert sorted(t.params["x"] for t in completed(result)) == [0.0, 0.5, 1.0]
     assert len(result.study.trials) == 3  # the grid ran out before max_trials
 
@@ -396,8 +418,11 @@ def test_auto_scheduler_with_a_fidelity_is_hyperband() -> None:
     assert choose_scheduler("auto", has_fidelity=False) == "none"
     assert choose_scheduler("asha", has_fidelity=True) == "asha"
     result = kubetune.tune(
-        reports_progress, {"x": {"type": "float", "low": 0, "high": 1}}, strategy="tpe",
-        fidelity={"param": "epochs", "min": 1, "max": 9}, max_trials=8,
+        reports_progress,
+        {"x": {"type": "float", "low": 0, "high": 1}},
+        strategy="tpe",
+        fidelity={"param": "epochs", "min": 1, "max": 9},
+        max_trials=8,
     )
     assert result.scheduler == "hyperband"
     assert result.study.user_attrs["kubetune:scheduler"] == "hyperband"

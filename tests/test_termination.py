@@ -150,15 +150,22 @@ class TestPatience:
 
     def test_retried_failures_do_not_count(self) -> None:
         # dead workers (failures that are retried) are not trials without improvement
-        trials = [_trial(0, value=1.0), _trial(1, TrialState.FAIL, attrs={RETRIED: True}),
-                  _trial(2, TrialState.FAIL, attrs={RETRIED: True}), _trial(3, value=2.0)]
+        trials = [
+            _trial(0, value=1.0),
+            _trial(1, TrialState.FAIL, attrs={RETRIED: True}),
+            _trial(2, TrialState.FAIL, attrs={RETRIED: True}),
+            _trial(3, value=2.0),
+        ]
         assert Patience(2).check(_snap(trials)) is None
         trials.append(_trial(4, TrialState.FAIL, attrs={RETRIED: False}))  # a final one does
         assert Patience(2).check(_snap(trials)) is not None
 
     def test_running_trials_do_not_count(self) -> None:
-        trials = [_trial(0, value=1.0), _trial(1, TrialState.RUNNING),
-                  _trial(2, TrialState.RUNNING)]
+        trials = [
+            _trial(0, value=1.0),
+            _trial(1, TrialState.RUNNING),
+            _trial(2, TrialState.RUNNING),
+        ]
         assert Patience(2).check(_snap(trials)) is None
 
     def test_no_completed_trial_never_stops(self) -> None:
@@ -167,8 +174,12 @@ class TestPatience:
 
     def test_order_is_by_trial_number(self) -> None:
         # trial 3 (the best) finished last in the list but is the newest by number
-        trials = [_trial(0, value=5.0), _trial(1, value=6.0), _trial(2, value=7.0),
-                  _trial(3, value=1.0)]
+        trials = [
+            _trial(0, value=5.0),
+            _trial(1, value=6.0),
+            _trial(2, value=7.0),
+            _trial(3, value=1.0),
+        ]
         assert Patience(2).check(_snap(list(reversed(trials)))) is None
 
 
@@ -249,13 +260,16 @@ def test_tune_stops_at_timeout() -> None:
             assert trial.user_attrs["kubetune:retried"] is False
 
 
-@pytest.mark.parametrize(
-    ("direction", "target"), [("minimize", 0.3), ("maximize", 0.7)]
-)
+@pytest.mark.parametrize(("direction", "target"), [("minimize", 0.3), ("maximize", 0.7)])
 def test_tune_stops_at_target(direction: str, target: float) -> None:
     result = kubetune.tune(
-        _x, X, strategy="random", direction=direction,  # type: ignore[arg-type]
-        max_trials=200, target=target, seed=1,
+        _x,
+        X,
+        strategy="random",
+        direction=direction,  # type: ignore[arg-type]
+        max_trials=200,
+        target=target,
+        seed=1,
     )
     assert result.stop_reason.startswith("target reached")
     assert result.best_value is not None

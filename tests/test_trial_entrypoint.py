@@ -59,8 +59,19 @@ def test_valid_request_completes_with_metrics_curve_and_progress(
     request = _write_request(tmp_path, _request())
     # Neither folder exists yet: the command creates them.
     output, progress = tmp_path / "out" / "result.json", tmp_path / "log" / "progress.jsonl"
-    code = main(["trial", "--spec", str(spec), "--request", str(request),
-                 "--output", str(output), "--progress", str(progress)])
+    code = main(
+        [
+            "trial",
+            "--spec",
+            str(spec),
+            "--request",
+            str(request),
+            "--output",
+            str(output),
+            "--progress",
+            str(progress),
+        ]
+    )
     assert code == ExitCode.OK, capsys.readouterr().err
 
     result = json.loads(output.read_text())

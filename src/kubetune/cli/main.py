@@ -32,8 +32,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="search, train the best model, evaluate it and push it")
     run.add_argument("spec", help="experiment spec (YAML)")
-    run.add_argument("--model-repo", help="model repository: a directory or file:// URI"
-                     " (default: the spec's model_repo, else ./model-repo)")
+    run.add_argument(
+        "--model-repo",
+        help="model repository: a directory or file:// URI"
+        " (default: the spec's model_repo, else ./model-repo)",
+    )
     run.add_argument("--max-trials", type=int, help="override budget.max_trials")
     run.add_argument("--parallel", type=int, help="override budget.parallel")
 
@@ -132,13 +135,17 @@ def _validate(path: str) -> int:
 
         kind = spec.trainer.kind
         if kind not in TRAINER_KINDS:
-            raise SpecError(f"trainer.kind: unknown trainer kind '{kind}';"
-                            f" valid kinds: {', '.join(TRAINER_KINDS)}")
+            raise SpecError(
+                f"trainer.kind: unknown trainer kind '{kind}';"
+                f" valid kinds: {', '.join(TRAINER_KINDS)}"
+            )
         spec = normalize_objective(spec)
     plan = plan_search(spec)
     print(f"{path}: valid spec for experiment '{spec.name}'")
-    print(f"objective: {spec.direction} {spec.objective.metric}"
-          + (f" (target {spec.objective.target:g})" if spec.objective.target is not None else ""))
+    print(
+        f"objective: {spec.direction} {spec.objective.metric}"
+        + (f" (target {spec.objective.target:g})" if spec.objective.target is not None else "")
+    )
     print("search space:")
     width = max(len(n) for n, _ in spec.space.describe())
     for name, text in spec.space.describe():
@@ -148,8 +155,10 @@ def _validate(path: str) -> int:
     print(f"strategy: {plan.strategy} ({plan.strategy_reason})")
     if spec.fidelity:
         f = spec.fidelity
-        print(f"fidelity: {f.param} from {f.min} to {f.max}, reduction factor"
-              f" {f.reduction_factor}, scheduler {plan.scheduler}")
+        print(
+            f"fidelity: {f.param} from {f.min} to {f.max}, reduction factor"
+            f" {f.reduction_factor}, scheduler {plan.scheduler}"
+        )
     print("stops on: " + "; ".join(type(c).__name__ for c in plan.stop_conditions))
     return 0
 
@@ -165,8 +174,10 @@ def _models(args: argparse.Namespace) -> int:
         print(render_model_show(repo, args.name, _ref(args.ref)))
     else:
         manifest = repo.pull(args.name, _ref(args.ref), Path(args.dest))
-        print(f"pulled {args.name} v{manifest.version} into {args.dest}"
-              f" ({len(manifest.files)} files, hashes verified)")
+        print(
+            f"pulled {args.name} v{manifest.version} into {args.dest}"
+            f" ({len(manifest.files)} files, hashes verified)"
+        )
     return 0
 
 

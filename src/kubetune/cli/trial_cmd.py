@@ -51,9 +51,12 @@ def run_trial_command(spec_path: str, request_path: str, output: str, progress: 
     tmp = out.with_name(out.name + ".tmp")  # not with_suffix: "result.tmp" would be out itself
     tmp.write_text(json.dumps(outcome.to_dict(), indent=2))
     os.replace(tmp, out)  # a reader never sees half a result
-    print(f"trial {request.number}: {outcome.status.value}"
-          + (f" {spec.objective.metric}={outcome.value:.6g}" if outcome.value is not None else "")
-          + (f" ({outcome.message.splitlines()[0]})" if outcome.message else ""), file=sys.stderr)
+    print(
+        f"trial {request.number}: {outcome.status.value}"
+        + (f" {spec.objective.metric}={outcome.value:.6g}" if outcome.value is not None else "")
+        + (f" ({outcome.message.splitlines()[0]})" if outcome.message else ""),
+        file=sys.stderr,
+    )
     if outcome.status is not TrialStatus.FAILED:
         return ExitCode.OK
     if outcome.failure is TrialFailure.INVALID_CONFIG:

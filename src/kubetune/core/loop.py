@@ -147,7 +147,10 @@ class TuningLoop:
             return
         if isinstance(event, ReportEvent):
             trial.report(event.value, event.step)
-            self.executor.answer(event.number, trial.should_prune())
+            # A report at the full budget ends the trial anyway: pruning it there would only
+            # throw a finished result away (ASHA has a rung at every step it likes).
+            at_full_budget = self.budget is not None and event.step >= self.budget
+            self.executor.answer(event.number, not at_full_budget and trial.should_prune())
             return
         del self._in_flight[event.number]
         self._record(trial, event.outcome)

@@ -52,16 +52,20 @@ def run_trial(
         result = fn(request, recorder)
     except TrialPruned:
         last = recorder.curve[-1][1] if recorder.curve else None
-        return TrialOutcome(TrialStatus.PRUNED, value=last, curve=recorder.curve,
-                            duration_s=elapsed())
+        return TrialOutcome(
+            TrialStatus.PRUNED, value=last, curve=recorder.curve, duration_s=elapsed()
+        )
     except InvalidConfigError as exc:
-        return TrialOutcome.failed(TrialFailure.INVALID_CONFIG, str(exc),
-                                   curve=recorder.curve, duration_s=elapsed())
+        return TrialOutcome.failed(
+            TrialFailure.INVALID_CONFIG, str(exc), curve=recorder.curve, duration_s=elapsed()
+        )
     except Exception as exc:
         tail = traceback.format_exc(limit=-3)
         return TrialOutcome.failed(
-            TrialFailure.ERROR, f"{type(exc).__name__}: {exc}\n{tail}",
-            curve=recorder.curve, duration_s=elapsed(),
+            TrialFailure.ERROR,
+            f"{type(exc).__name__}: {exc}\n{tail}",
+            curve=recorder.curve,
+            duration_s=elapsed(),
         )
     return _outcome_from_result(result, metric, recorder.curve, elapsed())
 
@@ -79,8 +83,10 @@ def _outcome_from_result(
         if metric not in metrics:
             return TrialOutcome.failed(
                 TrialFailure.ERROR,
-                f"the trial returned no metric '{metric}' (got: {', '.join(sorted(metrics)) or 'none'})",
-                curve=curve, duration_s=duration,
+                f"the trial returned no metric '{metric}'"
+                f" (got: {', '.join(sorted(metrics)) or 'none'})",
+                curve=curve,
+                duration_s=duration,
             )
         value = metrics[metric]
     else:
@@ -89,14 +95,20 @@ def _outcome_from_result(
         except (TypeError, ValueError):
             return TrialOutcome.failed(
                 TrialFailure.ERROR,
-                f"the trial returned {type(result).__name__}, expected a number or a dict of metrics",
-                curve=curve, duration_s=duration,
+                f"the trial returned {type(result).__name__},"
+                " expected a number or a dict of metrics",
+                curve=curve,
+                duration_s=duration,
             )
         metrics[metric] = value
     if not math.isfinite(value):
         return TrialOutcome.failed(
-            TrialFailure.NOT_FINITE, f"objective '{metric}' is {value}",
-            metrics=metrics, curve=curve, duration_s=duration,
+            TrialFailure.NOT_FINITE,
+            f"objective '{metric}' is {value}",
+            metrics=metrics,
+            curve=curve,
+            duration_s=duration,
         )
-    return TrialOutcome(TrialStatus.COMPLETED, value=value, metrics=metrics, curve=curve,
-                        duration_s=duration)
+    return TrialOutcome(
+        TrialStatus.COMPLETED, value=value, metrics=metrics, curve=curve, duration_s=duration
+    )

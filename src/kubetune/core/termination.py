@@ -99,8 +99,10 @@ class Patience(StopCondition):
         best: float | None = None
         since = 0
         for t in finished:
-            if t.state == TrialState.COMPLETE and t.value is not None and (
-                best is None or sign * t.value > sign * best
+            if (
+                t.state == TrialState.COMPLETE
+                and t.value is not None
+                and (best is None or sign * t.value > sign * best)
             ):
                 best, since = t.value, 0
             else:

@@ -80,8 +80,13 @@ class LocalExecutor(Executor):
     def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = subprocess.Popen(
-            [sys.executable, "-m", "kubetune.executors.worker", str(theirs.fileno()),
-             str(os.getpid())],
+            [
+                sys.executable,
+                "-m",
+                "kubetune.executors.worker",
+                str(theirs.fileno()),
+                str(os.getpid()),
+            ],
             pass_fds=(theirs.fileno(),),
             env=self._env,
             stdin=subprocess.DEVNULL,

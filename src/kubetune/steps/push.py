@@ -2,7 +2,8 @@
 
 A new version is always stored (immutable, with its manifest). The ``production`` alias
 moves to it only when its test score is at least as good as the current production
-version's — the champion gate — so a worse re-tuning run never replaces a better model.
+version's on the same test data — the champion gate — so a worse re-tuning run never
+replaces a better model.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.core.spec import ExperimentSpec
-from kubetune.errors import RepositoryError
+from kubetune.data import Dataset
+from kubetune.errors import KubetuneError, RepositoryError
 from kubetune.repository import Manifest, ModelRepository, open_repository
-from kubetune.trainers import TrainedModel
+from kubetune.steps.trial import evaluate_split
+from kubetune.trainers import TrainedModel, get_trainer
 
 PRODUCTION = "production"
 
@@ -29,20 +32,53 @@ class PushResult:
 
 
 def champion_gate(
-    repo: ModelRepository, name: str, metric: str, value: float, direction: str
+    repo: ModelRepository,
+    spec: ExperimentSpec,
+    metric: str,
+    value: float,
+    *,
+    data: Dataset | None = None,
 ) -> tuple[bool, str]:
+    """Whether the new model should become ``production``, and why.
+
+    When the data changed since the champion was pushed (another fingerprint: new rows,
+    another split), its recorded score is not comparable, so the champion is pulled and
+    scored again on this run's test split.
+    """
+    name, direction = spec.name, spec.direction
     try:
         current = repo.get(name, PRODUCTION)
     except RepositoryError:
         return True, "no production model yet"
     champion = current.metrics.get(metric)
+    basis = "recorded"
+    if data is not None and current.data_fingerprint != data.fingerprint:
+        champion = _rescore(repo, current, spec, data, metric)
+        basis = "re-scored on this run's test split"
+        if champion is None:
+            return True, (
+                f"promoted: production v{current.version} cannot be scored on the new data"
+            )
     if champion is None:
         return True, f"production v{current.version} has no {metric}"
     better = value >= champion if direction == "maximize" else value <= champion
     verdict = "promoted" if better else "kept the champion"
     return better, (
-        f"{verdict}: {metric} {value:.4g} vs production v{current.version} {champion:.4g}"
+        f"{verdict}: {metric} {value:.4g} vs production v{current.version} {champion:.4g} ({basis})"
     )
+
+
+def _rescore(
+    repo: ModelRepository, current: Manifest, spec: ExperimentSpec, data: Dataset, metric: str
+) -> float | None:
+    options = spec.trainer.options if spec.trainer and spec.trainer.kind == current.trainer else {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="kubetune-champion-") as tmp:
+            repo.pull(current.name, current.version, Path(tmp) / "model")
+            model = get_trainer(current.trainer, options).load(Path(tmp) / "model")
+            return evaluate_split(model, data, "test").get(metric)
+    except (KubetuneError, ValueError, RuntimeError, KeyError):
+        return None  # e.g. the features changed: the old model cannot serve this data
 
 
 def push(
@@ -55,6 +91,7 @@ def push(
     data_fingerprint: str,
     gate_metric: str,
     extra: dict[str, Any] | None = None,
+    data: Dataset | None = None,
 ) -> PushResult:
     repo = open_repository(repo_uri, base_dir=Path.cwd())
     assert spec.trainer is not None
@@ -70,9 +107,7 @@ def push(
             trainer=spec.trainer.kind,
             extra=extra,
         )
-    promote, reason = champion_gate(
-        repo, spec.name, gate_metric, metrics[gate_metric], spec.direction
-    )
+    promote, reason = champion_gate(repo, spec, gate_metric, metrics[gate_metric], data=data)
     if promote:
         repo.set_alias(spec.name, PRODUCTION, manifest.version)
     return PushResult(manifest=manifest, uri=repo_uri, promoted=promote, gate=reason)

@@ -88,8 +88,13 @@ def run_experiment(
             metrics={**val_metrics, **test_metrics},
             data_fingerprint=data.fingerprint,
             gate_metric=gate_metric,
-            extra={"budget": budget, "best_trial": result.best_trial,
-                   "strategy": result.strategy, "scheduler": result.scheduler},
+            data=data,
+            extra={
+                "budget": budget,
+                "best_trial": result.best_trial,
+                "strategy": result.strategy,
+                "scheduler": result.scheduler,
+            },
         )
         summary.model_uri = f"{repo_uri}/{spec.name}/versions/{pushed.manifest.version:06d}"
         summary.model_version = pushed.manifest.version
@@ -99,8 +104,11 @@ def run_experiment(
 
     summary.elapsed_s = time.monotonic() - started
     report = write_html_report(
-        result.study, out_dir / "report.html", title=spec.name,
-        metric=spec.objective.metric, summary=summary,
+        result.study,
+        out_dir / "report.html",
+        title=spec.name,
+        metric=spec.objective.metric,
+        summary=summary,
     )
     summary.report_path = str(report)
     _write_json(out_dir / "summary.json", summary.to_dict())

@@ -7,6 +7,7 @@ reused by every trial that process runs.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,21 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
     if spec.trainer.kind == "custom":
         from kubetune.trainers.custom import resolve_function
 
+        # ``function: my_module:train`` finds my_module.py next to the spec, as a user expects;
+        # local workers inherit this sys.path from the controller.
+        spec_dir = str(spec.base_dir)
+        if spec_dir not in sys.path:
+            sys.path.insert(0, spec_dir)
         resolve_function(trainer.options.get("function"))
+    if (
+        spec.trainer.kind == "sklearn"
+        and spec.fidelity
+        and not spec.trainer.options.get("budget_param")
+    ):
+        raise SpecError(
+            f"trainer.budget_param: required with a fidelity ({spec.fidelity.param}); name the"
+            " estimator parameter the budget sets, e.g. max_iter or n_estimators"
+        )
     return trainer
 
 

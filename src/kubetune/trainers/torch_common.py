@@ -307,7 +307,9 @@ def set_threads(threads: Any) -> None:
     """
     count = 1 if threads is None else threads
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise InvalidConfigError(f"trainer option threads must be a positive integer, got {count!r}")
+        raise InvalidConfigError(
+            f"trainer option threads must be a positive integer, got {count!r}"
+        )
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
 

@@ -32,8 +32,10 @@ def choose_strategy(space: SearchSpace, max_trials: int | None) -> StrategyChoic
     if space.is_conditional:
         return StrategyChoice("tpe", "conditional/architecture space: multivariate grouped TPE")
     n_params = len(space.searched_names)
-    if space.is_numeric and n_params <= GP_MAX_PARAMS and (
-        max_trials is not None and max_trials <= GP_MAX_TRIALS
+    if (
+        space.is_numeric
+        and n_params <= GP_MAX_PARAMS
+        and (max_trials is not None and max_trials <= GP_MAX_TRIALS)
     ):
         return StrategyChoice("gp", f"{n_params} numeric parameters, {max_trials} trials")
     return StrategyChoice("tpe", "large or mixed space: multivariate TPE")

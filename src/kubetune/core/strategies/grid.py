@@ -19,8 +19,9 @@ GRID_ID_ATTR = "kubetune:grid_id"
 
 
 class ConditionalGridSampler(BaseSampler):
-    def __init__(self, grid: Sequence[dict[str, Any]], *, seed: int | None = None,
-                 shuffle: bool = True) -> None:
+    def __init__(
+        self, grid: Sequence[dict[str, Any]], *, seed: int | None = None, shuffle: bool = True
+    ) -> None:
         self._grid = list(grid)
         self._order = list(range(len(self._grid)))
         if shuffle:  # a budget smaller than the grid still covers the space evenly
