@@ -9,18 +9,18 @@ parameter the trial then suggests takes the child's value, and anything the chil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from optuna import Study
-from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.distributions import CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core.strategies.planned import PlannedConfigSampler
 
-class RegularizedEvolutionSampler(BaseSampler):
+
+class RegularizedEvolutionSampler(PlannedConfigSampler):
     def __init__(
         self, *, population_size: int = 20, sample_size: int = 5, seed: int | None = None
     ) -> None:
@@ -30,34 +30,23 @@ class RegularizedEvolutionSampler(BaseSampler):
             raise ValueError("sample_size: must be between 1 and population_size")
         self.population_size = population_size
         self.sample_size = sample_size
+        super().__init__(seed=seed)
         self._rng = np.random.RandomState(seed)
-        self._random = RandomSampler(seed=seed)
-        self._children: dict[int, dict[str, Any]] = {}
 
     def reseed_rng(self) -> None:
+        super().reseed_rng()
         self._rng.seed()
-        self._random.reseed_rng()
 
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+    def plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(completed) < self.population_size:
-            return  # still building the initial random population
+            return None  # still building the initial random population
         population = sorted(completed, key=lambda t: t.number)[-self.population_size :]
         picks = self._rng.choice(len(population), size=self.sample_size, replace=False)
         contenders = [population[i] for i in picks]
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         parent = max(contenders, key=lambda t: sign * float(t.value or 0.0))
-        self._children[trial._trial_id] = self._mutate(parent)
+        return self._mutate(parent)
 
     def _mutate(self, parent: FrozenTrial) -> dict[str, Any]:
         child = dict(parent.params)
@@ -73,29 +62,3 @@ class RegularizedEvolutionSampler(BaseSampler):
         else:
             del child[victim]  # redrawn at random when the trial suggests it
         return child
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        child = self._children.get(trial._trial_id, {})
-        if param_name in child:
-            value = child[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass  # the range changed since the parent ran: draw afresh
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._children.pop(trial._trial_id, None)
