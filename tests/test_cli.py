@@ -244,6 +244,19 @@ def test_run_with_missing_data_file_fails_cleanly(
     assert not (tmp_path / "kubetune-runs" / NAME / "study.journal").exists()
 
 
+def test_run_with_unusable_model_repository_fails_before_searching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write(tmp_path / "spec.yaml", TINY_SPEC)
+    (tmp_path / "repo-is-a-file").write_text("not a directory")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(spec), "--model-repo", "repo-is-a-file"]) == 2
+    err = capsys.readouterr().err
+    assert "repo-is-a-file" in err and "not a directory" in err
+    # Checked up front: no trial ran only to find nowhere to put the model.
+    assert not (tmp_path / "kubetune-runs" / NAME / "study.journal").exists()
+
+
 def test_run_resumes_the_study(
     finished_run: FinishedRun,
     tmp_path: Path,

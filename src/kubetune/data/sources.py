@@ -160,18 +160,23 @@ def load_dataset(
     requested_shape = _check_image_shape(image_shape)
 
     table = _load_table(os.fspath(source), target, base_dir or Path.cwd())
-    frame = _select_features(table, features)
-    n_missing = int(table.target.isna().sum())
-    if n_missing:
-        raise DataError(
-            f"{n_missing} of {len(table.target)} rows have no value in target column"
-            f" {str(table.target.name)!r}; drop or fill them"
-        )
-    sizes = split_sizes(len(table.target), validation_fraction, test_fraction)
-    resolved_task = _resolve_task(table, task)
-    X, feature_names = encode_features(frame)
-    y, class_labels = encode_target(table.target, resolved_task, table.class_names)
-    shape = _resolve_image_shape(requested_shape, table.default_image_shape, X.shape[1])
+    try:
+        frame = _select_features(table, features)
+        n_missing = int(table.target.isna().sum())
+        if n_missing:
+            raise DataError(
+                f"{n_missing} of {len(table.target)} rows have no value in target column"
+                f" {str(table.target.name)!r}; drop or fill them"
+            )
+        sizes = split_sizes(len(table.target), validation_fraction, test_fraction)
+        resolved_task = _resolve_task(table, task)
+        X, feature_names = encode_features(frame)
+        y, class_labels = encode_target(table.target, resolved_task, table.class_names)
+        shape = _resolve_image_shape(requested_shape, table.default_image_shape, X.shape[1])
+        train, val, test = split_indices(y, resolved_task, class_labels, sizes, split_seed)
+    except DataError as exc:
+        # Content problems name the source, like loading problems do.
+        raise DataError(f"{os.fspath(source)}: {exc}") from None
 
     fingerprint = compute_fingerprint(
         X,
@@ -187,7 +192,6 @@ def load_dataset(
             "split_seed": int(split_seed),
         },
     )
-    train, val, test = split_indices(y, resolved_task, class_labels, sizes, split_seed)
     return Dataset(
         name=table.name,
         task=resolved_task,

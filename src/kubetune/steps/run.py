@@ -15,6 +15,7 @@ from rich.console import Console
 
 from kubetune.core.spec import ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
+from kubetune.repository import open_repository
 from kubetune.steps.evaluate import evaluate
 from kubetune.steps.push import push
 from kubetune.steps.retrieve import retrieve
@@ -43,6 +44,8 @@ def run_experiment(
 
     data = retrieve(spec)  # fail fast on bad data, before any worker starts
     check_trainer(spec, data)  # ... and on a trainer or objective no trial could use
+    repo_uri = model_repo or spec.model_repo or DEFAULT_MODEL_REPO
+    open_repository(repo_uri, base_dir=Path.cwd())  # ... and on a repository we cannot use
     console.print(
         f"[bold]{spec.name}[/]: {data.name} ({data.task}, {len(data.X_train)} train /"
         f" {len(data.X_val)} validation / {len(data.X_test)} test rows,"
@@ -79,7 +82,6 @@ def run_experiment(
         test_metrics = evaluate(model, data)
         summary.test_metrics = _unprefixed(test_metrics, "test_")
         gate_metric = "test_" + spec.objective.metric.removeprefix("val_")
-        repo_uri = model_repo or spec.model_repo or DEFAULT_MODEL_REPO
         pushed = push(
             spec,
             model,
