@@ -105,14 +105,14 @@ def run_experiment(
         console.print("[red]no trial completed: nothing to train, evaluate or push[/]")
 
     summary.elapsed_s = time.monotonic() - started
-    report = write_html_report(
+    summary.report_path = str(out_dir / "report.html")  # known before writing: shown inside it
+    write_html_report(
         result.study,
         out_dir / "report.html",
         title=spec.name,
         metric=spec.objective.metric,
         summary=summary,
     )
-    summary.report_path = str(report)
     _write_json(out_dir / "summary.json", summary.to_dict())
     return summary
 
