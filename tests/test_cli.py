@@ -11,9 +11,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import optuna
 import pytest
 
 from kubetune.cli.main import main
+from kubetune.core.storage import journal_storage
 from kubetune.repository import open_repository
 
 NAME = "tiny-digits"
@@ -53,10 +56,9 @@ def _sha256(path: Path) -> str:
 
 
 def _study_trials(workdir: Path) -> list[optuna.trial.FrozenTrial]:
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     journal = workdir / "kubetune-runs" / NAME / "study.journal"
-    storage = JournalStorage(JournalFileBackend(str(journal)))
+    storage = journal_storage(journal)
     return optuna.load_study(study_name=NAME, storage=storage).get_trials(deepcopy=False)
 
 
@@ -284,3 +286,81 @@ def test_run_resumes_the_study(
     assert "max_trials reached" in capsys.readouterr().err
     assert len(_study_trials(workdir)) == 3
     assert [m.version for m in open_repository(workdir / "repo").versions(NAME)] == [1, 2, 3]
+
+
+SLOW_TRAINER = """\
+import time
+
+import numpy as np
+
+
+class Majority:
+    def __init__(self, label: int) -> None:
+        self.label = label
+
+    def predict(self, X):
+        return np.full(len(X), self.label)
+
+
+def train(params, data, budget, reporter, seed, final):
+    for step in range(1, (budget or 1) + 1):
+        time.sleep(0.4)
+        if not final:
+            reporter.report(step, params["x"])
+    return Majority(int(np.bincount(data.y_train).argmax()))
+"""
+
+SLOW_SPEC = """\
+name: slow
+objective: {metric: val_accuracy}
+data: {source: "sklearn:iris"}
+trainer: {kind: custom, function: "slow_trainer:train"}
+search_space:
+  x: {type: float, low: 0.0, high: 1.0}
+strategy: {name: random}
+fidelity: {param: steps, min: 1, max: 3, scheduler: none}
+budget: {max_trials: 6, parallel: 2}
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_the_rerun_finishes_the_study(tmp_path: Path) -> None:
+    _write(tmp_path / "slow_trainer.py", SLOW_TRAINER)
+    spec = _write(tmp_path / "slow.yaml", SLOW_SPEC)
+    cmd = [sys.executable, "-m", "kubetune.cli.main", "run", str(spec), "--model-repo", "repo"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = tmp_path / "kubetune-runs" / "slow" / "study.journal"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until a trial is done and others are running
+        time.sleep(0.3)
+        if not journal.exists():
+            continue
+        storage = journal_storage(journal)
+        states = [t.state for t in optuna.load_study(study_name="slow", storage=storage).trials]
+        if optuna.trial.TrialState.COMPLETE in states and optuna.trial.TrialState.RUNNING in states:
+            break
+    proc.send_signal(signal.SIGINT)
+    storage = journal_storage(journal)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "interrupted" in text and "Traceback" not in text
+    assert not (tmp_path / "repo" / "slow").exists()  # nothing trained or pushed
+
+    trials = optuna.load_study(study_name="slow", storage=storage).trials
+    cancelled = [t for t in trials if t.user_attrs.get("failure") == "cancelled"]
+    assert cancelled, "trials running at Ctrl-C are recorded as cancelled"
+    queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert sorted(str(t.system_attrs["fixed_params"]) for t in queued) == sorted(
+        str(t.params) for t in cancelled
+    )
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    trials = optuna.load_study(study_name="slow", storage=storage).trials
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(completed) == 6
+    completed_params = [str(t.params) for t in completed]
+    for t in cancelled:  # every cancelled config ran to completion on the re-run
+        assert str(t.params) in completed_params
+    assert open_repository(tmp_path / "repo").get("slow", "production").version == 1

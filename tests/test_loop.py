@@ -330,7 +330,7 @@ def test_local_executor_relays_reports_results_and_cancellation() -> None:
         ex.cancel(1, "stop it")
         done = _events_until_finished(ex, 1, limit_s=10)[-1]
         assert done.outcome.status is TrialStatus.FAILED
-        assert done.outcome.failure is not None and done.outcome.failure.value == "error"
+        assert done.outcome.failure is not None and done.outcome.failure.value == "cancelled"
         assert done.outcome.message == "stop it"
 
         # the worker was replaced: the executor still runs trials

@@ -255,9 +255,13 @@ def test_tune_stops_at_timeout() -> None:
     assert completed, "some trials completed before the timeout"
     assert elapsed < 15  # the running trial was cancelled, not waited for forever
     for trial in result.study.trials:
-        if trial.state == TrialState.FAIL:  # in flight at the timeout: cancelled, not retried
+        if trial.state == TrialState.FAIL:  # in flight at the timeout: cancelled, queued again
+            assert trial.user_attrs["failure"] == "cancelled"
             assert trial.user_attrs["message"].startswith("cancelled: timeout reached")
-            assert trial.user_attrs["kubetune:retried"] is False
+            assert trial.user_attrs["kubetune:retried"] is True
+    waiting = [t for t in result.study.trials if t.state == TrialState.WAITING]
+    cancelled = [t for t in result.study.trials if t.state == TrialState.FAIL]
+    assert [t.params for t in waiting] == [t.params for t in cancelled]  # runs on resume
 
 
 @pytest.mark.parametrize(("direction", "target"), [("minimize", 0.3), ("maximize", 0.7)])

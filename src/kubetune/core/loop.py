@@ -32,6 +32,7 @@ DURATION = "duration_s"
 PARAMS = "kubetune:params"
 
 _POLL_S = 0.5
+INTERRUPTED = "interrupted by the user"
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ class TuningLoop:
                 for event in self.executor.poll(timeout=_POLL_S):
                     self._handle(event)
         except KeyboardInterrupt:
-            self._cancel_all("interrupted by the user")
-            return "interrupted by the user"
+            self._cancel_all(INTERRUPTED)
+            return INTERRUPTED
 
     def _fill(self, snap: StudySnapshot) -> None:
         planned = snap.finished_count + len(self._in_flight)
@@ -215,14 +216,9 @@ class TuningLoop:
                     continue
                 trial = self._in_flight.pop(event.number, None)
                 if trial is not None:
-                    outcome = event.outcome
-                    if outcome.status is not TrialStatus.FAILED:
-                        self._record(trial, outcome)
-                        continue
-                    # a cancelled trial is the run's choice, not the config's: not retried
-                    outcome.failure = TrialFailure.ERROR
-                    outcome.message = reason
-                    self._record(trial, outcome)
+                    # A cancelled trial (failure CANCELLED) is the run's doing, not the
+                    # config's: it is queued again and runs first when the study resumes.
+                    self._record(trial, event.outcome)
 
     # --- resume --------------------------------------------------------------------------
 

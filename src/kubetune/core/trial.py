@@ -41,17 +41,19 @@ class TrialStatus(enum.StrEnum):
 
 
 class TrialFailure(enum.StrEnum):
-    """Why a trial failed. Only ``INFRASTRUCTURE`` failures are retried."""
+    """Why a trial failed. Only ``INFRASTRUCTURE`` and ``CANCELLED`` trials are retried."""
 
     INVALID_CONFIG = "invalid_config"  # the trainer refused the config
     ERROR = "error"  # the trial code raised
     NOT_FINITE = "not_finite"  # the objective was NaN or infinite
     DEADLINE = "deadline"  # ran past the per-trial deadline
     INFRASTRUCTURE = "infrastructure"  # worker/pod died, controller died mid-trial
+    CANCELLED = "cancelled"  # the run stopped (timeout, Ctrl-C) while the trial ran
 
     @property
     def retryable(self) -> bool:
-        return self is TrialFailure.INFRASTRUCTURE
+        # neither is the config's fault: the trial runs again (a cancelled one on the next run)
+        return self in (TrialFailure.INFRASTRUCTURE, TrialFailure.CANCELLED)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class LocalExecutor(Executor):
     def cancel(self, number: int, reason: str) -> None:
         worker = self._by_number.get(number)
         if worker is not None:
-            self._cancelled[number] = (TrialFailure.ERROR, reason)
+            self._cancelled[number] = (TrialFailure.CANCELLED, reason)
             worker.process.kill()
 
     def poll(self, timeout: float) -> list[ExecutorEvent]:

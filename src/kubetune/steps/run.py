@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from kubetune.core.loop import INTERRUPTED
 from kubetune.core.spec import ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
 from kubetune.repository import open_repository
@@ -68,6 +69,12 @@ def run_experiment(
     summary.pruned = sum(t.state.name == "PRUNED" for t in trials)
     summary.failed = sum(t.state.name == "FAIL" for t in trials)
 
+    interrupted = result.stop_reason == INTERRUPTED
+    if interrupted:
+        console.print(
+            f"[yellow]interrupted[/]: the study is saved in {out_dir}; run the same command"
+            " again to resume (trials that were running run first)"
+        )
     if result.best_trial is not None:
         best = result.study.trials[result.best_trial]
         summary.best_params = result.best_params
@@ -76,6 +83,7 @@ def run_experiment(
         val_metrics = dict(best.user_attrs.get("metrics", {}))
         summary.validation_metrics = _unprefixed(val_metrics, "val_")
 
+    if result.best_trial is not None and not interrupted:
         budget = best_budget(spec, best)
         with console.status("training the final model on train + validation"):
             model = train_final(spec, data, result.best_params, budget)
@@ -101,7 +109,7 @@ def run_experiment(
         summary.model_uri = f"{repo_uri}/{spec.name}/versions/{pushed.manifest.version:06d}"
         summary.model_version = pushed.manifest.version
         console.print(f"model repository: {pushed.gate}")
-    else:
+    elif not interrupted:
         console.print("[red]no trial completed: nothing to train, evaluate or push[/]")
 
     summary.elapsed_s = time.monotonic() - started
