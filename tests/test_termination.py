@@ -230,6 +230,11 @@ def _constant(params: dict[str, Any]) -> float:
     return 1.0
 
 
+def _first_fast_then_slow(params: dict[str, Any], ctx: kubetune.TrialContext) -> float:
+    time.sleep(0.2 if ctx.number == 0 else 30)  # trial 1 is surely running at the timeout
+    return float(params["x"])
+
+
 def _sleepy(params: dict[str, Any]) -> float:
     time.sleep(0.2)
     return float(params["x"])
@@ -248,7 +253,10 @@ def test_tune_stops_at_max_trials() -> None:
 
 def test_tune_stops_at_timeout() -> None:
     start = time.monotonic()
-    result = kubetune.tune(_sleepy, X, strategy="random", max_trials=None, timeout=1.5)
+    # retries=0: a cancelled trial did not fail, so it is queued again all the same
+    result = kubetune.tune(
+        _first_fast_then_slow, X, strategy="random", max_trials=None, timeout=2.5, retries=0
+    )
     elapsed = time.monotonic() - start
     assert result.stop_reason.startswith("timeout reached")
     completed = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
@@ -261,7 +269,9 @@ def test_tune_stops_at_timeout() -> None:
             assert trial.user_attrs["kubetune:retried"] is True
     waiting = [t for t in result.study.trials if t.state == TrialState.WAITING]
     cancelled = [t for t in result.study.trials if t.state == TrialState.FAIL]
-    assert [t.params for t in waiting] == [t.params for t in cancelled]  # runs on resume
+    assert cancelled, "a trial was running when time ran out"
+    # queued with the same params, so a resumed run finishes it
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [t.params for t in cancelled]
 
 
 @pytest.mark.parametrize(("direction", "target"), [("minimize", 0.3), ("maximize", 0.7)])

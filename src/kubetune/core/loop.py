@@ -174,7 +174,11 @@ class TuningLoop:
     ) -> FrozenTrial:
         failure = outcome.failure or TrialFailure.ERROR
         attempt = int(attrs.get(ATTEMPT, 1))
-        retry = failure.retryable and attempt <= self.retries
+        if failure is TrialFailure.CANCELLED:
+            # the run stopped, the trial did not fail: it costs no retry, it just runs again
+            retry, next_attempt = True, attempt
+        else:
+            retry, next_attempt = failure.retryable and attempt <= self.retries, attempt + 1
         trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
             self.study._study_id, number
         )
@@ -186,7 +190,7 @@ class TuningLoop:
         if retry:
             self.study.enqueue_trial(
                 flat_params,
-                user_attrs={ATTEMPT: attempt + 1, RETRY_OF: int(attrs.get(RETRY_OF, number))},
+                user_attrs={ATTEMPT: next_attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))},
                 skip_if_exists=False,
             )
         return frozen
