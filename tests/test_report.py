@@ -328,12 +328,18 @@ def test_composite_forwards_to_all_and_reraises_first_error() -> None:
     console, buffer = _plain_console()
 
     class Broken(QuietObserver):
-        def on_trial_finished(self, trial: FrozenTrial, progress: LoopProgress) -> None:
-            raise RuntimeError("broken observer")
+        def __init__(self, which: str) -> None:
+            self.which = which
 
-    composite = CompositeObserver(QuietObserver(), Broken(), RichProgressObserver(console))
+        def on_trial_finished(self, trial: FrozenTrial, progress: LoopProgress) -> None:
+            raise RuntimeError(f"{self.which} broken observer")
+
+    # two broken observers, so that re-raising the first error is told from the last one
+    composite = CompositeObserver(
+        QuietObserver(), Broken("first"), RichProgressObserver(console), Broken("second")
+    )
     composite.on_start(_progress(0, 0, 0, None))
-    with pytest.raises(RuntimeError, match="broken observer"):
+    with pytest.raises(RuntimeError, match=r"^first broken observer$"):
         composite.on_trial_finished(_numbered(_completed(0, 0.5), 0), _progress(1, 0, 0, 0.5))
     composite.on_stop("done", _progress(1, 0, 0, 0.5))
     out = buffer.getvalue()

@@ -589,6 +589,7 @@ class RepositoryConformance:
         assert "params:" in lines and "metrics:" in lines
         assert ["lr", "0.01"] in [line.split() for line in lines]
         assert ["accuracy", "0.93"] in [line.split() for line in lines]
+        assert len(manifest.files) == 3  # else the loop below checks nothing
         for entry in manifest.files:
             assert entry.path in shown and entry.sha256[:12] in shown
             assert entry.sha256 not in shown  # short hashes only
@@ -624,21 +625,36 @@ class TestLocalObjectStore(ObjectStoreConformance):
         payloads = [b"A" * 2_000_000, b"B" * 2_000_000]
         store.put_bytes("m/w", payloads[0])
         stop = threading.Event()
+        writes = [0]
+        errors: list[BaseException] = []
 
         def writer() -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                store.put_bytes("m/w", payloads[i % 2])
+            try:
+                while not stop.is_set():
+                    writes[0] += 1
+                    store.put_bytes("m/w", payloads[writes[0] % 2])
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
 
         thread = threading.Thread(target=writer)
         thread.start()
+        seen: set[bytes] = set()
         try:
-            for _ in range(40):
-                assert store.get_bytes("m/w") in payloads
+            # read while the writer keeps replacing the object: at least 40 reads, and on
+            # until both payloads were read, so the reads did overlap the writes
+            deadline = time.monotonic() + 30
+            reads = 0
+            while reads < 40 or len(seen) < 2:
+                assert time.monotonic() < deadline, (reads, writes[0], errors)
+                data = store.get_bytes("m/w")
+                assert data in payloads
+                seen.add(data)
+                reads += 1
         finally:
             stop.set()
             thread.join()
+        assert not errors
+        assert writes[0] > 1
 
     def test_root_that_is_a_file(self, tmp_path: Path) -> None:
         (tmp_path / "file").write_text("x")

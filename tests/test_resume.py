@@ -148,6 +148,7 @@ def test_resume_after_the_controller_is_sigkilled(tmp_path: Path) -> None:
     assert running_1, "no trial was running at the kill"
     assert len(completed_1) < 12
     run1 = _executions(logs[0])
+    assert run1, "run 1 logged no execution"  # else the subset check below holds vacuously
     assert {pid for _, pid, _ in run1} <= workers
 
     # --- run 2: resume to the end ------------------------------------------------------------

@@ -219,19 +219,21 @@ def test_cmaes_beats_random_on_a_smooth_function() -> None:
 
 
 def test_evolution_beats_random_on_an_architecture_space() -> None:
+    def best_nas(strategy: str, options: dict[str, Any], seed: int) -> float:
+        best = kubetune.tune(
+            nas_loss,
+            NAS_SPACE,
+            strategy=strategy,
+            strategy_options=options,
+            max_trials=60,
+            seed=seed,
+        ).best_value
+        # a run without a completed trial has no best: it must not count as a perfect 0
+        assert best is not None, (strategy, seed)
+        return best
+
     def mean_nas(strategy: str, options: dict[str, Any]) -> float:
-        return statistics.mean(
-            kubetune.tune(
-                nas_loss,
-                NAS_SPACE,
-                strategy=strategy,
-                strategy_options=options,
-                max_trials=60,
-                seed=s,
-            ).best_value
-            or 0.0
-            for s in range(4)
-        )
+        return statistics.mean(best_nas(strategy, options, s) for s in range(4))
 
     evo = mean_nas("evolution", {"population_size": 10, "sample_size": 3})
     rnd = mean_nas("random", {})
