@@ -99,15 +99,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, overrides: dict[str, int | None] | None = None):  # type: ignore[no-untyped-def]
-    from kubetune.core.spec import load_spec, parse_spec
+    from kubetune.core.spec import load_spec
 
     spec = load_spec(path)
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if changes:
-        data = spec.model_dump(mode="json", exclude_none=True)
-        data.setdefault("budget", {}).update(changes)
-        spec = parse_spec(data, source=path, base_dir=spec.base_dir)
-    return spec
+    return spec.updated("budget", changes, source=path) if changes else spec
 
 
 def _run(args: argparse.Namespace) -> int:

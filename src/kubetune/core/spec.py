@@ -201,6 +201,14 @@ class ExperimentSpec(_Section):
         path = Path(value.removeprefix("file://")).expanduser()
         return path if path.is_absolute() else self._base_dir / path
 
+    def updated(
+        self, section: str, changes: dict[str, Any], *, source: str = "<spec>"
+    ) -> ExperimentSpec:
+        """A copy with fields of one section changed, validated again like a loaded spec."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.setdefault(section, {}).update(changes)
+        return parse_spec(data, source=source, base_dir=self._base_dir)
+
     def with_base_dir(self, base_dir: Path) -> ExperimentSpec:
         self._base_dir = base_dir
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubetune.api import TuneResult, run_search
 from kubetune.core.events import LoopObserver
-from kubetune.core.spec import ExperimentSpec, parse_spec
+from kubetune.core.spec import ExperimentSpec
 from kubetune.steps.trial import BuiltinTrial, objective_key
 
 
@@ -13,9 +13,7 @@ def normalize_objective(spec: ExperimentSpec) -> ExperimentSpec:
     key = objective_key(spec)
     if key == spec.objective.metric:
         return spec
-    data = spec.model_dump(mode="json", exclude_none=True)
-    data["objective"]["metric"] = key
-    return parse_spec(data, base_dir=spec.base_dir)
+    return spec.updated("objective", {"metric": key})
 
 
 def search(spec: ExperimentSpec, *, observer: LoopObserver | None = None) -> TuneResult:

@@ -9,8 +9,8 @@ from optuna.trial import FrozenTrial
 from kubetune.core.spec import ExperimentSpec
 from kubetune.data import Dataset
 from kubetune.errors import SpecError
+from kubetune.steps.trial import trainer_metric
 from kubetune.trainers import NullReporter, TrainedModel, get_trainer
-from kubetune.trainers.metrics import canonical_metric
 
 
 def best_budget(spec: ExperimentSpec, best: FrozenTrial | None) -> int | None:
@@ -35,6 +35,6 @@ def train_final(
         budget=budget,
         seed=spec.seed,
         reporter=NullReporter(),
-        metric=canonical_metric(spec.objective.metric),
+        metric=trainer_metric(spec),
         final=True,
     )
