@@ -112,14 +112,17 @@ class TuningLoop:
 
     def _fill(self, snap: StudySnapshot) -> None:
         planned = snap.finished_count + len(self._in_flight)
+        # Queued retries, counted from the snapshot: study.ask() takes them first.
+        waiting = sum(1 for t in snap.trials if t.state == TrialState.WAITING)
         while len(self._in_flight) < self.executor.capacity:
             full = self.max_trials is not None and planned >= self.max_trials
-            if full and not self._has_waiting():
+            if full and not waiting:
                 return
-            if not self._sampler_has_more():
+            if not waiting and not self._sampler_has_more():
                 return
             self._start_trial()
             planned += 1
+            waiting = max(0, waiting - 1)
 
     def _start_trial(self) -> None:
         trial = self.study.ask()
@@ -229,21 +232,31 @@ class TuningLoop:
     def _reconcile_stale_trials(self) -> None:
         """Trials RUNNING in storage belong to a controller that died: fail and re-queue them."""
         for stale in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not stale.params and self.space.searched_names:
+                # Killed between ask and suggest: nothing ran and there is no config to
+                # retry. It does not count as a finished trial; a fresh one takes its place.
+                self._abandon(stale.number, "the controller stopped before this trial started")
+                continue
             outcome = TrialOutcome.failed(
                 TrialFailure.INFRASTRUCTURE, "the controller stopped while this trial was running"
             )
             self._fail(stale.number, stale.params, stale.user_attrs, outcome)
 
-    # --- snapshots -----------------------------------------------------------------------
+    def _abandon(self, number: int, message: str) -> None:
+        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, number
+        )
+        storage = self.study._storage
+        storage.set_trial_user_attr(trial_id, FAILURE, TrialFailure.INFRASTRUCTURE.value)
+        storage.set_trial_user_attr(trial_id, MESSAGE, message)
+        storage.set_trial_user_attr(trial_id, RETRIED, True)  # replaced: not a final failure
+        self.study.tell(number, state=TrialState.FAIL)
 
-    def _has_waiting(self) -> bool:
-        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    # --- snapshots -----------------------------------------------------------------------
 
     def _sampler_has_more(self) -> bool:
         remaining = getattr(self.study.sampler, "remaining", None)
-        if remaining is None or self._has_waiting():
-            return True
-        return int(remaining(self.study)) > 0
+        return remaining is None or int(remaining(self.study)) > 0
 
     def _snapshot(self) -> StudySnapshot:
         trials = self.study.get_trials(deepcopy=False)
