@@ -51,8 +51,8 @@ def variant(
     data["strategy"] = {"name": "tpe"}
     data["fidelity"]["scheduler"] = scheduler
     data["seed"] = seed
-    data["budget"].update(max_trials=trials, parallel=parallel)
-    data["budget"].pop("timeout", None)  # stop on the trial count only
+    data["limits"].update(max_trials=trials, parallel=parallel)
+    data["limits"].pop("timeout", None)  # stop on the trial count only
     data.pop("storage", None)  # in-memory study (run_search(in_memory=True))
     return normalize_objective(parse_spec(data, source=str(EXAMPLE), base_dir=base.base_dir))
 

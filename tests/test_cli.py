@@ -40,7 +40,7 @@ search_space:
   batch_size: 128
 strategy: {{name: tpe}}
 fidelity: {{param: epochs, min: 1, max: 2, scheduler: none}}
-budget: {{max_trials: 2, parallel: 1}}
+limits: {{max_trials: 2, parallel: 1}}
 seed: 0
 """
 
@@ -85,7 +85,7 @@ def test_validate_prints_the_space_and_the_strategy(
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (("max_trials: 2", "max_trails: 2"), "budget.max_trails: unknown field"),
+        (("max_trials: 2", "max_trails: 2"), "limits.max_trails: unknown field"),
         (("low: 5.0e-3", "low: -1.0"), "search_space.lr"),
         (("metric: val_accuracy", "metric: test_accuracy"), "objective.metric"),
         (("metric: val_accuracy", "metric: val_acc, direction: maximize"), "objective.metric"),
@@ -114,7 +114,7 @@ def test_validate_as_a_process(tmp_path: Path) -> None:
     assert "strategy: tpe" in ok.stdout
     failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2
-    assert "error:" in failed.stderr and "budget.parallel" in failed.stderr
+    assert "error:" in failed.stderr and "limits.parallel" in failed.stderr
     assert "Traceback" not in failed.stderr
 
 
@@ -319,7 +319,7 @@ search_space:
   x: {type: float, low: 0.0, high: 1.0}
 strategy: {name: random}
 fidelity: {param: steps, min: 1, max: 3, scheduler: none}
-budget: {max_trials: 6, parallel: 2}
+limits: {max_trials: 6, parallel: 2}
 """
 
 

@@ -54,7 +54,7 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         space(lr={**FLOAT01, "scale": "log"}),
         "search_space.lr.scale: unknown field",
     ),
-    ("unknown-budget-field", spec_with(budget={"trials": 5}), "budget.trials: unknown field"),
+    ("unknown-budget-field", spec_with(budget={"trials": 5}), "limits.trials: unknown field"),
     (
         "unknown-param-type",
         space(lr={"type": "double", "low": 0, "high": 1}),
@@ -214,42 +214,42 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     (
         "timeout-words",
         spec_with(budget={"timeout": "ten minutes"}),
-        "budget.timeout: 'ten minutes' is not a duration such as 90s, 10m or 1h30m",
+        "limits.timeout: 'ten minutes' is not a duration such as 90s, 10m or 1h30m",
     ),
     (
         "timeout-unknown-unit",
         spec_with(budget={"timeout": "10y"}),
-        "budget.timeout: '10y' is not a duration",
+        "limits.timeout: '10y' is not a duration",
     ),
     (
         "timeout-negative",
         spec_with(budget={"timeout": -5}),
-        "budget.timeout: must be a positive duration",
+        "limits.timeout: must be a positive duration",
     ),
     (
         "timeout-zero-string",
         spec_with(budget={"timeout": "0m"}),
-        "budget.timeout: must be a positive duration",
+        "limits.timeout: must be a positive duration",
     ),
     (
         "timeout-bool",
         spec_with(budget={"timeout": True}),
-        "budget.timeout: expected a duration",
+        "limits.timeout: expected a duration",
     ),
     (
         "trial-timeout-bad",
         spec_with(budget={"trial_timeout": "5x"}),
-        "budget.trial_timeout: '5x' is not a duration",
+        "limits.trial_timeout: '5x' is not a duration",
     ),
     (
         "max-trials-zero",
         spec_with(budget={"max_trials": 0}),
-        "budget.max_trials: Input should be greater than or equal to 1",
+        "limits.max_trials: Input should be greater than or equal to 1",
     ),
     (
         "parallel-not-int",
         spec_with(budget={"parallel": "two"}),
-        "budget.parallel: Input should be a valid integer",
+        "limits.parallel: Input should be a valid integer",
     ),
     # --- strategy, fidelity -----------------------------------------------------------
     (
@@ -336,7 +336,7 @@ def test_every_problem_gets_its_own_line() -> None:
         parse_spec(data)
     lines = str(info.value).splitlines()[1:]
     fields = sorted(line.split(":")[0] for line in lines)
-    assert fields == ["budget.parallel", "budget.timeout", "colour", "search_space.lr.low"]
+    assert fields == ["colour", "limits.parallel", "limits.timeout", "search_space.lr.low"]
 
 
 def test_the_table_is_big_enough_and_ids_are_unique() -> None:
@@ -410,7 +410,7 @@ BAD_PLANS: list[tuple[str, dict[str, Any], str]] = [
     (
         "nothing-stops-the-search",
         spec_with(budget={"max_trials": None}),
-        "budget: nothing would stop this search; set max_trials, timeout, patience or"
+        "limits: nothing would stop this search; set max_trials, timeout, patience or"
         " objective.target",
     ),
 ]
@@ -497,14 +497,14 @@ def test_load_spec_validates_and_sets_base_dir(tmp_path: Path) -> None:
         "objective: {metric: accuracy}\n"
         "search_space:\n"
         "  lr: {type: float, low: 0.0001, high: 0.1, log: true}\n"
-        "budget: {timeout: 1h30m}\n"
+        "limits: {timeout: 1h30m}\n"
         "storage: runs/study.journal\n"
     )
     spec = load_spec(path)
     assert spec.base_dir == folder.resolve()
     assert spec.resolve_path("runs/study.journal") == folder.resolve() / "runs/study.journal"
     assert spec.resolve_path("/abs/x") == Path("/abs/x")
-    assert spec.budget.timeout == 5400.0
+    assert spec.limits.timeout == 5400.0
     assert spec.direction == "maximize"
 
 
@@ -584,8 +584,8 @@ def test_explicit_types_are_kept() -> None:
 )
 def test_durations(raw: Any, seconds: float) -> None:
     spec = parse_spec(spec_with(budget={"timeout": raw, "trial_timeout": raw}))
-    assert spec.budget.timeout == pytest.approx(seconds)
-    assert spec.budget.trial_timeout == pytest.approx(seconds)
+    assert spec.limits.timeout == pytest.approx(seconds)
+    assert spec.limits.trial_timeout == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -623,16 +623,16 @@ def test_defaults() -> None:
     spec = parse_spec(BASE)
     assert isinstance(spec, ExperimentSpec)
     assert spec.strategy.name == "auto" and spec.strategy.options == {}
-    assert spec.budget.max_trials == 50
-    assert spec.budget.parallel == 1
-    assert spec.budget.retries == 2
-    assert spec.budget.timeout is None and spec.budget.patience is None
+    assert spec.limits.max_trials == 50
+    assert spec.limits.parallel == 1
+    assert spec.limits.retries == 2
+    assert spec.limits.timeout is None and spec.limits.patience is None
     assert spec.fidelity is None and spec.data is None and spec.trainer is None
     assert spec.seed == 0
     assert spec.direction == "minimize"
     # defaults are not shared between specs
     other = parse_spec(spec_with(budget={"max_trials": 7}))
-    assert other.budget.max_trials == 7 and parse_spec(BASE).budget.max_trials == 50
+    assert other.limits.max_trials == 7 and parse_spec(BASE).limits.max_trials == 50
 
 
 def test_strategy_and_trainer_options_are_kept() -> None:
@@ -667,3 +667,11 @@ def test_valid_conditions_and_layers_are_accepted() -> None:
     )
     assert spec.space.is_conditional
     assert spec.fidelity is not None and (spec.fidelity.min, spec.fidelity.max) == (1, 9)
+
+
+def test_budget_is_the_old_name_of_limits() -> None:
+    # Specs written before the rename keep working; "budget" now means only the fidelity.
+    old = parse_spec(spec_with(budget={"max_trials": 7, "parallel": 2}))
+    assert old.limits.max_trials == 7 and old.limits.parallel == 2
+    with pytest.raises(SpecError, match="budget: renamed to limits"):
+        parse_spec(spec_with(budget={"max_trials": 7}, limits={"max_trials": 8}))

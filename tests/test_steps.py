@@ -41,7 +41,7 @@ def make_spec(**overrides: Any) -> ExperimentSpec:
         },
         "strategy": {"name": "tpe"},
         "fidelity": {"param": "epochs", "min": 1, "max": 3, "scheduler": "none"},
-        "budget": {"max_trials": 2, "parallel": 1},
+        "limits": {"max_trials": 2, "parallel": 1},
     }
     data.update(overrides)
     return parse_spec(data)

@@ -110,7 +110,7 @@ def tune(
             "search_space": dict(space),
             "strategy": {"name": strategy, **dict(strategy_options or {})},
             "fidelity": dict(fidelity) if fidelity else None,
-            "budget": {
+            "limits": {
                 "max_trials": max_trials,
                 "timeout": timeout,
                 "patience": patience,
@@ -142,23 +142,23 @@ def run_search(
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
         ctx = SamplerContext(
-            space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.budget.parallel
+            space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.limits.parallel
         )
         study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
     study.set_user_attr("kubetune:strategy", plan.strategy)
     study.set_user_attr("kubetune:scheduler", plan.scheduler)
     budget = spec.fidelity.max if spec.fidelity else None
-    with LocalExecutor(trial_fn, workers=spec.budget.parallel, metric=spec.objective.metric) as ex:
+    with LocalExecutor(trial_fn, workers=spec.limits.parallel, metric=spec.objective.metric) as ex:
         loop = TuningLoop(
             study,
             spec.space,
             ex,
             stop_conditions=plan.stop_conditions,
-            max_trials=spec.budget.max_trials,
+            max_trials=spec.limits.max_trials,
             seed=spec.seed,
-            retries=spec.budget.retries,
+            retries=spec.limits.retries,
             budget=budget,
-            trial_deadline_s=spec.budget.trial_timeout,
+            trial_deadline_s=spec.limits.trial_timeout,
             observer=observer,
             output_dir=output_dir,
         )

@@ -37,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         help="model repository: a directory or file:// URI"
         " (default: the spec's model_repo, else ./model-repo)",
     )
-    run.add_argument("--max-trials", type=int, help="override budget.max_trials")
-    run.add_argument("--parallel", type=int, help="override budget.parallel")
+    run.add_argument("--max-trials", type=int, help="override limits.max_trials")
+    run.add_argument("--parallel", type=int, help="override limits.parallel")
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
     val.add_argument("spec")
@@ -103,7 +103,7 @@ def _load(path: str, overrides: dict[str, int | None] | None = None):  # type: i
 
     spec = load_spec(path)
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return spec.updated("budget", changes, source=path) if changes else spec
+    return spec.updated("limits", changes, source=path) if changes else spec
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -44,13 +44,13 @@ def plan_search(spec: ExperimentSpec) -> SearchPlan:
     reason = "chosen in the spec"
     options = spec.strategy.options
     if strategy == "auto":
-        choice = choose_strategy(spec.space, spec.budget.max_trials)
+        choice = choose_strategy(spec.space, spec.limits.max_trials)
         strategy, reason = choice.name, choice.reason
         if options:
             raise SpecError(
                 f"strategy.{sorted(options)[0]}: options need an explicit strategy name, not auto"
             )
-    ctx = SamplerContext(space=spec.space, seed=spec.seed, parallel=spec.budget.parallel)
+    ctx = SamplerContext(space=spec.space, seed=spec.seed, parallel=spec.limits.parallel)
     sampler = build_sampler(strategy, options, ctx)
 
     fid = spec.fidelity
@@ -69,22 +69,22 @@ def plan_search(spec: ExperimentSpec) -> SearchPlan:
 
 
 def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:
-    budget = spec.budget
+    limits = spec.limits
     conditions: list[StopCondition] = []
-    if budget.max_trials is not None:
-        conditions.append(MaxTrials(budget.max_trials))
-    if budget.timeout is not None:
-        conditions.append(WallTime(budget.timeout))
+    if limits.max_trials is not None:
+        conditions.append(MaxTrials(limits.max_trials))
+    if limits.timeout is not None:
+        conditions.append(WallTime(limits.timeout))
     if spec.objective.target is not None:
         conditions.append(TargetReached(spec.objective.target))
-    if budget.patience is not None:
-        conditions.append(Patience(budget.patience))
+    if limits.patience is not None:
+        conditions.append(Patience(limits.patience))
     size = spec.space.cardinality(cap=100_000)
     if size is not None and size <= 100_000:
         conditions.append(SpaceExhausted(size))
     if not conditions:
         raise SpecError(
-            "budget: nothing would stop this search; set max_trials, timeout, patience or"
+            "limits: nothing would stop this search; set max_trials, timeout, patience or"
             " objective.target"
         )
     return conditions

@@ -114,7 +114,9 @@ class FidelitySpec(_Section):
         return self
 
 
-class BudgetSpec(_Section):
+class LimitsSpec(_Section):
+    """When the search stops and how wide it runs (``budget:`` is its old, deprecated name)."""
+
     max_trials: int | None = Field(default=50, ge=1)
     timeout: float | None = None
     patience: int | None = Field(default=None, ge=1)
@@ -136,7 +138,7 @@ class ExperimentSpec(_Section):
     trainer: TrainerSpec | None = None
     strategy: StrategySpec = StrategySpec()
     fidelity: FidelitySpec | None = None
-    budget: BudgetSpec = BudgetSpec()
+    limits: LimitsSpec = LimitsSpec()
     seed: int = Field(0, ge=0)
     storage: str | None = None
     model_repo: str | None = None
@@ -144,6 +146,16 @@ class ExperimentSpec(_Section):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _space: SearchSpace | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rename_budget(cls, data: Any) -> Any:
+        # "budget" used to name these run limits; it now means only the fidelity a trial gets.
+        if isinstance(data, dict) and "budget" in data:
+            if "limits" in data:
+                raise ValueError("budget: renamed to limits; give only limits")
+            data = {("limits" if k == "budget" else k): v for k, v in data.items()}
+        return data
 
     @field_validator("name")
     @classmethod
