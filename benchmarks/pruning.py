@@ -6,7 +6,7 @@
 
 The spec is ``examples/digits-mlp.yaml`` (torch MLP on scikit-learn's digits, up to 27
 epochs per trial). For every seed the same search runs twice through kubetune's own path
-(``BuiltinTrial`` on the local executor, via ``kubetune.api.run_search``): TPE with
+(``BuiltinTrial`` on the local executor, via ``kubetune.core.search.run_search``): TPE with
 ``scheduler: hyperband`` and TPE with ``scheduler: none``, with the same trial count and
 parallelism. The study is kept in memory, so nothing is written to disk.
 
@@ -34,8 +34,9 @@ from typing import Any
 
 import optuna
 
-from kubetune.api import run_search
+from kubetune.core.search import run_search
 from kubetune.core.spec import ExperimentSpec, load_spec, parse_spec
+from kubetune.executors import create_executor
 from kubetune.steps.search import normalize_objective
 from kubetune.steps.trial import BuiltinTrial
 
@@ -59,7 +60,8 @@ def variant(
 
 def run_once(spec: ExperimentSpec) -> dict[str, Any]:
     started = time.perf_counter()
-    result = run_search(spec, BuiltinTrial.from_spec(spec), in_memory=True)
+    with create_executor(spec, trial_fn=BuiltinTrial.from_spec(spec)) as executor:
+        result = run_search(spec, executor, in_memory=True)
     wall = time.perf_counter() - started
     trials = result.study.get_trials(deepcopy=False)
     states = [t.state for t in trials]

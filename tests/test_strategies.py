@@ -19,8 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 import kubetune
-from kubetune.api import TuneResult
 from kubetune.core.loop import PARAMS
+from kubetune.core.search import TuneResult
 from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.spec import parse_spec
 from kubetune.core.strategies import (

@@ -13,15 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import optuna
-
 from kubetune.core.events import LoopObserver
-from kubetune.core.loop import TuningLoop, trial_seed
-from kubetune.core.plan import open_study, plan_search
-from kubetune.core.spec import ExperimentSpec, parse_spec
-from kubetune.core.strategies import SamplerContext, build_sampler
+from kubetune.core.search import TuneResult, run_search
+from kubetune.core.spec import parse_spec
 from kubetune.core.trial import Reporter, TrialRequest
-from kubetune.executors.local import LocalExecutor
+from kubetune.executors import create_executor
+
+__all__ = ["TrialContext", "TuneResult", "tune"]
 
 
 @dataclass(frozen=True)
@@ -61,18 +59,6 @@ def _positional_arity(fn: Callable[..., Any]) -> int:
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()):
         return 2
     return sum(1 for p in sig.parameters.values() if p.kind in kinds)
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    study: optuna.Study
-    best_params: dict[str, Any]
-    best_value: float | None
-    best_trial: int | None
-    stop_reason: str
-    strategy: str
-    scheduler: str
-    elapsed_s: float
 
 
 def tune(
@@ -123,61 +109,5 @@ def tune(
         },
         source="tune()",
     )
-    return run_search(spec, _ObjectiveAdapter(objective), observer=observer, in_memory=True)
-
-
-def run_search(
-    spec: ExperimentSpec,
-    trial_fn: Callable[[TrialRequest, Reporter], Any],
-    *,
-    observer: LoopObserver | None = None,
-    in_memory: bool = False,
-    output_dir: str | None = None,
-) -> TuneResult:
-    """Run the search loop of ``spec`` with the local executor."""
-    plan = plan_search(spec)
-    study = open_study(spec, plan, in_memory=in_memory)
-    resumed = len(study.get_trials(deepcopy=False))
-    if resumed:
-        # A sampler seeded as in the first run would draw that run's configs all over again;
-        # a seed derived from the study's length keeps the resumed run reproducible and new.
-        ctx = SamplerContext(
-            space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.limits.parallel
-        )
-        study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
-    study.set_user_attr("kubetune:strategy", plan.strategy)
-    study.set_user_attr("kubetune:scheduler", plan.scheduler)
-    budget = spec.fidelity.max if spec.fidelity else None
-    with LocalExecutor(trial_fn, workers=spec.limits.parallel, metric=spec.objective.metric) as ex:
-        loop = TuningLoop(
-            study,
-            spec.space,
-            ex,
-            stop_conditions=plan.stop_conditions,
-            max_trials=spec.limits.max_trials,
-            seed=spec.seed,
-            retries=spec.limits.retries,
-            budget=budget,
-            trial_deadline_s=spec.limits.trial_timeout,
-            observer=observer,
-            output_dir=output_dir,
-        )
-        result = loop.run()
-    best = _best_trial(study)
-    return TuneResult(
-        study=study,
-        best_params=spec.space.structure(best.params) if best else {},
-        best_value=best.value if best else None,
-        best_trial=best.number if best else None,
-        stop_reason=result.stop_reason,
-        strategy=plan.strategy,
-        scheduler=plan.scheduler,
-        elapsed_s=result.elapsed_s,
-    )
-
-
-def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:
-        return None  # no completed trial
+    with create_executor(spec, trial_fn=_ObjectiveAdapter(objective)) as executor:
+        return run_search(spec, executor, observer=observer, in_memory=True)

@@ -11,12 +11,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kubetune.core.trial import TrialOutcome, TrialRequest
 
-__all__ = ["Executor", "ExecutorEvent", "FinishedEvent", "ReportEvent"]
+if TYPE_CHECKING:
+    from kubetune.core.run_trial import TrialFunction
+    from kubetune.core.spec import ExperimentSpec
+
+__all__ = ["Executor", "ExecutorContext", "ExecutorEvent", "FinishedEvent", "ReportEvent"]
+
+
+@dataclass(frozen=True)
+class ExecutorContext:
+    """What an executor may need to run the trials of one search."""
+
+    spec: ExperimentSpec
+    # The trial function for executors that run Python in workers (local); None means the
+    # spec's built-in trainer, which executors running ``kubetune trial`` rebuild from the spec.
+    trial_fn: TrialFunction | None = None
+    # Where trial requests, results and checkpoints go (the run folder's ``trials/``).
+    work_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,14 @@ class Executor(ABC):
     kind: ClassVar[str] = ""
     #: How long the loop waits, after cancelling trials, for their finished events.
     cancel_grace_s: float = 10.0
+
+    @classmethod
+    def from_context(cls, options: dict[str, Any], context: ExecutorContext) -> Executor:
+        """Build the executor from the spec's ``executor:`` options (``kind`` removed).
+
+        Unknown or invalid options raise :class:`~kubetune.errors.SpecError` naming the field.
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be created from a spec")
 
     @property
     @abstractmethod

@@ -100,6 +100,17 @@ class StrategySpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ExecutorSpec(BaseModel):
+    """Where trials run: ``kind`` (see ``kubetune.executors``) plus that executor's options."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field("local", min_length=1)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class FidelitySpec(_Section):
     param: str = Field(min_length=1)
     min: int = Field(1, ge=1)
@@ -139,6 +150,7 @@ class ExperimentSpec(_Section):
     strategy: StrategySpec = StrategySpec()
     fidelity: FidelitySpec | None = None
     limits: LimitsSpec = LimitsSpec()
+    executor: ExecutorSpec = Field(default_factory=lambda: ExecutorSpec(kind="local"))
     seed: int = Field(0, ge=0)
     storage: str | None = None
     model_repo: str | None = None

@@ -1,0 +1,48 @@
+"""Executors by kind: where trials run. Modules are imported only when their kind is used,
+so a local run never imports the Kubernetes client.
+
+    local        reused worker processes on this machine (the embedded default)
+    subprocess   one ``kubetune trial`` process per trial: the pod contract, run locally
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from kubetune.core.executor import Executor, ExecutorContext
+from kubetune.core.run_trial import TrialFunction
+from kubetune.core.spec import ExperimentSpec
+from kubetune.errors import SpecError
+
+__all__ = ["EXECUTOR_KINDS", "ExecutorContext", "create_executor", "executor_class"]
+
+# kind -> "module:class"; a new executor is one line here plus its module.
+_EXECUTORS: dict[str, str] = {
+    "local": "kubetune.executors.local:LocalExecutor",
+    "subprocess": "kubetune.executors.subprocess:SubprocessExecutor",
+}
+EXECUTOR_KINDS: tuple[str, ...] = tuple(_EXECUTORS)
+
+
+def executor_class(kind: str) -> type[Executor]:
+    target = _EXECUTORS.get(kind)
+    if target is None:
+        raise SpecError(
+            f"executor.kind: unknown executor '{kind}' (known: {', '.join(EXECUTOR_KINDS)})"
+        )
+    module, name = target.split(":")
+    cls: type[Executor] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def create_executor(
+    spec: ExperimentSpec,
+    *,
+    trial_fn: TrialFunction | None = None,
+    work_dir: Path | None = None,
+) -> Executor:
+    """The executor the spec's ``executor:`` section asks for."""
+    kind = spec.executor.kind
+    context = ExecutorContext(spec, trial_fn, work_dir)
+    return executor_class(kind).from_context(spec.executor.options, context)

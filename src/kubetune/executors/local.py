@@ -21,12 +21,20 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 import cloudpickle
 
-from kubetune.core.executor import Executor, ExecutorEvent, FinishedEvent, ReportEvent
+from kubetune.core.executor import (
+    Executor,
+    ExecutorContext,
+    ExecutorEvent,
+    FinishedEvent,
+    ReportEvent,
+)
 from kubetune.core.run_trial import TrialFunction
 from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest
+from kubetune.errors import SpecError
 
 # Numeric libraries size their thread pools from these when first imported.
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -50,6 +58,31 @@ class _Worker:
 
 
 class LocalExecutor(Executor):
+    """``executor: {kind: local, threads_per_worker: N}``: ``limits.parallel`` reused workers."""
+
+    kind = "local"
+
+    @classmethod
+    def from_context(cls, options: dict[str, Any], context: ExecutorContext) -> LocalExecutor:
+        unknown = sorted(set(options) - {"threads_per_worker"})
+        if unknown:
+            raise SpecError(f"executor.{unknown[0]}: unknown option for the local executor")
+        threads = options.get("threads_per_worker")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise SpecError(
+                f"executor.threads_per_worker: must be an integer >= 1 (got {threads!r})"
+            )
+        if context.trial_fn is None:
+            raise SpecError("executor.kind: the local executor needs a trial function")
+        return cls(
+            context.trial_fn,
+            workers=context.spec.limits.parallel,
+            metric=context.spec.objective.metric,
+            threads_per_worker=threads,
+        )
+
     def __init__(
         self,
         fn: TrialFunction,

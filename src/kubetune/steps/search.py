@@ -1,10 +1,11 @@
-"""Step: search the space with the spec's trainer on the local executor."""
+"""Step: search the space with the spec's trainer on the spec's executor."""
 
 from __future__ import annotations
 
-from kubetune.api import TuneResult, run_search
 from kubetune.core.events import LoopObserver
+from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import ExperimentSpec
+from kubetune.executors import create_executor
 from kubetune.steps.trial import BuiltinTrial, objective_key
 
 
@@ -19,6 +20,8 @@ def normalize_objective(spec: ExperimentSpec) -> ExperimentSpec:
 def search(spec: ExperimentSpec, *, observer: LoopObserver | None = None) -> TuneResult:
     spec = normalize_objective(spec)
     run_dir = spec.output_path(spec.runs_dir) / spec.name
-    return run_search(
-        spec, BuiltinTrial.from_spec(spec), observer=observer, output_dir=str(run_dir / "trials")
-    )
+    trials_dir = run_dir / "trials"
+    with create_executor(
+        spec, trial_fn=BuiltinTrial.from_spec(spec), work_dir=trials_dir
+    ) as executor:
+        return run_search(spec, executor, observer=observer, output_dir=str(trials_dir))

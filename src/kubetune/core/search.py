@@ -1,0 +1,90 @@
+"""One search: open the study, plan it, run the loop on a given executor, report the best.
+
+Where trials run is the caller's choice (``kubetune.executors.create_executor``); this
+module only sequences core pieces, so it is shared by ``kubetune.tune``, the search step
+and the pipeline components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from kubetune.core.events import LoopObserver
+from kubetune.core.executor import Executor
+from kubetune.core.loop import TuningLoop, trial_seed
+from kubetune.core.plan import open_study, plan_search
+from kubetune.core.spec import ExperimentSpec
+from kubetune.core.strategies import SamplerContext, build_sampler
+
+__all__ = ["TuneResult", "run_search"]
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    study: optuna.Study
+    best_params: dict[str, Any]
+    best_value: float | None
+    best_trial: int | None
+    stop_reason: str
+    strategy: str
+    scheduler: str
+    elapsed_s: float
+
+
+def run_search(
+    spec: ExperimentSpec,
+    executor: Executor,
+    *,
+    observer: LoopObserver | None = None,
+    in_memory: bool = False,
+    output_dir: str | None = None,
+) -> TuneResult:
+    """Run the search loop of ``spec``; trials run on ``executor``."""
+    plan = plan_search(spec)
+    study = open_study(spec, plan, in_memory=in_memory)
+    resumed = len(study.get_trials(deepcopy=False))
+    if resumed:
+        # A sampler seeded as in the first run would draw that run's configs all over again;
+        # a seed derived from the study's length keeps the resumed run reproducible and new.
+        ctx = SamplerContext(
+            space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.limits.parallel
+        )
+        study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
+    study.set_user_attr("kubetune:strategy", plan.strategy)
+    study.set_user_attr("kubetune:scheduler", plan.scheduler)
+    budget = spec.fidelity.max if spec.fidelity else None
+    loop = TuningLoop(
+        study,
+        spec.space,
+        executor,
+        stop_conditions=plan.stop_conditions,
+        max_trials=spec.limits.max_trials,
+        seed=spec.seed,
+        retries=spec.limits.retries,
+        budget=budget,
+        trial_deadline_s=spec.limits.trial_timeout,
+        observer=observer,
+        output_dir=output_dir,
+    )
+    result = loop.run()
+    best = _best_trial(study)
+    return TuneResult(
+        study=study,
+        best_params=spec.space.structure(best.params) if best else {},
+        best_value=best.value if best else None,
+        best_trial=best.number if best else None,
+        stop_reason=result.stop_reason,
+        strategy=plan.strategy,
+        scheduler=plan.scheduler,
+        elapsed_s=result.elapsed_s,
+    )
+
+
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None  # no completed trial

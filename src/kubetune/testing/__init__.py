@@ -1,0 +1,5 @@
+"""Test helpers shipped with kubetune: conformance suites and fakes for pluggable kinds.
+
+A new executor or object store proves it keeps the contract by running the suite here,
+the way optuna's storages share ``optuna.testing``.
+"""
