@@ -2,7 +2,7 @@
 
     kubetune run SPEC [--model-repo URI]     the whole job on this machine
     kubetune validate SPEC                   check a spec, show the resolved search
-    kubetune trial --spec S --request R --output O   one trial (what a pod runs)
+    kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull           browse the model repository
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
@@ -44,10 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("spec")
 
     trial = sub.add_parser("trial", help="run one trial from a serialized request")
-    trial.add_argument("--spec", required=True)
+    trial.add_argument("--spec", help="spec file (default: the spec inside the request)")
     trial.add_argument("--request", required=True, help="trial request JSON")
     trial.add_argument("--output", required=True, help="where to write the result JSON")
     trial.add_argument("--progress", help="append intermediate values here (JSON lines)")
+    trial.add_argument("--function", help="module:function to run instead of the trainer")
+    trial.add_argument("--started-marker", help="file written when the trial's code starts")
 
     models = sub.add_parser("models", help="browse the model repository")
     models.add_argument("--model-repo", default="model-repo", help="directory or file:// URI")
@@ -92,7 +94,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "trial":
         from kubetune.cli.trial_cmd import run_trial_command
 
-        return run_trial_command(args.spec, args.request, args.output, args.progress)
+        return run_trial_command(
+            args.spec,
+            args.request,
+            args.output,
+            args.progress,
+            function=args.function,
+            started_marker=args.started_marker,
+        )
     if args.command == "models":
         return _models(args)
     raise AssertionError(args.command)

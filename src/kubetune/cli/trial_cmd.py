@@ -1,22 +1,38 @@
-"""``kubetune trial``: run one trial from a serialized request (the pod's entry point)."""
+"""``kubetune trial``: run one trial from a serialized request (what a subprocess or pod runs).
+
+The request carries the spec as data (``--spec`` is only for hand-made requests), the
+params, the fidelity budget and how to reach the controller. Reports go to the controller
+over HTTP when the request names a channel, so its scheduler can prune this trial; they are
+also appended to ``--progress`` when given. The result is written atomically; the exit code
+follows the contract in :class:`~kubetune.core.trial.ExitCode`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from kubetune.core.run_trial import run_trial
-from kubetune.core.spec import load_spec
-from kubetune.core.trial import ExitCode, TrialFailure, TrialRequest, TrialStatus
+from kubetune.core.run_trial import TrialFunction, run_trial
+from kubetune.core.spec import ExperimentSpec, load_spec, parse_spec
+from kubetune.core.trial import (
+    ExitCode,
+    Reporter,
+    TrialFailure,
+    TrialRequest,
+    TrialStatus,
+    UnusableRequestError,
+)
 from kubetune.errors import KubetuneError
 from kubetune.steps.search import normalize_objective
 from kubetune.steps.trial import BuiltinTrial
 
 
 class JsonLinesReporter:
-    """Appends each report to a file as it happens (no scheduler listens here)."""
+    """Appends each report to a file as it happens."""
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
@@ -27,11 +43,35 @@ class JsonLinesReporter:
                 fh.write(json.dumps({"step": step, "value": value}) + "\n")
 
 
-def run_trial_command(spec_path: str, request_path: str, output: str, progress: str | None) -> int:
+class _Fanout:
+    """Reports to the progress file first, then to the controller (which may prune)."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self._reporters = reporters
+
+    def report(self, step: int, value: float) -> None:
+        for reporter in self._reporters:
+            reporter.report(step, value)
+
+
+def run_trial_command(
+    spec_path: str | None,
+    request_path: str,
+    output: str,
+    progress: str | None,
+    *,
+    function: str | None = None,
+    started_marker: str | None = None,
+) -> int:
     try:
-        spec = normalize_objective(load_spec(spec_path))
         request = TrialRequest.from_dict(json.loads(Path(request_path).read_text()))
-    except (OSError, ValueError, TypeError) as exc:
+        spec = _spec_for(request, spec_path)
+        if function:
+            fn = _load_function(function)
+        else:  # the built-in trainer reports its metrics as val_<metric>
+            spec = normalize_objective(spec)
+            fn = BuiltinTrial.from_spec(spec)
+    except (OSError, ValueError, TypeError, UnusableRequestError) as exc:
         print(f"error: cannot read trial request {request_path}: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except KubetuneError as exc:
@@ -46,11 +86,20 @@ def run_trial_command(spec_path: str, request_path: str, output: str, progress: 
     except OSError as exc:
         print(f"error: cannot create the output folder: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    fn = BuiltinTrial.from_spec(spec)
-    outcome = run_trial(fn, request, JsonLinesReporter(progress_path), spec.objective.metric)
-    tmp = out.with_name(out.name + ".tmp")  # not with_suffix: "result.tmp" would be out itself
-    tmp.write_text(json.dumps(outcome.to_dict(), indent=2))
-    os.replace(tmp, out)  # a reader never sees half a result
+
+    remote = None
+    reporters: list[Reporter] = [JsonLinesReporter(progress_path)]
+    if request.report is not None:
+        from kubetune.executors.report_channel import HttpReporter
+
+        remote = HttpReporter(request.report, request.number, request.attempt)
+        reporters.append(remote)
+    if started_marker:  # the controller's deadline clock starts now, not at process start
+        Path(started_marker).write_text(str(os.getpid()))
+    outcome = run_trial(fn, request, _Fanout(*reporters), spec.objective.metric)
+    if remote is not None:
+        outcome.pruning_off = remote.pruning_off
+    _write_atomically(out, json.dumps(outcome.to_dict(), indent=2))
     print(
         f"trial {request.number}: {outcome.status.value}"
         + (f" {spec.objective.metric}={outcome.value:.6g}" if outcome.value is not None else "")
@@ -62,3 +111,33 @@ def run_trial_command(spec_path: str, request_path: str, output: str, progress: 
     if outcome.failure is TrialFailure.INVALID_CONFIG:
         return ExitCode.INVALID_CONFIG
     return ExitCode.TRIAL_FAILED
+
+
+def _spec_for(request: TrialRequest, spec_path: str | None) -> ExperimentSpec:
+    if spec_path is not None:
+        return load_spec(spec_path)
+    if request.spec is None:
+        raise UnusableRequestError("the request holds no spec and no --spec was given")
+    base_dir = Path(request.spec_dir) if request.spec_dir else Path.cwd()
+    return parse_spec(request.spec, source="the trial request's spec", base_dir=base_dir)
+
+
+def _load_function(target: str) -> TrialFunction:
+    """``module:attr``: a trial function ``fn(request, reporter)`` instead of the trainer."""
+    module, _, attr = target.partition(":")
+    if not module or not attr:
+        raise UnusableRequestError(f"--function must look like 'module:function', got {target!r}")
+    try:
+        fn: Any = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnusableRequestError(f"cannot load trial function {target!r}: {exc}") from None
+    return fn
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")  # not with_suffix: "result.tmp" could be path
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reader never sees half a result
+
+
+__all__ = ["JsonLinesReporter", "run_trial_command"]

@@ -59,6 +59,16 @@ def run_trial(
         return TrialOutcome.failed(
             TrialFailure.INVALID_CONFIG, str(exc), curve=recorder.curve, duration_s=elapsed()
         )
+    except (SystemExit, KeyboardInterrupt) as exc:
+        # The trial code itself asked to stop: its own failure, not the runner's (a retry
+        # would only do it again). Real signals kill the process and never get here.
+        what = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else "KeyboardInterrupt"
+        return TrialOutcome.failed(
+            TrialFailure.ERROR,
+            f"the trial code raised {what}",
+            curve=recorder.curve,
+            duration_s=elapsed(),
+        )
     except Exception as exc:
         tail = traceback.format_exc(limit=-3)
         return TrialOutcome.failed(

@@ -15,14 +15,50 @@ from typing import Any, Protocol
 from optuna import TrialPruned
 
 __all__ = [
+    "REQUEST_KIND",
+    "RESULT_KIND",
+    "SCHEMA_VERSION",
     "ExitCode",
+    "ReportChannel",
     "Reporter",
     "TrialFailure",
     "TrialOutcome",
     "TrialPruned",
     "TrialRequest",
     "TrialStatus",
+    "UnusableRequestError",
+    "outcome_from_exit",
 ]
+
+# The request and result files are a contract between a controller and trials that may run
+# another kubetune release (a pod started from an older image): both carry a kind and a
+# schema version; a reader refuses a newer major version instead of misreading it.
+REQUEST_KIND = "kubetune.dev/TrialRequest"
+RESULT_KIND = "kubetune.dev/TrialResult"
+SCHEMA_VERSION = 1
+
+
+class UnusableRequestError(ValueError):
+    """A trial request or result that this kubetune cannot read (wrong kind or version)."""
+
+
+def _check_schema(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise UnusableRequestError(f"expected a JSON object, got {type(data).__name__}")
+    data = dict(data)
+    # Files written before the schema was versioned carry neither field: they are version 1.
+    found_kind = data.pop("kind", kind)
+    version = data.pop("version", 1)
+    if found_kind != kind:
+        raise UnusableRequestError(f"expected kind {kind!r}, got {found_kind!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UnusableRequestError(f"invalid schema version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise UnusableRequestError(
+            f"schema version {version} is newer than this kubetune reads ({SCHEMA_VERSION});"
+            " run the same kubetune version for the controller and the trials"
+        )
+    return data
 
 
 class ExitCode(enum.IntEnum):
@@ -57,24 +93,56 @@ class TrialFailure(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ReportChannel:
+    """Where a trial outside the controller's process sends its intermediate values.
+
+    ``url`` is the controller's report endpoint; ``token`` authenticates this run's trials
+    (it is never printed). A trial that cannot reach it goes on without pruning.
+    """
+
+    url: str
+    token: str
+
+    def __repr__(self) -> str:  # keep the token out of logs and tracebacks
+        return f"ReportChannel(url={self.url!r}, token='***')"
+
+
+@dataclass(frozen=True)
 class TrialRequest:
-    """Everything a trial needs, serialisable as JSON."""
+    """Everything a trial needs, serialisable as JSON (schema ``kubetune.dev/TrialRequest`` v1).
+
+    ``spec`` and ``spec_dir`` are filled in by executors that run the trial in another
+    process (the spec travels as data, so a pod needs no copy of the spec file);
+    ``report`` says how to reach the controller for prune decisions.
+    """
 
     study: str
     number: int
     params: dict[str, Any]
     seed: int
-    budget: int | None = None  # maximum fidelity (e.g. epochs) this trial may use
+    budget: int | None = None  # the fidelity (e.g. epochs) this trial may use, at most
     attempt: int = 1
-    deadline_s: float | None = None
+    deadline_s: float | None = None  # counted from when the trial's code starts
     output_dir: str | None = None  # where the trial may write checkpoints
+    spec: dict[str, Any] | None = None  # the experiment spec as validated data
+    spec_dir: str | None = None  # the spec's folder: relative data paths, custom trainers
+    report: ReportChannel | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.report is None:
+            data.pop("report")
+        return {"kind": REQUEST_KIND, "version": SCHEMA_VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialRequest:
-        return cls(**data)
+        data = _check_schema(data, REQUEST_KIND)
+        report = data.pop("report", None)
+        try:
+            channel = ReportChannel(**report) if report is not None else None
+            return cls(**data, report=channel)
+        except TypeError as exc:
+            raise UnusableRequestError(str(exc).replace("__init__() ", "")) from None
 
 
 @dataclass
@@ -89,20 +157,25 @@ class TrialOutcome:
     failure: TrialFailure | None = None
     message: str = ""
     checkpoint: str | None = None
+    # Set when reports could not reach the controller: the trial ran without pruning.
+    pruning_off: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
         data["failure"] = self.failure.value if self.failure else None
-        return data
+        return {"kind": RESULT_KIND, "version": SCHEMA_VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialOutcome:
-        data = dict(data)
-        data["status"] = TrialStatus(data["status"])
-        data["failure"] = TrialFailure(data["failure"]) if data.get("failure") else None
-        data["curve"] = [(int(s), float(v)) for s, v in data.get("curve", [])]
-        return cls(**data)
+        data = _check_schema(data, RESULT_KIND)
+        try:
+            data["status"] = TrialStatus(data["status"])
+            data["failure"] = TrialFailure(data["failure"]) if data.get("failure") else None
+            data["curve"] = [(int(s), float(v)) for s, v in data.get("curve", [])]
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnusableRequestError(f"malformed trial result: {exc}") from None
 
     @classmethod
     def failed(cls, failure: TrialFailure, message: str, **kw: Any) -> TrialOutcome:
@@ -121,3 +194,33 @@ class Reporter(Protocol):
     """
 
     def report(self, step: int, value: float) -> None: ...
+
+
+def outcome_from_exit(code: int, result: TrialOutcome | None, detail: str = "") -> TrialOutcome:
+    """What a finished ``kubetune trial`` process means, from its exit code and result file.
+
+    The controller side of the exit-code contract, shared by every executor that runs the
+    entry point in another process or pod. ``detail`` (the tail of the trial's log) is added
+    to messages of trials that left no result. A negative ``code`` is a signal number.
+    """
+    suffix = f": {detail.strip()}" if detail.strip() else ""
+    if result is not None and code in (ExitCode.OK, ExitCode.INVALID_CONFIG, ExitCode.TRIAL_FAILED):
+        return result
+    if code == ExitCode.INVALID_CONFIG:
+        return TrialOutcome.failed(TrialFailure.INVALID_CONFIG, f"invalid config (exit 3){suffix}")
+    if code == ExitCode.TRIAL_FAILED:
+        return TrialOutcome.failed(TrialFailure.ERROR, f"the trial failed (exit 4){suffix}")
+    if code == ExitCode.USAGE:
+        # The trial could not read what the controller sent: a retry would read it again.
+        return TrialOutcome.failed(
+            TrialFailure.ERROR, f"the trial refused its request (exit 2){suffix}"
+        )
+    if code == ExitCode.OK:
+        return TrialOutcome.failed(
+            TrialFailure.INFRASTRUCTURE, f"the trial exited 0 without a result file{suffix}"
+        )
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    hint = ", out of memory?" if code in (-9, 137) else ""  # the OOM killer sends SIGKILL
+    return TrialOutcome.failed(
+        TrialFailure.INFRASTRUCTURE, f"trial process died ({how}{hint}){suffix}"
+    )

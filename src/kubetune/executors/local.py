@@ -163,7 +163,7 @@ class LocalExecutor(Executor):
 
     def cancel(self, number: int, reason: str) -> None:
         worker = self._by_number.get(number)
-        if worker is not None:
+        if worker is not None and number not in self._cancelled:  # the first reason stands
             self._cancelled[number] = (TrialFailure.CANCELLED, reason)
             worker.process.kill()
 
