@@ -176,8 +176,10 @@ def test_request_and_result_round_trip_with_schema() -> None:
         (3, False, TrialFailure.INVALID_CONFIG, "invalid config"),
         (4, False, TrialFailure.ERROR, "the trial failed"),
         (-9, False, TrialFailure.INFRASTRUCTURE, "died (killed by signal 9, out of memory?)"),
-        (137, True, TrialFailure.INFRASTRUCTURE, "died (exit code 137, out of memory?)"),
-        (1, True, TrialFailure.INFRASTRUCTURE, "exit code 1"),
+        (137, True, TrialFailure.INFRASTRUCTURE, "(killed by signal 9, exit code 137, out of"),
+        (-15, False, TrialFailure.INFRASTRUCTURE, "died (killed by signal 15)"),
+        (1, True, TrialFailure.ERROR, "the trial code ended the trial process (exit code 1)"),
+        (7, False, TrialFailure.ERROR, "ended the trial process (exit code 7)"),
         (3, True, TrialFailure.INVALID_CONFIG, "from the result"),
     ],
 )

@@ -7,6 +7,7 @@ so a trial is judged the same way wherever it runs.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -26,6 +27,28 @@ from kubetune.errors import InvalidConfigError
 TrialFunction = Callable[[TrialRequest, Reporter], "float | Mapping[str, Any]"]
 
 
+class _BadReport(Exception):
+    """The trial code reported something that is not a finite number."""
+
+    def __init__(self, failure: TrialFailure, message: str) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+def as_real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (never a bool or a string), else None.
+
+    Too large for a float (an int of 400 digits) is infinity, which the caller rejects.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        # only huge ints and Fractions overflow; both order against 0
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+
+
 class RecordingReporter:
     """Keeps the learning curve while passing reports on to the real reporter."""
 
@@ -34,9 +57,17 @@ class RecordingReporter:
         self.curve: list[tuple[int, float]] = []
 
     def report(self, step: int, value: float) -> None:
-        value = float(value)
-        self.curve.append((int(step), value))
-        self._inner.report(int(step), value)
+        real = as_real(value)
+        if real is None:
+            raise _BadReport(
+                TrialFailure.ERROR,
+                f"reported {type(value).__name__} {value!r} at step {step}, expected a number",
+            )
+        if not math.isfinite(real):
+            # A diverged run: pruning would hide it, completing would pick it.
+            raise _BadReport(TrialFailure.NOT_FINITE, f"reported {real} at step {step}")
+        self.curve.append((int(step), real))
+        self._inner.report(int(step), real)
 
 
 def run_trial(
@@ -54,6 +85,10 @@ def run_trial(
         last = recorder.curve[-1][1] if recorder.curve else None
         return TrialOutcome(
             TrialStatus.PRUNED, value=last, curve=recorder.curve, duration_s=elapsed()
+        )
+    except _BadReport as exc:
+        return TrialOutcome.failed(
+            exc.failure, str(exc), curve=recorder.curve, duration_s=elapsed()
         )
     except InvalidConfigError as exc:
         return TrialOutcome.failed(
@@ -86,10 +121,17 @@ def _outcome_from_result(
     metrics: dict[str, float] = {}
     if isinstance(result, Mapping):
         for key, val in result.items():
-            try:
-                metrics[str(key)] = float(val)
-            except (TypeError, ValueError):
-                continue  # non-numeric extras (paths, notes) are not metrics
+            real = as_real(val)
+            if real is not None:  # non-numeric extras (paths, notes) are not metrics
+                metrics[str(key)] = real
+        if metric in result and metric not in metrics:
+            found = result[metric]
+            return TrialOutcome.failed(
+                TrialFailure.ERROR,
+                f"metric '{metric}' is {type(found).__name__} {found!r}, expected a number",
+                curve=curve,
+                duration_s=duration,
+            )
         if metric not in metrics:
             return TrialOutcome.failed(
                 TrialFailure.ERROR,
@@ -100,9 +142,8 @@ def _outcome_from_result(
             )
         value = metrics[metric]
     else:
-        try:
-            value = float(result)
-        except (TypeError, ValueError):
+        real = as_real(result)
+        if real is None:
             return TrialOutcome.failed(
                 TrialFailure.ERROR,
                 f"the trial returned {type(result).__name__},"
@@ -110,7 +151,7 @@ def _outcome_from_result(
                 curve=curve,
                 duration_s=duration,
             )
-        metrics[metric] = value
+        value = metrics[metric] = real
     if not math.isfinite(value):
         return TrialOutcome.failed(
             TrialFailure.NOT_FINITE,

@@ -28,6 +28,7 @@ __all__ = [
     "TrialStatus",
     "UnusableRequestError",
     "outcome_from_exit",
+    "process_death",
 ]
 
 # The request and result files are a contract between a controller and trials that may run
@@ -219,8 +220,21 @@ def outcome_from_exit(code: int, result: TrialOutcome | None, detail: str = "") 
         return TrialOutcome.failed(
             TrialFailure.INFRASTRUCTURE, f"the trial exited 0 without a result file{suffix}"
         )
-    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-    hint = ", out of memory?" if code in (-9, 137) else ""  # the OOM killer sends SIGKILL
-    return TrialOutcome.failed(
-        TrialFailure.INFRASTRUCTURE, f"trial process died ({how}{hint}){suffix}"
-    )
+    failure, what = process_death(code)
+    return TrialOutcome.failed(failure, f"{what}{suffix}")
+
+
+def process_death(code: int, runner: str = "trial process") -> tuple[TrialFailure, str]:
+    """Why a trial's process ended without a result, from its exit status.
+
+    Killed by a signal (negative here, or 128+N from a container runtime: OOM, eviction,
+    a node going away) is infrastructure, retried. Any other code means the process ended
+    itself (``os._exit`` in trial code, an interpreter that cannot even import): running
+    the same thing again would end the same way, so it is the trial's failure.
+    """
+    signal_number = -code if code < 0 else code - 128 if 128 < code < 160 else None
+    if signal_number is not None:
+        how = f"killed by signal {signal_number}" + (f", exit code {code}" if code > 0 else "")
+        hint = ", out of memory?" if signal_number == 9 else ""  # the OOM killer's signal
+        return TrialFailure.INFRASTRUCTURE, f"{runner} died ({how}{hint})"
+    return TrialFailure.ERROR, f"the trial code ended the {runner} (exit code {code})"

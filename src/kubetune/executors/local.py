@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from kubetune.core.executor import (
     ReportEvent,
 )
 from kubetune.core.run_trial import TrialFunction
-from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest
+from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, process_death
 from kubetune.errors import SpecError
 
 # Numeric libraries size their thread pools from these when first imported.
@@ -123,6 +124,7 @@ class LocalExecutor(Executor):
             pass_fds=(theirs.fileno(),),
             env=self._env,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # killing the group also ends processes a trial started
         )
         theirs.close()
         conn = Connection(ours.detach())
@@ -165,7 +167,7 @@ class LocalExecutor(Executor):
         worker = self._by_number.get(number)
         if worker is not None and number not in self._cancelled:  # the first reason stands
             self._cancelled[number] = (TrialFailure.CANCELLED, reason)
-            worker.process.kill()
+            _kill_group(worker.process)
 
     def poll(self, timeout: float) -> list[ExecutorEvent]:
         events: list[ExecutorEvent] = []
@@ -224,9 +226,8 @@ class LocalExecutor(Executor):
         events: list[ExecutorEvent] = []
         code = worker.process.returncode
         if worker.number is not None:
-            failure, message = self._cancelled.get(
-                worker.number,
-                (TrialFailure.INFRASTRUCTURE, f"worker process died (exit code {code})"),
+            failure, message = self._cancelled.get(worker.number) or process_death(
+                code, "worker process"
             )
             outcome = TrialOutcome.failed(
                 failure, message, duration_s=time.monotonic() - worker.started
@@ -259,7 +260,7 @@ class LocalExecutor(Executor):
                     TrialFailure.INFRASTRUCTURE,
                     f"worker did not start within {_STARTUP_GRACE_S:g}s and was killed",
                 )
-            worker.process.kill()
+            _kill_group(worker.process)
             worker.process.wait()
             events.extend(self._replace_dead(worker))
         return events
@@ -268,8 +269,16 @@ class LocalExecutor(Executor):
         # Workers hold no state between trials (their output is unbuffered), so they are
         # killed rather than asked to exit: interpreter shutdown would cost ~0.4 s each.
         for worker in self._workers:
-            worker.process.kill()
+            _kill_group(worker.process)
         for worker in self._workers:
             worker.process.wait()
             worker.conn.close()
         self._workers = []
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and every process its trial started (they share its session)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()

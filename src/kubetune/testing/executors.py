@@ -14,8 +14,10 @@ The executor is used as a context manager by each test and closed at its end.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,6 +80,19 @@ def _collect(
             finished.setdefault(event.number, []).append(event)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (killed, not yet reaped by its parent) is dead too
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def only_outcome(finished: dict[int, list[FinishedEvent]], number: int) -> TrialOutcome:
     events = finished[number]
     assert len(events) == 1, f"trial {number} finished {len(events)} times: {events}"
@@ -115,7 +130,8 @@ class ExecutorConformance:
             3: ("die", TrialFailure.INFRASTRUCTURE),
             4: ("exit", TrialFailure.ERROR),
             5: ("interrupt", TrialFailure.ERROR),
-            6: ("complete", None),
+            6: ("os_exit", TrialFailure.ERROR),
+            7: ("complete", None),
         }
         finished: dict[int, list[FinishedEvent]] = {}
         # two at a time: the loop never submits past capacity
@@ -131,6 +147,7 @@ class ExecutorConformance:
                 assert outcome.status is TrialStatus.FAILED and outcome.message, action
         assert "scripted failure" in only_outcome(finished, 0).message
         assert "sys.exit" in only_outcome(finished, 4).message
+        assert "exit code 7" in only_outcome(finished, 6).message
 
     def test_executor_goes_on_after_a_runner_died(self, executor: Executor) -> None:
         finished, _ = run_all(executor, [request(0, action="die")])
@@ -208,6 +225,21 @@ class ExecutorConformance:
         outcome = only_outcome(finished, 0)
         assert outcome.failure is TrialFailure.DEADLINE, outcome
         assert "deadline" in outcome.message
+
+    def test_a_deadline_kill_ends_the_processes_the_trial_started(
+        self, executor: Executor, tmp_path: Path
+    ) -> None:
+        pid_file = tmp_path / "child.pid"
+        finished, _ = run_all(
+            executor,
+            [request(0, action="spawn", pid_file=str(pid_file), sleep=60, deadline_s=2.0)],
+        )
+        assert only_outcome(finished, 0).failure is TrialFailure.DEADLINE
+        child = int(pid_file.read_text())
+        deadline = time.monotonic() + 5
+        while _alive(child):
+            assert time.monotonic() < deadline, f"the trial's child {child} outlived the kill"
+            time.sleep(0.1)
 
     def test_the_deadline_counts_from_when_the_trial_runs(
         self, make_executor: MakeExecutor
