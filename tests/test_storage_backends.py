@@ -54,3 +54,86 @@ def test_study_persists_and_resumes(backend: str, tmp_path: Path) -> None:
     # The first run's trials are untouched by the second run.
     assert [t.params for t in stored.trials[:4]] == first_params
     assert second.best_value == min(t.value for t in stored.trials)
+
+
+def test_a_torn_journal_tail_is_cut_and_kept_aside(tmp_path: Path) -> None:
+    """A controller killed mid-write (or a full disk) leaves half a record at the end.
+
+    Without repair, the resumed run appends after it and every later load fails."""
+    path = tmp_path / "study.journal"
+    first = kubetune.tune(objective, SPACE, strategy="random", max_trials=4, storage=str(path))
+    intact = path.read_bytes()
+    torn = b'{"op_code": 5, "worker_id": "x", "trial_id": 3, "param_na'
+    path.write_bytes(intact + torn)
+
+    again = kubetune.tune(objective, SPACE, strategy="random", max_trials=6, storage=str(path))
+    assert again.study.study_name == first.study.study_name
+    backups = list(tmp_path.glob("study.journal.torn-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == intact + torn
+    assert path.read_bytes().startswith(intact) and torn not in path.read_bytes()
+    # optuna itself (no kubetune repair involved) reads the result
+    study = optuna.load_study(
+        study_name="kubetune",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(path))
+        ),
+    )
+    assert len([t for t in study.trials if t.state.is_finished()]) == 6
+
+
+def test_a_garbled_complete_line_at_the_end_is_cut_too(tmp_path: Path) -> None:
+    from kubetune.core.storage import repair_torn_tail
+
+    path = tmp_path / "j.journal"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": \n')
+    backup = repair_torn_tail(path)
+    assert backup is not None and path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert repair_torn_tail(path) is None  # intact: nothing to do, no backup
+    path.write_bytes(b'{"a": 1')
+    repair_torn_tail(path)
+    assert path.read_bytes() == b""
+
+
+def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    from optuna.storages.journal import JournalFileBackend
+
+    from kubetune.cli.main import main
+
+    (tmp_path / "spec.yaml").write_text(
+        "name: full-disk\n"
+        "objective: {metric: val_accuracy}\n"
+        'data: {source: "sklearn:iris"}\n'
+        "trainer: {kind: sklearn, estimator: sklearn.neighbors.KNeighborsClassifier}\n"
+        "search_space: {n_neighbors: {type: int, low: 1, high: 15}}\n"
+        "strategy: {name: random}\n"
+        "limits: {max_trials: 6, parallel: 1}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    real_append = JournalFileBackend.append_logs
+    calls = {"n": 0}
+
+    def append_until_full(self: JournalFileBackend, logs: list) -> None:
+        calls["n"] += 1
+        if calls["n"] == 25:  # the disk fills up mid-record, as a real ENOSPC does
+            with open(self._file_path, "ab") as fh:
+                fh.write(b'{"op_code": 6, "trial_')
+            raise OSError(errno.ENOSPC, "No space left on device", self._file_path)
+        real_append(self, logs)
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", append_until_full)
+    assert main(["run", "spec.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "error: no space left on the device writing" in err and "study.journal" in err
+    assert "Traceback" not in err
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", real_append)  # space freed
+    assert main(["run", "spec.yaml"]) == 0, capsys.readouterr().err
+    study = optuna.load_study(
+        study_name="full-disk",
+        storage=open_storage(str(tmp_path / "kubetune-runs" / "full-disk" / "study.journal")),
+    )
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 6

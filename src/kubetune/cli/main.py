@@ -12,6 +12,7 @@ traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Whatever was being written (study journal, SQLite, run folder, model files):
+        # completed trials are safe, and the next run repairs a half-written journal record.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"error: no space left on the device{where}; free some space and run the same"
+            " command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
 
 
 def _quiet_optuna() -> None:

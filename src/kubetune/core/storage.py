@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import shutil
+import time
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock
+
+_TAIL_BYTES = 4 * 1024 * 1024  # far more than one record
 
 
 class FlockLock(BaseJournalFileLock):
@@ -57,5 +62,61 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
 
 def journal_storage(path: Path) -> JournalStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
-    backend = JournalFileBackend(str(path), lock_obj=FlockLock(f"{path}.flock"))
-    return JournalStorage(backend)
+    lock = FlockLock(f"{path}.flock")
+    lock.acquire()  # no writer may append while the tail is checked
+    try:
+        repair_torn_tail(path)
+    finally:
+        lock.release()
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def repair_torn_tail(path: Path) -> Path | None:
+    """Cut a half-written last record off a journal file; return the backup made, if any.
+
+    A writer killed mid-line (or stopped by a full disk) leaves a record without its
+    newline. optuna skips it when reading, but the next append would glue a new record to
+    it, and from then on no load of the journal succeeds. The whole file is copied aside
+    first, so nothing is ever thrown away.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    keep = _complete_prefix(path, size)
+    if keep == size:
+        return None
+    backup = path.with_name(f"{path.name}.torn-{int(time.time())}")
+    shutil.copyfile(path, backup)
+    with open(path, "r+b") as fh:
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return backup
+
+
+def _complete_prefix(path: Path, size: int) -> int:
+    """Bytes of ``path`` up to and including its last newline-terminated JSON record."""
+    with open(path, "rb") as fh:
+        start = max(0, size - _TAIL_BYTES)
+        fh.seek(start)
+        tail = fh.read()
+        if start > 0 and b"\n" not in tail[:-1]:  # one huge record: look at all of it
+            fh.seek(0)
+            start, tail = 0, fh.read()
+    keep = len(tail) if tail.endswith(b"\n") else tail.rfind(b"\n") + 1
+    # A record that ends in a newline but is not JSON is torn too (written in pieces).
+    while keep > 0:
+        begin = tail.rfind(b"\n", 0, keep - 1) + 1
+        if (begin == 0 and start > 0) or _is_json(tail[begin:keep]):
+            break
+        keep = begin
+    return start + keep
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
