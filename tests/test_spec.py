@@ -127,6 +127,16 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         space(act=["relu", "relu"]),
         "search_space.act.choices: must not repeat a value",
     ),
+    (
+        "choices-equal-to-the-search",
+        space(k=[1, True, 1.0]),
+        "search_space.k.choices: 1 and True are the same value to the search; keep one",
+    ),
+    (
+        "choices-int-and-float",
+        space(k=[0, 2, 2.0]),
+        "search_space.k.choices: 2 and 2.0 are the same value to the search",
+    ),
     ("empty-search-space", spec_with(search_space={}), "search_space: must define at least one"),
     # --- conditions and per-layer parameters ----------------------------------------
     (

@@ -93,6 +93,25 @@ def test_builtin_trial_rejects_a_metric_that_does_not_fit_the_task() -> None:
         trial.load()
 
 
+def test_an_inferred_task_says_so_and_how_to_change_it(tmp_path: Path) -> None:
+    # An integer target with few values looks like classes: say that it was a guess.
+    rows = "\n".join(f"{i},{i % 7}" for i in range(60))
+    (tmp_path / "counts.csv").write_text("x,y\n" + rows + "\n")
+    spec = make_spec(
+        objective={"metric": "val_rmse"},
+        data={"source": str(tmp_path / "counts.csv"), "target": "y"},
+    )
+    with pytest.raises(SpecError) as info:
+        check_trainer(spec, retrieve(spec))
+    assert "inferred as classification" in str(info.value)
+    assert "set data.task to classification or regression" in str(info.value)
+    explicit = make_spec(
+        objective={"metric": "val_rmse"},
+        data={"source": str(tmp_path / "counts.csv"), "target": "y", "task": "regression"},
+    )
+    check_trainer(explicit, retrieve(explicit))  # no error once the task is chosen
+
+
 # --------------------------------------------------------------------------- objective names
 
 

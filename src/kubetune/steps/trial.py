@@ -51,7 +51,13 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
     try:
         check_metric(data.task, metric)
     except KubetuneError as exc:
-        raise SpecError(f"objective.metric: {exc}") from None
+        inferred = ""
+        if spec.data is not None and spec.data.task == "auto":
+            inferred = (
+                f" (the task was inferred as {data.task} from the target's values;"
+                " set data.task to classification or regression to choose)"
+            )
+        raise SpecError(f"objective.metric: {exc}{inferred}") from None
     trainer = get_trainer(spec.trainer.kind, spec.trainer.options)
     if spec.trainer.kind == "custom":
         from kubetune.trainers.custom import resolve_function

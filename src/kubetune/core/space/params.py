@@ -76,6 +76,15 @@ class CategoricalParam(_Repeatable):
             raise ValueError("choices: must hold at least one value")
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise ValueError("choices: must not repeat a value")
+        # optuna stores 1, 1.0 and true as one value, so the best params and the final
+        # training would silently get another choice than the one that was scored.
+        for i, first in enumerate(self.choices):
+            for second in self.choices[i + 1 :]:
+                if first == second:
+                    raise ValueError(
+                        f"choices: {first!r} and {second!r} are the same value to the search;"
+                        " keep one (quote it to make it a string)"
+                    )
         return self
 
 
