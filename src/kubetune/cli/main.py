@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--max-trials", type=int, help="override limits.max_trials")
     run.add_argument("--parallel", type=int, help="override limits.parallel")
+    run.add_argument(
+        "--accept-changed-study",
+        action="store_true",
+        help="resume a study although its metric, space, data, trainer or fidelity changed",
+    )
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
     val.add_argument("spec")
@@ -137,7 +142,12 @@ def _run(args: argparse.Namespace) -> int:
 
     spec = _load(args.spec, {"max_trials": args.max_trials, "parallel": args.parallel})
     console = Console(stderr=True)
-    summary = run_experiment(spec, model_repo=args.model_repo, console=console)
+    summary = run_experiment(
+        spec,
+        model_repo=args.model_repo,
+        console=console,
+        accept_changed_study=args.accept_changed_study,
+    )
     render_summary(summary, Console())
     if summary.stop_reason == INTERRUPTED:
         return 130

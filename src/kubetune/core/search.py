@@ -14,6 +14,7 @@ import optuna
 
 from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
+from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
 from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.plan import open_study, plan_search
 from kubetune.core.spec import ExperimentSpec
@@ -41,10 +42,19 @@ def run_search(
     observer: LoopObserver | None = None,
     in_memory: bool = False,
     output_dir: str | None = None,
+    data_fingerprint: str | None = None,
+    accept_changed_study: bool = False,
 ) -> TuneResult:
-    """Run the search loop of ``spec``; trials run on ``executor``."""
+    """Run the search loop of ``spec``; trials run on ``executor``.
+
+    Resuming a study whose trials were run with another metric, space, data, trainer or
+    fidelity is refused unless ``accept_changed_study``.
+    """
     plan = plan_search(spec)
     study = open_study(spec, plan, in_memory=in_memory)
+    check_fingerprint(
+        study, study_fingerprint(spec, data_fingerprint), accept_changes=accept_changed_study
+    )
     resumed = len(study.get_trials(deepcopy=False))
     if resumed:
         # A sampler seeded as in the first run would draw that run's configs all over again;

@@ -36,6 +36,7 @@ def run_experiment(
     *,
     model_repo: str | None = None,
     console: Console | None = None,
+    accept_changed_study: bool = False,
 ) -> RunSummary:
     console = console or Console(stderr=True)
     spec = normalize_objective(spec)
@@ -55,7 +56,12 @@ def run_experiment(
     observer = RichProgressObserver(
         console=console, metric=spec.objective.metric, direction=spec.direction
     )
-    result = search(spec, observer=observer)
+    result = search(
+        spec,
+        observer=observer,
+        data_fingerprint=data.fingerprint,
+        accept_changed_study=accept_changed_study,
+    )
     console.print(f"strategy: {result.strategy}, scheduler: {result.scheduler}")
 
     summary = RunSummary(

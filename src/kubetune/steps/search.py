@@ -17,11 +17,24 @@ def normalize_objective(spec: ExperimentSpec) -> ExperimentSpec:
     return spec.updated("objective", {"metric": key})
 
 
-def search(spec: ExperimentSpec, *, observer: LoopObserver | None = None) -> TuneResult:
+def search(
+    spec: ExperimentSpec,
+    *,
+    observer: LoopObserver | None = None,
+    data_fingerprint: str | None = None,
+    accept_changed_study: bool = False,
+) -> TuneResult:
     spec = normalize_objective(spec)
     run_dir = spec.output_path(spec.runs_dir) / spec.name
     trials_dir = run_dir / "trials"
     with create_executor(
         spec, trial_fn=BuiltinTrial.from_spec(spec), work_dir=trials_dir
     ) as executor:
-        return run_search(spec, executor, observer=observer, output_dir=str(trials_dir))
+        return run_search(
+            spec,
+            executor,
+            observer=observer,
+            output_dir=str(trials_dir),
+            data_fingerprint=data_fingerprint,
+            accept_changed_study=accept_changed_study,
+        )
