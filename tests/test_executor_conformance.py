@@ -50,3 +50,24 @@ class TestSubprocessExecutor(ExecutorConformance):
             )
 
         return make
+
+
+def test_executors_are_imported_only_when_their_kind_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kubetune.executors as e\n"
+        "from kubetune.core.spec import parse_spec\n"
+        "spec = parse_spec({'name': 'x', 'objective': {'metric': 'value', 'direction':"
+        " 'minimize'}, 'search_space': {'x': [1, 2]}})\n"
+        "e.create_executor(spec, trial_fn=lambda r, p: 1.0).close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kubetune.executors.')))\n"
+        "print('kubernetes' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules, kubernetes = done.stdout.splitlines()
+    assert modules == "['kubetune.executors.local']"  # not subprocess, not report_channel
+    assert kubernetes == "False"
