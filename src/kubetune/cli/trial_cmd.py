@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from kubetune.core.trial import ExitCode, TrialFailure, TrialRequest, TrialStatu
 from kubetune.errors import KubetuneError
 from kubetune.steps.search import normalize_objective
 from kubetune.steps.trial import BuiltinTrial
+from kubetune.storage import atomic_write_text
 
 
 class JsonLinesReporter:
@@ -48,9 +48,7 @@ def run_trial_command(spec_path: str, request_path: str, output: str, progress: 
         return ExitCode.USAGE
     fn = BuiltinTrial.from_spec(spec)
     outcome = run_trial(fn, request, JsonLinesReporter(progress_path), spec.objective.metric)
-    tmp = out.with_name(out.name + ".tmp")  # not with_suffix: "result.tmp" would be out itself
-    tmp.write_text(json.dumps(outcome.to_dict(), indent=2))
-    os.replace(tmp, out)  # a reader never sees half a result
+    atomic_write_text(out, json.dumps(outcome.to_dict(), indent=2))  # never half a result
     print(
         f"trial {request.number}: {outcome.status.value}"
         + (f" {spec.objective.metric}={outcome.value:.6g}" if outcome.value is not None else "")

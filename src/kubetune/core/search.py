@@ -16,6 +16,7 @@ from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
 from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.plan import open_study, plan_search
+from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.strategies import SamplerContext, build_sampler
 
@@ -41,10 +42,16 @@ def run_search(
     observer: LoopObserver | None = None,
     in_memory: bool = False,
     output_dir: str | None = None,
+    context: RunContext | None = None,
 ) -> TuneResult:
-    """Run the search loop of ``spec``; trials run on ``executor``."""
+    """Run the search loop of ``spec``; trials run on ``executor``.
+
+    The study lives where ``context`` says (default: built from the spec, in memory when
+    ``in_memory`` and the spec names no storage).
+    """
     plan = plan_search(spec)
-    study = open_study(spec, plan, in_memory=in_memory)
+    context = context or RunContext.from_spec(spec, in_memory_study=in_memory)
+    study = open_study(spec, plan, storage=context.study_storage)
     resumed = len(study.get_trials(deepcopy=False))
     if resumed:
         # A sampler seeded as in the first run would draw that run's configs all over again;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubetune.core.events import LoopObserver
+from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import ExperimentSpec
 from kubetune.executors import create_executor
@@ -17,11 +18,20 @@ def normalize_objective(spec: ExperimentSpec) -> ExperimentSpec:
     return spec.updated("objective", {"metric": key})
 
 
-def search(spec: ExperimentSpec, *, observer: LoopObserver | None = None) -> TuneResult:
+def search(
+    spec: ExperimentSpec,
+    *,
+    observer: LoopObserver | None = None,
+    context: RunContext | None = None,
+) -> TuneResult:
+    """Run the search; the study and trial files go where ``context`` says (default: the
+    spec's run folder)."""
     spec = normalize_objective(spec)
-    run_dir = spec.output_path(spec.runs_dir) / spec.name
-    trials_dir = run_dir / "trials"
+    context = context or RunContext.from_spec(spec)
+    trials_dir = context.trials_dir
     with create_executor(
         spec, trial_fn=BuiltinTrial.from_spec(spec), work_dir=trials_dir
     ) as executor:
-        return run_search(spec, executor, observer=observer, output_dir=str(trials_dir))
+        return run_search(
+            spec, executor, observer=observer, output_dir=str(trials_dir), context=context
+        )
