@@ -153,6 +153,13 @@ def moves_into(moves: list[tuple[int | None, int]], version: int) -> int | None:
     return next(previous for previous, target in moves if target == version)
 
 
+def _hold_store_lock(root: str, ready: Any) -> None:
+    """Child body: take the local store's writer lock and never let go (until killed)."""
+    with LocalObjectStore(root)._locked():
+        ready.set()
+        time.sleep(600)
+
+
 def _push_many(factory: StoreFactory, model_dir: str, count: int, start: Any, out: Any) -> None:
     """Child-process body of the multi-process test (top level so it can be pickled)."""
     repo = ModelRepository(factory(), "test-repo")
@@ -671,6 +678,37 @@ class TestLocalObjectStore(ObjectStoreConformance):
         files = sorted(p.name for p in store.root.rglob("*") if p.is_file())
         assert files == ["a", "b", "c"]
 
+    def test_a_killed_lock_holder_blocks_nobody(self, store: ObjectStore) -> None:
+        """A writer killed while holding the lock (kill -9, OOM) releases it with its death:
+        the kernel drops a flock, so the next compare-and-swap goes through."""
+        assert isinstance(store, LocalObjectStore)
+        store.put_bytes("m/a", b"1")
+        _, token = store.get_versioned("m/a")
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Event()
+        holder = ctx.Process(target=_hold_store_lock, args=(str(store.root), ready))
+        holder.start()
+        done = threading.Event()
+        results: list[bool] = []
+
+        def swap() -> None:
+            results.append(store.put_if_match("m/a", b"2", token))
+            done.set()
+
+        writer = threading.Thread(target=swap)
+        try:
+            assert ready.wait(timeout=60)
+            writer.start()
+            assert not done.wait(timeout=0.5)  # the holder excludes other writers...
+            holder.kill()
+            assert done.wait(timeout=30)  # ...until it dies
+        finally:
+            holder.kill()
+            holder.join(timeout=30)
+            writer.join(timeout=30)
+        assert results == [True]
+        assert store.get_bytes("m/a") == b"2"
+
     def test_readers_never_see_partial_writes(self, store: ObjectStore) -> None:
         payloads = [b"A" * 2_000_000, b"B" * 2_000_000]
         store.put_bytes("m/w", payloads[0])
@@ -691,10 +729,12 @@ class TestLocalObjectStore(ObjectStoreConformance):
         seen: set[bytes] = set()
         try:
             # read while the writer keeps replacing the object: at least 40 reads, and on
-            # until both payloads were read, so the reads did overlap the writes
+            # until both payloads were read and a second write began, so the reads did
+            # overlap the writes (a reader can see write 1 before its writer returns and
+            # counts write 2, under load: stopping then made the check below flaky)
             deadline = time.monotonic() + 30
             reads = 0
-            while reads < 40 or len(seen) < 2:
+            while reads < 40 or len(seen) < 2 or writes[0] < 2:
                 assert time.monotonic() < deadline, (reads, writes[0], errors)
                 data = store.get_bytes("m/w")
                 assert data in payloads
