@@ -18,6 +18,7 @@ import kubetune
 from kubetune.core.paths import file_uri_path, local_path, uri_scheme
 from kubetune.core.run_context import DEFAULT_MODEL_REPO, RunContext, study_storage_url
 from kubetune.core.spec import parse_spec
+from kubetune.core.trial import TrialRequest
 from kubetune.errors import DataError, RepositoryError, SpecError, StorageError
 from kubetune.storage import (
     LocalObjectStore,
@@ -322,3 +323,34 @@ def test_run_context_file_uris(tmp_path: Path) -> None:
 )
 def test_study_storage_url(tmp_path: Path, value: str, expected: str) -> None:
     assert study_storage_url(value, tmp_path) == expected.format(base=tmp_path)
+
+
+def test_search_keeps_the_study_where_the_context_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubetune.core.search import run_search
+    from kubetune.executors import create_executor
+
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec(
+        {
+            "name": "ctx",
+            "objective": {"metric": "value", "direction": "minimize"},
+            "search_space": {"x": {"type": "float", "low": -2, "high": 2}},
+            "limits": {"max_trials": 3},
+        }
+    )
+    ctx = RunContext.from_spec(spec, storage=f"file://{tmp_path}/elsewhere/s.journal")
+
+    def objective(request: TrialRequest, reporter: object) -> float:
+        return float(request.params["x"]) ** 2
+
+    with create_executor(spec, trial_fn=objective, work_dir=ctx.trials_dir) as executor:
+        result = run_search(spec, executor, context=ctx, output_dir=str(ctx.trials_dir))
+    assert len(result.study.trials) == 3
+    assert (tmp_path / "elsewhere" / "s.journal").stat().st_size > 0
+    assert not (tmp_path / "kubetune-runs" / "ctx" / "study.journal").exists()
+    # resuming through an equal context finds the same study
+    with create_executor(spec, trial_fn=objective, work_dir=ctx.trials_dir) as executor:
+        again = run_search(spec.updated("limits", {"max_trials": 4}), executor, context=ctx)
+    assert len(again.study.trials) == 4
