@@ -11,6 +11,9 @@ of one empty store (picklable so the multi-process tests can rebuild it in a chi
 
 Like ``optuna.testing.pytest_storages``, the suite knows nothing about the backend; the
 backend's own tests add what only it can check (temporary files, its client's quirks).
+``test_uri_opens_the_same_store`` reopens the store from ``store.uri()`` through the
+scheme registry, so the backend's scheme must be registered and its client configured
+(e.g. credentials in the environment) in the test process.
 """
 
 from __future__ import annotations
