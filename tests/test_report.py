@@ -234,7 +234,7 @@ def test_failed_report_write_keeps_the_old_report(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("kubetune.report.html.os.replace", broken_replace)
+    monkeypatch.setattr("kubetune.storage.atomic.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_html_report(_study(0), target, title="t", metric="m")
     assert target.read_text() == "old"  # readers never see a half-written report

@@ -1,10 +1,11 @@
 """Model repository: object store contract, versions, aliases, verification, concurrency.
 
-``ObjectStoreConformance`` and ``RepositoryConformance`` are backend-independent suites
-(in the spirit of Optuna's storage tests): a backend runs them by subclassing with a
-``store_factory`` fixture that yields a picklable zero-argument callable returning a fresh
-store client on the same storage (picklable so the multi-process test can rebuild it in a
-child). The local directory store runs them below; the S3 store will do the same.
+``ObjectStoreConformance`` (shipped in ``kubetune.testing.storage``) and
+``RepositoryConformance`` are backend-independent suites (in the spirit of Optuna's
+storage tests): a backend runs them by subclassing with a ``store_factory`` fixture that
+yields a picklable zero-argument callable returning a fresh store client on the same
+storage (picklable so the multi-process test can rebuild it in a child). The local
+directory store runs them below; the S3 store will do the same.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,12 @@ from kubetune.repository import (
     Manifest,
     ManifestFile,
     ModelRepository,
-    ObjectNotFoundError,
     ObjectStore,
     open_repository,
 )
 from kubetune.repository.cli_views import render_model_show, render_models_list
 from kubetune.repository.manifest import file_digest, sha256_bytes
-
-StoreFactory = Callable[[], ObjectStore]
-
+from kubetune.testing.storage import ObjectStoreConformance, StoreFactory
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -102,8 +100,17 @@ class DelegatingStore(ObjectStore):
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        return self.inner.create_exclusive(key, data)
+    def uri(self, key: str = "") -> str:
+        return self.inner.uri(key)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        return self.inner.get_versioned(key)
+
+    def put_if_match(self, key: str, data: bytes, token: str) -> bool:
+        return self.inner.put_if_match(key, data, token)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
 
 
 class CrashOnManifestStore(DelegatingStore):
@@ -115,6 +122,44 @@ class CrashOnManifestStore(DelegatingStore):
         super().put_bytes(key, data)
 
 
+def _move_alias(factory: StoreFactory, targets: list[int], start: Any, out: Any) -> None:
+    """Child body of the concurrent alias test: move "production" to each target in turn
+    and report every (previous, target) move."""
+    repo = ModelRepository(factory(), "test-repo")
+    start.wait(timeout=60)
+    out.put([(repo.set_alias("shared", "production", v), v) for v in targets])
+
+
+def assert_one_chain(
+    moves: list[tuple[int | None, int]], first: int, repo: ModelRepository
+) -> None:
+    """The moves form one unbroken chain from ``first`` to the stored alias: no two moves
+    started from the same state (a lost update would), and none is missing."""
+    after: dict[int | None, int] = {}
+    for previous, target in moves:
+        assert previous not in after, f"two moves from version {previous}: {moves}"
+        after[previous] = target
+    chain, current = [], first
+    while current in after:
+        current = after[current]
+        chain.append(current)
+    assert sorted(chain) == sorted(target for _, target in moves)
+    assert repo.resolve("shared", "production") == current
+    stored = json.loads(repo.store.get_bytes("shared/aliases/production.json"))
+    assert (stored["version"], stored["previous"]) == (current, moves_into(moves, current))
+
+
+def moves_into(moves: list[tuple[int | None, int]], version: int) -> int | None:
+    return next(previous for previous, target in moves if target == version)
+
+
+def _hold_store_lock(root: str, ready: Any) -> None:
+    """Child body: take the local store's writer lock and never let go (until killed)."""
+    with LocalObjectStore(root)._locked():
+        ready.set()
+        time.sleep(600)
+
+
 def _push_many(factory: StoreFactory, model_dir: str, count: int, start: Any, out: Any) -> None:
     """Child-process body of the multi-process test (top level so it can be pickled)."""
     repo = ModelRepository(factory(), "test-repo")
@@ -124,98 +169,6 @@ def _push_many(factory: StoreFactory, model_dir: str, count: int, start: Any, ou
         for _ in range(count)
     ]
     out.put(versions)
-
-
-# -- object store contract -------------------------------------------------------------------
-
-
-class ObjectStoreConformance:
-    """Behaviour every :class:`ObjectStore` must have. Subclasses provide ``store_factory``."""
-
-    @pytest.fixture
-    def store(self, store_factory: StoreFactory) -> ObjectStore:
-        return store_factory()
-
-    def test_put_get_bytes_and_overwrite(self, store: ObjectStore) -> None:
-        store.put_bytes("m/a.bin", b"one")
-        assert store.get_bytes("m/a.bin") == b"one"
-        store.put_bytes("m/a.bin", b"two")
-        assert store.get_bytes("m/a.bin") == b"two"
-        store.put_bytes("m/empty", b"")
-        assert store.get_bytes("m/empty") == b""
-
-    def test_put_file_and_download(self, store: ObjectStore, tmp_path: Path) -> None:
-        src = tmp_path / "src.bin"
-        src.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several chunks
-        store.put_file("m/v/big.bin", src)
-        dest = tmp_path / "out" / "deep" / "big.bin"
-        store.download("m/v/big.bin", dest)
-        assert dest.read_bytes() == src.read_bytes()
-
-    def test_missing_key(self, store: ObjectStore, tmp_path: Path) -> None:
-        with pytest.raises(ObjectNotFoundError, match="nope/x"):
-            store.get_bytes("nope/x")
-        with pytest.raises(RepositoryError, match="nope/x"):
-            store.download("nope/x", tmp_path / "x")
-        assert not (tmp_path / "x").exists()
-        assert not store.exists("nope/x")
-
-    def test_exists_and_delete(self, store: ObjectStore) -> None:
-        store.put_bytes("m/a", b"1")
-        assert store.exists("m/a")
-        assert not store.exists("m")  # a prefix is not an object
-        store.delete("m/a")
-        assert not store.exists("m/a")
-        store.delete("m/a")  # deleting a missing key is fine
-
-    def test_list_prefix_semantics(self, store: ObjectStore) -> None:
-        for key in ["a/b/c", "a/b/d", "a/x", "ab/y", "top"]:
-            store.put_bytes(key, key.encode())
-        assert store.list() == ["a/b/c", "a/b/d", "a/x", "ab/y", "top"]
-        assert store.list("a/") == ["a/b/c", "a/b/d", "a/x"]
-        assert store.list("a") == ["a/b/c", "a/b/d", "a/x", "ab/y"]  # a string prefix, as S3
-        assert store.list("a/b/") == ["a/b/c", "a/b/d"]
-        assert store.list("a/", recursive=False) == ["a/b/", "a/x"]
-        assert store.list("", recursive=False) == ["a/", "ab/", "top"]
-        assert store.list("zzz/") == []
-        assert store.list("zzz/", recursive=False) == []
-
-    def test_prefix_disappears_with_last_object(self, store: ObjectStore) -> None:
-        store.put_bytes("a/b/c", b"1")
-        store.put_bytes("a/x", b"1")
-        store.delete("a/b/c")
-        assert store.list("a/", recursive=False) == ["a/x"]
-
-    def test_create_exclusive(self, store: ObjectStore) -> None:
-        assert store.create_exclusive("m/claim", b"first") is True
-        assert store.create_exclusive("m/claim", b"second") is False
-        assert store.get_bytes("m/claim") == b"first"
-
-    def test_create_exclusive_race(self, store_factory: StoreFactory) -> None:
-        barrier = threading.Barrier(8)
-        results: list[bool] = []
-        lock = threading.Lock()
-
-        def claim(i: int) -> None:
-            store = store_factory()
-            barrier.wait(timeout=10)
-            won = store.create_exclusive("m/claim", f"{i}".encode())
-            with lock:
-                results.append(won)
-
-        threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(results) == [False] * 7 + [True]
-
-    @pytest.mark.parametrize(
-        "key", ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "a\\b", "x/.kt-tmp-1"]
-    )
-    def test_invalid_keys_rejected(self, store: ObjectStore, key: str) -> None:
-        with pytest.raises(RepositoryError, match="invalid object key"):
-            store.put_bytes(key, b"x")
 
 
 # -- repository behaviour --------------------------------------------------------------------
@@ -314,6 +267,110 @@ class RepositoryConformance:
         assert "updated_at" in stored
         repo.set_alias("iris", "production", 1)  # roll back
         assert repo.aliases("iris") == {"production": 1, "staging": 2}
+
+    def test_alias_move_retries_after_a_concurrent_move(
+        self, store: ObjectStore, tmp_path: Path
+    ) -> None:
+        """Another promotion lands between our read and our write: ours is refused, reads
+        again, and records the other one as ``previous`` instead of overwriting it."""
+        repo = ModelRepository(store, "test-repo")
+        for i in range(3):
+            repo.push("iris", make_model_dir(tmp_path / f"m{i}", str(i)), **push_kwargs())
+        repo.set_alias("iris", "production", 1)
+        refused: list[str] = []
+
+        class InterferingStore(DelegatingStore):
+            interfered = False
+
+            def put_if_match(self, key: str, data: bytes, token: str) -> bool:
+                if not self.interfered:
+                    self.interfered = True
+                    assert repo.set_alias("iris", "production", 2) == 1  # the other writer
+                won = super().put_if_match(key, data, token)
+                if not won:
+                    refused.append(key)
+                return won
+
+        mine = ModelRepository(InterferingStore(store), "test-repo")
+        assert mine.set_alias("iris", "production", 3) == 2
+        assert refused == ["iris/aliases/production.json"]
+        stored = json.loads(store.get_bytes("iris/aliases/production.json"))
+        assert (stored["version"], stored["previous"]) == (3, 2)
+
+    def test_new_alias_created_concurrently(self, store: ObjectStore, model_dir: Path) -> None:
+        repo = ModelRepository(store, "test-repo")
+        repo.push("iris", model_dir, **push_kwargs())
+        repo.push("iris", model_dir, **push_kwargs())
+
+        class RacingStore(DelegatingStore):
+            raced = False
+
+            def put_if_absent(self, key: str, data: bytes) -> bool:
+                if key.endswith("/aliases/staging.json") and not self.raced:
+                    self.raced = True
+                    assert repo.set_alias("iris", "staging", 1) is None
+                return super().put_if_absent(key, data)
+
+        mine = ModelRepository(RacingStore(store), "test-repo")
+        assert mine.set_alias("iris", "staging", 2) == 1
+        assert repo.aliases("iris") == {"staging": 2}
+
+    def test_concurrent_alias_moves_threads(
+        self, store_factory: StoreFactory, model_dir: Path
+    ) -> None:
+        repo = ModelRepository(store_factory(), "test-repo")
+        for _ in range(13):
+            repo.push("shared", model_dir, **push_kwargs())
+        repo.set_alias("shared", "production", 1)
+        start = threading.Barrier(4)
+        moves: list[tuple[int | None, int]] = []
+        errors: list[BaseException] = []
+
+        class _Out:
+            def put(self, value: list[tuple[int | None, int]]) -> None:
+                moves.extend(value)
+
+        def worker(targets: list[int]) -> None:
+            try:
+                _move_alias(store_factory, targets, start, _Out())
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=worker, args=(list(range(2 + i, 14, 4)),)) for i in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(moves) == 12
+        assert_one_chain(moves, 1, repo)
+
+    def test_concurrent_alias_moves_processes(
+        self, store_factory: StoreFactory, model_dir: Path
+    ) -> None:
+        repo = ModelRepository(store_factory(), "test-repo")
+        for _ in range(10):
+            repo.push("shared", model_dir, **push_kwargs())
+        repo.set_alias("shared", "production", 1)
+        ctx = multiprocessing.get_context("spawn")  # independent interpreters
+        start = ctx.Barrier(3)
+        out = ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_move_alias, args=(store_factory, list(range(2 + i, 11, 3)), start, out)
+            )
+            for i in range(3)
+        ]
+        for p in procs:
+            p.start()
+        moves = [move for _ in procs for move in out.get(timeout=120)]
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+        assert len(moves) == 9
+        assert_one_chain(moves, 1, repo)
 
     def test_alias_errors(self, repo: ModelRepository, model_dir: Path) -> None:
         repo.push("iris", model_dir, **push_kwargs(), alias="production")
@@ -427,11 +484,11 @@ class RepositoryConformance:
         class SyncedStore(DelegatingStore):
             first = True
 
-            def create_exclusive(self, key: str, data: bytes) -> bool:
+            def put_if_absent(self, key: str, data: bytes) -> bool:
                 if self.first:
                     self.first = False
                     barrier.wait(timeout=10)
-                won = super().create_exclusive(key, data)
+                won = super().put_if_absent(key, data)
                 if not won:
                     refused.append(key)
                 return won
@@ -621,6 +678,37 @@ class TestLocalObjectStore(ObjectStoreConformance):
         files = sorted(p.name for p in store.root.rglob("*") if p.is_file())
         assert files == ["a", "b", "c"]
 
+    def test_a_killed_lock_holder_blocks_nobody(self, store: ObjectStore) -> None:
+        """A writer killed while holding the lock (kill -9, OOM) releases it with its death:
+        the kernel drops a flock, so the next compare-and-swap goes through."""
+        assert isinstance(store, LocalObjectStore)
+        store.put_bytes("m/a", b"1")
+        _, token = store.get_versioned("m/a")
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Event()
+        holder = ctx.Process(target=_hold_store_lock, args=(str(store.root), ready))
+        holder.start()
+        done = threading.Event()
+        results: list[bool] = []
+
+        def swap() -> None:
+            results.append(store.put_if_match("m/a", b"2", token))
+            done.set()
+
+        writer = threading.Thread(target=swap)
+        try:
+            assert ready.wait(timeout=60)
+            writer.start()
+            assert not done.wait(timeout=0.5)  # the holder excludes other writers...
+            holder.kill()
+            assert done.wait(timeout=30)  # ...until it dies
+        finally:
+            holder.kill()
+            holder.join(timeout=30)
+            writer.join(timeout=30)
+        assert results == [True]
+        assert store.get_bytes("m/a") == b"2"
+
     def test_readers_never_see_partial_writes(self, store: ObjectStore) -> None:
         payloads = [b"A" * 2_000_000, b"B" * 2_000_000]
         store.put_bytes("m/w", payloads[0])
@@ -641,10 +729,12 @@ class TestLocalObjectStore(ObjectStoreConformance):
         seen: set[bytes] = set()
         try:
             # read while the writer keeps replacing the object: at least 40 reads, and on
-            # until both payloads were read, so the reads did overlap the writes
+            # until both payloads were read and a second write began, so the reads did
+            # overlap the writes (a reader can see write 1 before its writer returns and
+            # counts write 2, under load: stopping then made the check below flaky)
             deadline = time.monotonic() + 30
             reads = 0
-            while reads < 40 or len(seen) < 2:
+            while reads < 40 or len(seen) < 2 or writes[0] < 2:
                 assert time.monotonic() < deadline, (reads, writes[0], errors)
                 data = store.get_bytes("m/w")
                 assert data in payloads

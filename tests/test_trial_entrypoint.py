@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from kubetune.cli import trial_cmd
 from kubetune.cli.main import main
 from kubetune.core.trial import ExitCode, TrialOutcome, TrialStatus
+from kubetune.storage import atomic
 
 SPEC = """\
 name: tiny-digits
@@ -153,11 +153,11 @@ def test_result_is_written_whole_then_renamed(
         renames.append((src, dst))
         real_replace(src, dst)
 
-    class OsWithCheckedReplace:  # only the command's own os.replace is watched
+    class OsWithCheckedReplace:  # only the atomic writer's os.replace is watched
         def __getattr__(self, attr: str) -> Any:
             return replace if attr == "replace" else getattr(os, attr)
 
-    monkeypatch.setattr(trial_cmd, "os", OsWithCheckedReplace())
+    monkeypatch.setattr(atomic, "os", OsWithCheckedReplace())
     request = _write_request(tmp_path, _request(units=32, nope=1))  # fails fast: no training
     code = main(["trial", "--spec", str(spec), "--request", str(request), "--output", str(output)])
     assert code == 3

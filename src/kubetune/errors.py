@@ -23,5 +23,15 @@ class RepositoryError(KubetuneError):
     """The model repository is unreachable, malformed, or a stored file fails verification."""
 
 
+class StorageError(RepositoryError):
+    """A storage URI or object store cannot be used: a bad URI or key, a missing object,
+    an unreachable or unwritable location. The message names the URI, path or key.
+
+    It is a :class:`RepositoryError` because the object store first served only the model
+    repository, so code catching that keeps catching store failures; data sources turn it
+    into a :class:`DataError`.
+    """
+
+
 class InvalidConfigError(KubetuneError):
     """Raised by a trainer when a sampled config cannot be trained (never retried)."""

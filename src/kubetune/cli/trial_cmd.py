@@ -29,6 +29,7 @@ from kubetune.core.trial import (
 from kubetune.errors import KubetuneError
 from kubetune.steps.search import normalize_objective
 from kubetune.steps.trial import BuiltinTrial
+from kubetune.storage import atomic_write_text
 
 
 class JsonLinesReporter:
@@ -99,7 +100,7 @@ def run_trial_command(
     outcome = run_trial(fn, request, _Fanout(*reporters), spec.objective.metric)
     if remote is not None:
         outcome.pruning_off = remote.pruning_off
-    _write_atomically(out, json.dumps(outcome.to_dict(), indent=2))
+    atomic_write_text(out, json.dumps(outcome.to_dict(), indent=2))  # never half a result
     print(
         f"trial {request.number}: {outcome.status.value}"
         + (f" {spec.objective.metric}={outcome.value:.6g}" if outcome.value is not None else "")
@@ -132,12 +133,6 @@ def _load_function(target: str) -> TrialFunction:
     except (ImportError, AttributeError) as exc:
         raise UnusableRequestError(f"cannot load trial function {target!r}: {exc}") from None
     return fn
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")  # not with_suffix: "result.tmp" could be path
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a reader never sees half a result
 
 
 __all__ = ["JsonLinesReporter", "run_trial_command"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from optuna.pruners import BasePruner
@@ -90,23 +89,14 @@ def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:
     return conditions
 
 
-def default_study_path(spec: ExperimentSpec) -> Path:
-    return spec.output_path(spec.runs_dir) / spec.name / "study.journal"
-
-
-def open_study(spec: ExperimentSpec, plan: SearchPlan, *, in_memory: bool = False) -> optuna.Study:
-    """Create the study, or load it to resume; the storage comes from the spec."""
-    if spec.storage is not None:
-        url = spec.storage
-        if "://" not in url:
-            url = str(spec.output_path(url.removeprefix("journal:")))
-        storage = open_storage(url)
-    else:
-        storage = open_storage(None, None if in_memory else default_study_path(spec))
+def open_study(spec: ExperimentSpec, plan: SearchPlan, *, storage: str | None) -> optuna.Study:
+    """Create the study, or load it to resume. ``storage`` is where it lives, as a
+    :class:`~kubetune.core.run_context.RunContext` resolved it (None: in memory)."""
+    storage_obj = open_storage(storage)
     try:
         study = optuna.create_study(
             study_name=spec.name,
-            storage=storage,
+            storage=storage_obj,
             sampler=plan.sampler,
             pruner=plan.pruner,
             direction=spec.direction,

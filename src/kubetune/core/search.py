@@ -17,6 +17,7 @@ from kubetune.core.executor import Executor
 from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
 from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.plan import open_study, plan_search
+from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.strategies import SamplerContext, build_sampler
 
@@ -44,14 +45,18 @@ def run_search(
     output_dir: str | None = None,
     data_fingerprint: str | None = None,
     accept_changed_study: bool = False,
+    context: RunContext | None = None,
 ) -> TuneResult:
     """Run the search loop of ``spec``; trials run on ``executor``.
 
-    Resuming a study whose trials were run with another metric, space, data, trainer or
-    fidelity is refused unless ``accept_changed_study``.
+    The study lives where ``context`` says (default: built from the spec, in memory when
+    ``in_memory`` and the spec names no storage). Resuming a study whose trials were run
+    with another metric, space, data, trainer or fidelity is refused unless
+    ``accept_changed_study``.
     """
     plan = plan_search(spec)
-    study = open_study(spec, plan, in_memory=in_memory)
+    context = context or RunContext.from_spec(spec, in_memory_study=in_memory)
+    study = open_study(spec, plan, storage=context.study_storage)
     check_fingerprint(
         study, study_fingerprint(spec, data_fingerprint), accept_changes=accept_changed_study
     )

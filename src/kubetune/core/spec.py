@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from kubetune.core.durations import parse_duration
+from kubetune.core.paths import local_path
 from kubetune.core.space import ParamSpec, SearchSpace, SpaceError, shorthand_to_param
 from kubetune.errors import SpecError
 
@@ -218,12 +219,11 @@ class ExperimentSpec(_Section):
 
     def output_path(self, value: str) -> Path:
         """Outputs (runs, study file, model repository) are relative to the working directory."""
-        return Path(value.removeprefix("file://")).expanduser().absolute()
+        return _local(value, Path.cwd())
 
     def resolve_path(self, value: str) -> Path:
         """Inputs (data files) are relative to the spec file's folder."""
-        path = Path(value.removeprefix("file://")).expanduser()
-        return path if path.is_absolute() else self._base_dir / path
+        return _local(value, self._base_dir)
 
     def updated(
         self, section: str, changes: dict[str, Any], *, source: str = "<spec>"
@@ -236,6 +236,13 @@ class ExperimentSpec(_Section):
     def with_base_dir(self, base_dir: Path) -> ExperimentSpec:
         self._base_dir = base_dir
         return self
+
+
+def _local(value: str, base_dir: Path) -> Path:
+    path = local_path(value, base_dir)
+    if path is None:
+        raise SpecError(f"{value!r}: only a local path or a file:// URI can be used here")
+    return path
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:

@@ -1,15 +1,16 @@
-"""Tables read from local CSV and Parquet files."""
+"""Tables read from CSV and Parquet files: local, or fetched from an object store."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
 from kubetune.data.raw import RawTable, quoted
 from kubetune.errors import DataError
+from kubetune.storage import open_object
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -26,25 +27,6 @@ _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     ".parquet": _read_parquet,
 }
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_READERS)
-
-
-def resolve_path(location: str, base_dir: Path) -> Path:
-    """A relative path is relative to ``base_dir`` (the spec's folder), not the process cwd."""
-    path = Path(location).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
-    return path.resolve()
-
-
-def path_from_file_url(url: str) -> str:
-    """``file:///abs/path.csv`` -> ``/abs/path.csv``."""
-    parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-        raise DataError(
-            f"file:// URLs must hold an absolute path, like file:///data/train.csv; got {url!r}"
-            " (for a relative path, give the path without file://)"
-        )
-    return unquote(parts.path)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -71,9 +53,9 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_file_table(location: str, target: str | None, base_dir: Path) -> RawTable:
-    """Read ``location`` and split off the ``target`` column."""
-    path = resolve_path(location, base_dir)
+def load_file_table(path: Path, target: str | None) -> RawTable:
+    """Read the local file ``path`` and split off the ``target`` column."""
+    path = path.resolve()
     frame = read_table(path)
     columns = list(frame.columns)
     if len(set(columns)) != len(columns):
@@ -92,3 +74,13 @@ def load_file_table(location: str, target: str | None, base_dir: Path) -> RawTab
         features=frame.drop(columns=[target]),
         target=frame[target],
     )
+
+
+def load_stored_table(uri: str, target: str | None, base_dir: Path) -> RawTable:
+    """Fetch the object ``uri`` from its store into a temporary folder, then read it."""
+    store, key = open_object(uri, base_dir=base_dir)
+    with tempfile.TemporaryDirectory(prefix="kubetune-data-") as tmp:
+        local = Path(tmp) / key
+        store.download(key, local)
+        table = load_file_table(local, target)
+    return table

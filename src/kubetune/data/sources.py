@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
@@ -12,59 +11,42 @@ import pandas as pd
 
 from kubetune.data.dataset import Dataset, Task
 from kubetune.data.encoding import detect_task, encode_features, encode_target
-from kubetune.data.files import load_file_table, path_from_file_url
+from kubetune.data.files import load_file_table, load_stored_table
 from kubetune.data.fingerprint import compute_fingerprint
 from kubetune.data.raw import RawTable, quoted
 from kubetune.data.sklearn_datasets import SKLEARN_DATASETS, load_sklearn_table
 from kubetune.data.splits import check_fractions, check_seed, split_indices, split_sizes
-from kubetune.errors import DataError
+from kubetune.errors import DataError, StorageError
+from kubetune.storage import UnsupportedSchemeError, local_path, store_schemes
 
-# A loader gets the source (without "sklearn:" for sklearn, the whole URL for ``x://``
-# schemes, the path otherwise), the target column and the folder relative paths start from.
-SourceLoader = Callable[[str, str | None, Path], RawTable]
-
-_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _TASKS: tuple[str, ...] = ("auto", *get_args(Task))
 
 
-def _load_sklearn(location: str, target: str | None, base_dir: Path) -> RawTable:
-    return load_sklearn_table(location)  # sklearn datasets know their own target
-
-
-def _load_path(location: str, target: str | None, base_dir: Path) -> RawTable:
-    return load_file_table(location, target, base_dir)
-
-
-def _load_file_url(location: str, target: str | None, base_dir: Path) -> RawTable:
-    return load_file_table(path_from_file_url(location), target, base_dir)
-
-
-def _load_s3(location: str, target: str | None, base_dir: Path) -> RawTable:
-    raise DataError(
-        f"s3:// data sources are not supported yet ({location}); download the file and give"
-        " its local path"
-    )
-
-
-# Adding a scheme (s3://, gs://, ...) is one loader and one entry here.
-_SCHEMES: dict[str, SourceLoader] = {
-    "file": _load_file_url,
-    "s3": _load_s3,
-}
-
-
 def _load_table(source: str, target: str | None, base_dir: Path) -> RawTable:
+    """``sklearn:<name>``, a local path or ``file://`` URI, or any URI the storage registry
+    serves (a new scheme is a store registered there, not code here)."""
     if source.startswith("sklearn:"):
-        return _load_sklearn(source.removeprefix("sklearn:"), target, base_dir)
-    match = _URL.match(source)
-    if match is None:
-        return _load_path(source, target, base_dir)
-    scheme = match["scheme"].lower()
-    loader = _SCHEMES.get(scheme)
-    if loader is None:
-        supported = ", ".join(["sklearn:<name>", *(f"{s}://" for s in _SCHEMES), "a local path"])
-        raise DataError(f"unsupported data source scheme {scheme!r} in {source!r}; use {supported}")
-    return loader(source, target, base_dir)
+        return load_sklearn_table(source.removeprefix("sklearn:"))
+    try:
+        path = local_path(source, base_dir)
+        if path is not None:
+            return load_file_table(path, target)
+        return load_stored_table(source, target, base_dir)
+    except UnsupportedSchemeError as exc:
+        if exc.planned is not None:
+            raise DataError(
+                f"{exc.scheme}:// data sources are not supported yet ({source}); download the"
+                " file and give its local path"
+            ) from None
+        supported = ", ".join(
+            ["sklearn:<name>", *(f"{s}://" for s in store_schemes()), "a local path"]
+        )
+        raise DataError(
+            f"unsupported data source scheme {exc.scheme!r} in {source!r}; use {supported}"
+        ) from None
+    except StorageError as exc:
+        # Data problems are DataErrors for callers, wherever the bytes came from.
+        raise DataError(str(exc)) from exc
 
 
 def _check_image_shape(image_shape: Sequence[int] | None) -> tuple[int, int, int] | None:

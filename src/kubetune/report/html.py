@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +15,8 @@ import optuna
 from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 from optuna.trial import FrozenTrial, TrialState
+
+from kubetune.storage import atomic_write_text
 
 from .summary import RunSummary, format_duration, format_number, summary_rows
 
@@ -252,24 +252,6 @@ def _best_number(study: optuna.Study) -> int | None:
         return None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # A reader (or a browser auto-refreshing) never sees half a report: write a sibling
-    # temporary file, then rename it over the target in one step.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_html_report(
     study: optuna.Study,
     path: Path,
@@ -371,5 +353,6 @@ def write_html_report(
             "",
         ]
     )
-    _write_atomically(path, document)
+    # A reader (or a browser auto-refreshing) never sees half a report.
+    atomic_write_text(path, document)
     return path

@@ -5,20 +5,24 @@ Layout (keys)::
     <name>/versions/000017/<model files...>        uploaded first
     <name>/versions/000017/.kubetune-claim         created exclusively to own number 17
     <name>/versions/000017/manifest.json           written last: the version now exists
-    <name>/aliases/<alias>.json                    {"version": 17, "updated_at": ...}
+    <name>/aliases/<alias>.json                    {"version": 17, "previous": 12, ...}
 
 A version is visible only once its manifest exists, so a crashed push leaves nothing a
-reader would pick up; its leftovers keep their number, which is never reused.
+reader would pick up; its leftovers keep their number, which is never reused. Aliases move
+by compare-and-swap, so concurrent promotions never lose one another's update and
+``previous`` is always the version the alias really pointed at before.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,7 @@ from kubetune.repository.manifest import (
     file_digest,
     utc_now,
 )
-from kubetune.repository.object_store import ObjectNotFoundError, ObjectStore, validate_key
+from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
 
 __all__ = ["CLAIM_NAME", "ModelRepository", "validate_name"]
 
@@ -41,6 +45,7 @@ _RESERVED_FILES = (MANIFEST_NAME, CLAIM_NAME)
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _VERSION_DIR_RE = re.compile(r"\d+")
 _MAX_CLAIM_ATTEMPTS = 1000
+_MAX_ALIAS_ATTEMPTS = 200
 
 
 def validate_name(value: str, what: str = "model name") -> str:
@@ -201,7 +206,9 @@ class ModelRepository:
         return dict(sorted(result.items()))
 
     def _read_alias(self, key: str) -> int:
-        raw = self.store.get_bytes(key)
+        return self._parse_alias(key, self.store.get_bytes(key))
+
+    def _parse_alias(self, key: str, raw: bytes) -> int:
         try:
             version = json.loads(raw)["version"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -272,7 +279,7 @@ class ModelRepository:
         candidate = 0
         for _ in range(_MAX_CLAIM_ATTEMPTS):
             candidate = max([candidate, *self._version_numbers(name)]) + 1
-            if self.store.create_exclusive(self._version_key(name, candidate, CLAIM_NAME), claim):
+            if self.store.put_if_absent(self._version_key(name, candidate, CLAIM_NAME), claim):
                 return candidate
         raise RepositoryError(
             f"could not claim a version number for model {name!r} in {self.uri} after "
@@ -333,17 +340,42 @@ class ModelRepository:
             self.set_alias(name, alias, version)
         return manifest
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``alias`` of ``name`` at an existing ``version`` (moving it if it exists)."""
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point ``alias`` of ``name`` at an existing ``version`` (moving it if it exists).
+
+        Returns the version it pointed at before (None for a new alias), also stored as
+        ``previous``. The move is a compare-and-swap retried on conflict, so a concurrent
+        move is never overwritten unseen.
+        """
         validate_name(name)
         _validate_alias(alias)
         target = self.get(name, version)  # raises, listing versions, if it does not exist
         key = self._alias_key(name, alias)
-        previous = None
-        if self.store.exists(key):
-            previous = self._read_alias(key)
-        body = {"version": target.version, "updated_at": utc_now(), "previous": previous}
-        self.store.put_bytes(key, (json.dumps(body, indent=2) + "\n").encode())
+        for attempt in range(_MAX_ALIAS_ATTEMPTS):
+            try:
+                raw, token = self.store.get_versioned(key)
+            except ObjectNotFoundError:
+                raw, token = None, None
+            previous = None if raw is None else self._parse_alias(key, raw)
+            body = {"version": target.version, "updated_at": utc_now(), "previous": previous}
+            data = (json.dumps(body, indent=2) + "\n").encode()
+            if token is None:
+                moved = self.store.put_if_absent(key, data)
+            else:
+                moved = self.store.put_if_match(key, data, token)
+            if moved:
+                return previous
+            # Another writer moved it between our read and our write: read again. The
+            # jitter keeps a crowd of writers from colliding in lockstep.
+            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 50)))
+        raise RepositoryError(
+            f"could not move alias {alias!r} of model {name!r} in {self.uri}: it changed"
+            f" under every one of {_MAX_ALIAS_ATTEMPTS} attempts"
+        )
+
+    def version_uri(self, name: str, version: int) -> str:
+        """The full URI of a version's folder (``file:///.../iris/versions/000003/``)."""
+        return self.store.uri(f"{self._versions_prefix(name)}{_version_dir(version)}/")
 
     # -- pulling ---------------------------------------------------------------------------
 

@@ -92,8 +92,11 @@ def push(
     gate_metric: str,
     extra: dict[str, Any] | None = None,
     data: Dataset | None = None,
+    base_dir: Path | None = None,
 ) -> PushResult:
-    repo = open_repository(repo_uri, base_dir=Path.cwd())
+    """Store ``model`` as a new version in the repository at ``repo_uri`` (a relative path
+    is relative to ``base_dir``, default the current directory) and gate the alias."""
+    repo = open_repository(repo_uri, base_dir=base_dir or Path.cwd())
     assert spec.trainer is not None
     with tempfile.TemporaryDirectory(prefix="kubetune-model-") as tmp:
         model.save(Path(tmp))

@@ -7,13 +7,12 @@ reads afterwards (the summary JSON and the HTML report next to the study).
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 from rich.console import Console
 
 from kubetune.core.loop import INTERRUPTED
+from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
 from kubetune.repository import open_repository
@@ -23,31 +22,31 @@ from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import normalize_objective, search
 from kubetune.steps.train import best_budget, train_final
 from kubetune.steps.trial import check_trainer
-
-DEFAULT_MODEL_REPO = "model-repo"
-
-
-def run_dir(spec: ExperimentSpec) -> Path:
-    return spec.output_path(spec.runs_dir) / spec.name
+from kubetune.storage import atomic_write_text
 
 
 def run_experiment(
     spec: ExperimentSpec,
     *,
     model_repo: str | None = None,
+    storage: str | None = None,
     console: Console | None = None,
     accept_changed_study: bool = False,
+    context: RunContext | None = None,
 ) -> RunSummary:
+    """Run the whole job. Where things go comes from ``context``, else from the spec with
+    ``model_repo``/``storage`` (explicit choices, e.g. CLI flags) taking precedence."""
     console = console or Console(stderr=True)
     spec = normalize_objective(spec)
+    context = context or RunContext.from_spec(spec, model_repo=model_repo, storage=storage)
     started = time.monotonic()
-    out_dir = run_dir(spec)
+    out_dir = context.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
 
     data = retrieve(spec)  # fail fast on bad data, before any worker starts
     check_trainer(spec, data)  # ... and on a trainer or objective no trial could use
-    repo_uri = model_repo or spec.model_repo or DEFAULT_MODEL_REPO
-    open_repository(repo_uri, base_dir=Path.cwd())  # ... and on a repository we cannot use
+    repo_uri = context.model_repo
+    repo = open_repository(repo_uri, base_dir=context.base_dir)  # ... and on an unusable one
     console.print(
         f"[bold]{spec.name}[/]: {data.name} ({data.task}, {len(data.X_train)} train /"
         f" {len(data.X_val)} validation / {len(data.X_test)} test rows,"
@@ -61,6 +60,7 @@ def run_experiment(
         observer=observer,
         data_fingerprint=data.fingerprint,
         accept_changed_study=accept_changed_study,
+        context=context,
     )
     console.print(f"strategy: {result.strategy}, scheduler: {result.scheduler}")
 
@@ -100,6 +100,7 @@ def run_experiment(
             spec,
             model,
             repo_uri=repo_uri,
+            base_dir=context.base_dir,
             params=result.best_params,
             metrics={**val_metrics, **test_metrics},
             data_fingerprint=data.fingerprint,
@@ -112,30 +113,24 @@ def run_experiment(
                 "scheduler": result.scheduler,
             },
         )
-        summary.model_uri = f"{repo_uri}/{spec.name}/versions/{pushed.manifest.version:06d}"
+        summary.model_uri = repo.version_uri(spec.name, pushed.manifest.version)
         summary.model_version = pushed.manifest.version
         console.print(f"model repository: {pushed.gate}")
     elif not interrupted:
         console.print("[red]no trial completed: nothing to train, evaluate or push[/]")
 
     summary.elapsed_s = time.monotonic() - started
-    summary.report_path = str(out_dir / "report.html")  # known before writing: shown inside it
+    summary.report_path = str(context.report_path)  # known before writing: shown inside it
     write_html_report(
         result.study,
-        out_dir / "report.html",
+        context.report_path,
         title=spec.name,
         metric=spec.objective.metric,
         summary=summary,
     )
-    _write_json(out_dir / "summary.json", summary.to_dict())
+    atomic_write_text(context.summary_path, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     return summary
 
 
 def _unprefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {k.removeprefix(prefix): v for k, v in metrics.items()}
-
-
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubetune.core.events import LoopObserver
+from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import ExperimentSpec
 from kubetune.executors import create_executor
@@ -23,10 +24,13 @@ def search(
     observer: LoopObserver | None = None,
     data_fingerprint: str | None = None,
     accept_changed_study: bool = False,
+    context: RunContext | None = None,
 ) -> TuneResult:
+    """Run the search; the study and trial files go where ``context`` says (default: the
+    spec's run folder)."""
     spec = normalize_objective(spec)
-    run_dir = spec.output_path(spec.runs_dir) / spec.name
-    trials_dir = run_dir / "trials"
+    context = context or RunContext.from_spec(spec)
+    trials_dir = context.trials_dir
     with create_executor(
         spec, trial_fn=BuiltinTrial.from_spec(spec), work_dir=trials_dir
     ) as executor:
@@ -37,4 +41,5 @@ def search(
             output_dir=str(trials_dir),
             data_fingerprint=data_fingerprint,
             accept_changed_study=accept_changed_study,
+            context=context,
         )

@@ -1,0 +1,103 @@
+"""Where one experiment run's things go, decided once.
+
+A :class:`RunContext` is built from the spec plus explicit overrides (the CLI's flags and
+environment variables, a pipeline's parameters) and handed to the search, the study
+opening and the run step, so no other module works out a run folder, a study file or a
+model repository on its own::
+
+    <runs_dir>/<name>/                 run_dir (default runs_dir: ./kubetune-runs)
+    <runs_dir>/<name>/study.journal    the study, unless storage is set
+    <runs_dir>/<name>/trials/          trial requests, results and artifacts
+    <runs_dir>/<name>/summary.json     the run summary
+    <runs_dir>/<name>/report.html      the HTML report
+
+It only computes locations (no I/O, no adapters), so it lives in core and the core search
+can build a default one; opening a store from ``model_repo`` is the caller's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubetune.core.paths import local_path, uri_scheme
+from kubetune.core.spec import ExperimentSpec
+from kubetune.errors import SpecError
+
+__all__ = ["DEFAULT_MODEL_REPO", "RunContext", "study_storage_url"]
+
+DEFAULT_MODEL_REPO = "model-repo"
+_JOURNAL_PREFIX = "journal:"
+
+
+def study_storage_url(value: str, base_dir: Path) -> str:
+    """A study storage setting made unambiguous: a journal file (a path, ``file://`` URI or
+    ``journal:PATH``) becomes an absolute path; a database URL (``sqlite:///``,
+    ``postgresql://``...) is passed to optuna unchanged."""
+    path_part = value.removeprefix(_JOURNAL_PREFIX)
+    if uri_scheme(path_part) not in (None, "file"):
+        return value
+    path = local_path(path_part, base_dir)
+    assert path is not None  # a plain path or a file URI
+    return str(path)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The locations of one run. Build it with :meth:`from_spec`."""
+
+    experiment: str
+    run_dir: Path
+    """Absolute folder of this run's outputs."""
+    study_storage: str | None
+    """Optuna storage: an absolute journal file path or a database URL; None: in memory."""
+    model_repo: str
+    """The model repository as given (a directory or URI); relative to ``base_dir``."""
+    base_dir: Path
+    """The folder relative output locations were resolved against (the working directory)."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ExperimentSpec,
+        *,
+        model_repo: str | None = None,
+        storage: str | None = None,
+        in_memory_study: bool = False,
+        base_dir: Path | None = None,
+    ) -> RunContext:
+        """The run's locations: an explicit override wins over the spec, the spec over the
+        default. ``in_memory_study`` keeps the study in memory unless a storage is given.
+        Outputs are relative to ``base_dir`` (default: the current directory)."""
+        base = (base_dir or Path.cwd()).absolute()
+        runs = local_path(spec.runs_dir, base)
+        if runs is None:
+            raise SpecError(
+                f"runs_dir: {spec.runs_dir!r} is not a local folder; give a path or file:// URI"
+            )
+        run_dir = runs / spec.name
+        chosen_storage = storage or spec.storage
+        if chosen_storage:
+            study: str | None = study_storage_url(chosen_storage, base)
+        else:
+            study = None if in_memory_study else str(run_dir / "study.journal")
+        return cls(
+            experiment=spec.name,
+            run_dir=run_dir,
+            study_storage=study,
+            model_repo=model_repo or spec.model_repo or DEFAULT_MODEL_REPO,
+            base_dir=base,
+        )
+
+    @property
+    def trials_dir(self) -> Path:
+        """Where trial requests, results and artifacts go."""
+        return self.run_dir / "trials"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.run_dir / "summary.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report.html"
