@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from kubetune.core.loop import INTERRUPTED
+from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
 from kubetune.core.spec import ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
 from kubetune.repository import open_repository
@@ -81,15 +82,15 @@ def run_experiment(
         summary.best_value = result.best_value
         summary.best_trial_number = result.best_trial
         val_metrics = dict(best.user_attrs.get("metrics", {}))
-        summary.validation_metrics = _unprefixed(val_metrics, "val_")
+        summary.validation_metrics = unprefixed(val_metrics, VAL)
 
     if result.best_trial is not None and not interrupted:
         budget = best_budget(spec, best)
         with console.status("training the final model on train + validation"):
             model = train_final(spec, data, result.best_params, budget)
         test_metrics = evaluate(model, data)
-        summary.test_metrics = _unprefixed(test_metrics, "test_")
-        gate_metric = "test_" + spec.objective.metric.removeprefix("val_")
+        summary.test_metrics = unprefixed(test_metrics, TEST)
+        gate_metric = for_split(spec.objective.metric, "test")
         pushed = push(
             spec,
             model,
@@ -123,10 +124,6 @@ def run_experiment(
     )
     _write_json(out_dir / "summary.json", summary.to_dict())
     return summary
-
-
-def _unprefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    return {k.removeprefix(prefix): v for k, v in metrics.items()}
 
 
 def _write_json(path: Path, data: object) -> None:
