@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
 
 from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
@@ -27,7 +29,9 @@ class TuneResult:
     study: optuna.Study
     best_params: dict[str, Any]
     best_value: float | None
-    best_trial: int | None
+    # A trial, as optuna's ``study.best_trial`` is; its number is ``best_trial_number``.
+    best_trial: optuna.trial.FrozenTrial | None
+    best_trial_number: int | None
     stop_reason: str
     strategy: str
     scheduler: str
@@ -41,12 +45,17 @@ def run_search(
     observer: LoopObserver | None = None,
     in_memory: bool = False,
     output_dir: str | None = None,
+    sampler: BaseSampler | None = None,
+    pruner: BasePruner | None = None,
 ) -> TuneResult:
-    """Run the search loop of ``spec``; trials run on ``executor``."""
-    plan = plan_search(spec)
+    """Run the search loop of ``spec``; trials run on ``executor``.
+
+    ``sampler``/``pruner``, when given, replace what the spec's strategy/scheduler would build.
+    """
+    plan = plan_search(spec, sampler=sampler, pruner=pruner)
     study = open_study(spec, plan, in_memory=in_memory)
     resumed = len(study.get_trials(deepcopy=False))
-    if resumed:
+    if resumed and sampler is None:
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
         ctx = SamplerContext(
@@ -75,7 +84,8 @@ def run_search(
         study=study,
         best_params=spec.space.structure(best.params) if best else {},
         best_value=best.value if best else None,
-        best_trial=best.number if best else None,
+        best_trial=best,
+        best_trial_number=best.number if best else None,
         stop_reason=result.stop_reason,
         strategy=plan.strategy,
         scheduler=plan.scheduler,

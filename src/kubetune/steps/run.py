@@ -76,15 +76,15 @@ def run_experiment(
             f"[yellow]interrupted[/]: the study is saved in {out_dir}; run the same command"
             " again to resume (trials that were running run first)"
         )
-    if result.best_trial is not None:
-        best = result.study.trials[result.best_trial]
+    best = result.best_trial
+    if best is not None:
         summary.best_params = result.best_params
         summary.best_value = result.best_value
-        summary.best_trial_number = result.best_trial
+        summary.best_trial_number = best.number
         val_metrics = dict(best.user_attrs.get("metrics", {}))
         summary.validation_metrics = unprefixed(val_metrics, VAL)
 
-    if result.best_trial is not None and not interrupted:
+    if best is not None and not interrupted:
         budget = best_budget(spec, best)
         with console.status("training the final model on train + validation"):
             model = train_final(spec, data, result.best_params, budget)
@@ -102,7 +102,7 @@ def run_experiment(
             data=data,
             extra={
                 "budget": budget,
-                "best_trial": result.best_trial,
+                "best_trial": best.number,
                 "strategy": result.strategy,
                 "scheduler": result.scheduler,
             },
