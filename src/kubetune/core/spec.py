@@ -28,6 +28,9 @@ from kubetune.core.space import ParamSpec, SearchSpace, SpaceError, shorthand_to
 from kubetune.core.strategies import known_strategies
 from kubetune.errors import SpecError
 
+# Where models go when neither a flag, KUBETUNE_MODEL_REPO nor the spec says.
+DEFAULT_MODEL_REPO = "model-repo"
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -233,6 +236,12 @@ class ExperimentSpec(_Section):
         """A copy with fields of one section changed, validated again like a loaded spec."""
         data = self.model_dump(mode="json", exclude_none=True)
         data.setdefault(section, {}).update(changes)
+        return parse_spec(data, source=source, base_dir=self._base_dir)
+
+    def replaced(self, changes: dict[str, Any], *, source: str = "<spec>") -> ExperimentSpec:
+        """A copy with top-level fields (``seed``, ``storage``...) changed, validated again."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.update(changes)
         return parse_spec(data, source=source, base_dir=self._base_dir)
 
     def with_base_dir(self, base_dir: Path) -> ExperimentSpec:

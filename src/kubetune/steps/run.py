@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kubetune.core.loop import INTERRUPTED
 from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
-from kubetune.core.spec import ExperimentSpec
+from kubetune.core.spec import DEFAULT_MODEL_REPO, ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
 from kubetune.repository import open_repository
 from kubetune.steps.evaluate import evaluate
@@ -24,8 +24,6 @@ from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import normalize_objective, search
 from kubetune.steps.train import best_budget, train_final
 from kubetune.steps.trial import check_trainer
-
-DEFAULT_MODEL_REPO = "model-repo"
 
 
 def run_dir(spec: ExperimentSpec) -> Path:
