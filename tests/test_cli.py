@@ -364,3 +364,151 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_finishes_the_study(tmp_path: Path) -
     for t in cancelled:  # every cancelled config ran to completion on the re-run
         assert str(t.params) in completed_params
     assert open_repository(tmp_path / "repo").get("slow", "production").version == 1
+
+
+# --------------------------------------------------------------------------- --output json
+
+
+def test_validate_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _write(tmp_path / "spec.yaml", TINY_SPEC)
+    assert main(["validate", str(spec), "--output", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # stdout is one JSON document, nothing else
+    assert data["valid"] is True and data["experiment"] == NAME
+    assert data["objective"] == {"metric": "val_accuracy", "direction": "maximize", "target": None}
+    assert data["search_space"]["lr"] == "float in [0.005, 0.03] (log)"
+    assert data["configs"] is None  # continuous
+    assert data["strategy"] == {"name": "tpe", "reason": "chosen in the spec"}
+    assert data["fidelity"]["param"] == "epochs" and data["fidelity"]["scheduler"] == "none"
+    assert data["stop_conditions"] == ["MaxTrials"]
+
+
+def test_validate_json_output_keeps_errors_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write(tmp_path / "bad.yaml", TINY_SPEC.replace("name: tpe", "name: bayes"))
+    assert main(["validate", str(spec), "--output", "json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "strategy.name: unknown strategy 'bayes' (known: auto," in captured.err
+
+
+def test_models_list_and_show_json_with_the_repo_flag_after_the_subcommand(
+    finished_run: FinishedRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = str(finished_run.repo)
+    assert main(["models", "list", "--model-repo", repo, "--output", "json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listing["models"]] == [NAME]
+    assert listing["models"][0]["latest"] == 1
+    assert listing["models"][0]["aliases"] == {"production": 1}
+
+    assert main(["models", "list", NAME, "--output", "json", "--model-repo", repo]) == 0
+    versions = json.loads(capsys.readouterr().out)["versions"]
+    assert [v["version"] for v in versions] == [1]
+    assert versions[0]["aliases"] == ["production"] and versions[0]["trainer"] == "torch-mlp"
+
+    assert (
+        main(["models", "show", NAME, "production", "--model-repo", repo, "--output", "json"]) == 0
+    )
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == NAME and shown["version"] == 1
+    assert shown["aliases"] == ["production"]
+    assert "test_accuracy" in shown["metrics"] and "units" in shown["params"]
+    assert {f["path"] for f in shown["files"]} == {"model.safetensors", "architecture.json"}
+
+
+def test_model_repo_comes_from_the_flag_else_the_environment(
+    finished_run: FinishedRun,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./model-repo here
+    monkeypatch.setenv("KUBETUNE_MODEL_REPO", str(finished_run.repo))
+    assert main(["models", "list", "--output", "json"]) == 0
+    assert [m["name"] for m in json.loads(capsys.readouterr().out)["models"]] == [NAME]
+
+    empty = tmp_path / "empty-repo"
+    empty.mkdir()
+    # before and after the subcommand, the flag wins over the environment
+    for argv in (
+        ["models", "--model-repo", str(empty), "list", "--output", "json"],
+        ["models", "list", "--model-repo", str(empty), "--output", "json"],
+    ):
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["models"] == []
+
+
+# --------------------------------------------------------------------------- run overrides
+
+FAST_SPEC = """\
+name: fast-iris
+objective: {metric: val_accuracy}
+data: {source: "sklearn:iris"}
+trainer: {kind: sklearn, estimator: sklearn.tree.DecisionTreeClassifier}
+search_space:
+  max_depth: {type: int, low: 1, high: 4}
+strategy: {name: random}
+limits: {max_trials: 5, parallel: 1, timeout: 1h}
+storage: spec-study.journal
+seed: 0
+"""
+
+
+def test_run_json_summary_with_flag_and_environment_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write(tmp_path / "fast.yaml", FAST_SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KUBETUNE_MODEL_REPO", "env-repo")
+    monkeypatch.setenv("KUBETUNE_STORAGE", "env-study.journal")
+    argv = ["run", str(spec), "--output", "json", "--max-trials", "2", "--storage", "flag.journal"]
+    assert main([*argv, "--seed", "3", "--timeout", "10m"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # stdout is the summary only
+    assert summary["experiment"] == "fast-iris"
+    assert summary["completed"] == 2  # --max-trials
+    # the version's full URI, so a script can use it from any directory
+    assert summary["model_uri"] == (tmp_path / "env-repo/fast-iris/versions/000001").as_uri() + "/"
+    assert "fast-iris" in captured.err  # progress went to stderr
+    assert (tmp_path / "flag.journal").exists()  # --storage beat KUBETUNE_STORAGE and the spec
+    assert not (tmp_path / "env-study.journal").exists()
+    assert not (tmp_path / "spec-study.journal").exists()
+    assert open_repository(tmp_path / "env-repo").get("fast-iris", "production").version == 1
+
+
+def test_run_settings_precedence_flag_environment_spec(tmp_path: Path) -> None:
+    from kubetune.cli.settings import load_run_spec
+
+    path = str(_write(tmp_path / "fast.yaml", FAST_SPEC))
+    env = {"KUBETUNE_STORAGE": "postgresql://db/study"}
+    spec = load_run_spec(path, environ={})
+    assert (spec.storage, spec.seed, spec.limits.timeout) == ("spec-study.journal", 0, 3600.0)
+    assert load_run_spec(path, environ=env).storage == "postgresql://db/study"
+    assert load_run_spec(path, environ={"KUBETUNE_STORAGE": ""}).storage == "spec-study.journal"
+    spec = load_run_spec(
+        path, environ=env, storage="flag.journal", seed=9, limits={"timeout": 30.0}
+    )
+    assert (spec.storage, spec.seed, spec.limits.timeout) == ("flag.journal", 9, 30.0)
+    assert spec.limits.max_trials == 5  # untouched fields stay as in the spec
+    assert spec.base_dir == tmp_path  # inputs still resolve next to the spec
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seed", "-1", "argument --seed: must be >= 0 (got -1)"),
+        ("--seed", "one", "argument --seed: 'one' is not an integer"),
+        ("--timeout", "5x", "argument --timeout: '5x' is not a duration"),
+        ("--output", "yaml", "argument --output: invalid choice: 'yaml'"),
+    ],
+)
+def test_bad_run_flags_are_usage_errors_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    spec = _write(tmp_path / "fast.yaml", FAST_SPEC)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(spec), flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -125,7 +125,8 @@ def test_failed_trials_are_recorded_not_retried_and_never_best() -> None:
     assert by_mode["ok-high"].state == by_mode["ok-low"].state == TrialState.COMPLETE
     assert result.best_value == 1.0 and math.isfinite(result.best_value)
     assert result.best_params == {"mode": "ok-low"}
-    assert result.best_trial == by_mode["ok-low"].number
+    assert result.best_trial_number == by_mode["ok-low"].number
+    assert result.best_trial is not None and result.best_trial.params == by_mode["ok-low"].params
 
 
 # --- a worker dies mid-trial ---------------------------------------------------------------------

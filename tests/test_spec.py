@@ -265,7 +265,8 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     (
         "unknown-strategy",
         spec_with(strategy={"name": "bayes"}),
-        "strategy.name: Input should be 'auto', 'grid', 'random', 'tpe', 'gp', 'cmaes', 'qmc'",
+        "strategy.name: unknown strategy 'bayes' (known: auto, random, tpe, gp, cmaes, qmc,"
+        " evolution, grid)",
     ),
     (
         "fidelity-min-above-max",
@@ -285,7 +286,7 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     (
         "fidelity-unknown-scheduler",
         spec_with(fidelity={"param": "epochs", "max": 9, "scheduler": "pbt"}),
-        "fidelity.scheduler: Input should be 'auto', 'hyperband'",
+        "fidelity.scheduler: unknown scheduler 'pbt' (known: auto, hyperband, asha, median, none)",
     ),
     (
         "fidelity-reduction-factor",

@@ -164,7 +164,8 @@ def test_strategy_completes_and_respects_the_space(strategy: str) -> None:
         assert t.value == pytest.approx(arch(p))
     best = min(trials, key=lambda t: t.value or 0.0)
     assert result.best_value == best.value
-    assert result.best_trial == best.number
+    assert result.best_trial_number == best.number
+    assert result.best_trial is not None and result.best_trial.number == best.number
     assert result.best_params == best.user_attrs[PARAMS]
 
 

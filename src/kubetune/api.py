@@ -13,10 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+
 from kubetune.core.events import LoopObserver
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import parse_spec
 from kubetune.core.trial import Reporter, TrialRequest
+from kubetune.errors import SpecError
 from kubetune.executors import create_executor
 
 __all__ = ["TrialContext", "TuneResult", "tune"]
@@ -65,8 +69,10 @@ def tune(
     objective: Callable[..., Any],
     space: Mapping[str, Any],
     *,
-    strategy: str = "auto",
+    strategy: str | BaseSampler = "auto",
     strategy_options: Mapping[str, Any] | None = None,
+    scheduler: str | BasePruner | None = None,
+    pruner: BasePruner | None = None,
     direction: Literal["minimize", "maximize"] = "minimize",
     metric: str = "value",
     max_trials: int | None = 100,
@@ -88,14 +94,28 @@ def tune(
     holding ``metric``. ``ctx.report(step, value)`` feeds the multi-fidelity scheduler.
     The study is kept in memory unless ``storage`` names a journal file or database URL,
     in which case running again resumes it.
+
+    ``strategy`` is a name (``tpe``, ``gp``, ...) or an optuna sampler instance; ``scheduler``
+    is a name (needs ``fidelity``; the same as ``fidelity["scheduler"]``) or an optuna pruner
+    instance, which ``pruner=`` also accepts. Instances are used as given (their own seed).
     """
+    sampler = strategy if isinstance(strategy, BaseSampler) else None
+    given_pruner = _pruner_argument(scheduler, pruner)
+    fidelity_section = dict(fidelity) if fidelity else None
+    if isinstance(scheduler, str):
+        if fidelity_section is None:
+            raise SpecError("tune(): scheduler= by name needs fidelity=; pass a pruner instead")
+        fidelity_section["scheduler"] = scheduler
     spec = parse_spec(
         {
             "name": name,
             "objective": {"metric": metric, "direction": direction, "target": target},
             "search_space": dict(space),
-            "strategy": {"name": strategy, **dict(strategy_options or {})},
-            "fidelity": dict(fidelity) if fidelity else None,
+            "strategy": {
+                "name": "auto" if sampler is not None else strategy,
+                **dict(strategy_options or {}),
+            },
+            "fidelity": fidelity_section,
             "limits": {
                 "max_trials": max_trials,
                 "timeout": timeout,
@@ -110,4 +130,22 @@ def tune(
         source="tune()",
     )
     with create_executor(spec, trial_fn=_ObjectiveAdapter(objective)) as executor:
-        return run_search(spec, executor, observer=observer, in_memory=True)
+        return run_search(
+            spec, executor, observer=observer, in_memory=True, sampler=sampler, pruner=given_pruner
+        )
+
+
+def _pruner_argument(
+    scheduler: str | BasePruner | None, pruner: BasePruner | None
+) -> BasePruner | None:
+    """The pruner instance given as ``scheduler=`` or ``pruner=``, if any."""
+    if scheduler is not None and pruner is not None:
+        raise SpecError("tune(): give scheduler= or pruner=, not both")
+    if pruner is not None and not isinstance(pruner, BasePruner):
+        raise SpecError(f"tune(): pruner= must be an optuna pruner (got {type(pruner).__name__})")
+    if scheduler is not None and not isinstance(scheduler, str | BasePruner):
+        raise SpecError(
+            "tune(): scheduler= must be a scheduler name or an optuna pruner"
+            f" (got {type(scheduler).__name__})"
+        )
+    return scheduler if isinstance(scheduler, BasePruner) else pruner

@@ -6,7 +6,9 @@
     kubetune models list|show|pull           browse the model repository
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
-traceback means a bug.
+traceback means a bug. ``--output json`` prints one JSON document on stdout (progress stays
+on stderr). Settings come from a flag, else ``KUBETUNE_STORAGE`` / ``KUBETUNE_MODEL_REPO``,
+else the spec, else the default.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kubetune import __version__
+from kubetune.cli.settings import (
+    ENV_MODEL_REPO,
+    ENV_STORAGE,
+    duration,
+    first_set,
+    load_run_spec,
+    non_negative_int,
+)
 from kubetune.errors import KubetuneError
 
 EXIT_USER_ERROR = 2
@@ -35,11 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="experiment spec (YAML)")
     run.add_argument(
         "--model-repo",
-        help="model repository: a directory or file:// URI"
-        " (default: the spec's model_repo, else ./model-repo)",
+        help=f"model repository: a directory or file:// URI (default: ${ENV_MODEL_REPO},"
+        " else the spec's model_repo, else ./model-repo)",
     )
     run.add_argument("--max-trials", type=int, help="override limits.max_trials")
     run.add_argument("--parallel", type=int, help="override limits.parallel")
+    run.add_argument("--timeout", type=duration, help="override limits.timeout (90s, 10m, 1h)")
+    run.add_argument("--seed", type=non_negative_int, help="override seed")
+    run.add_argument(
+        "--storage",
+        help=f"study storage: a journal file or database URL (default: ${ENV_STORAGE},"
+        " else the spec's storage, else a journal in the run folder)",
+    )
+    _output_option(run, "the run summary")
     run.add_argument(
         "--accept-changed-study",
         action="store_true",
@@ -48,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
     val.add_argument("spec")
+    _output_option(val, "the resolved search")
 
     trial = sub.add_parser("trial", help="run one trial from a serialized request")
     trial.add_argument("--spec", help="spec file (default: the spec inside the request)")
@@ -58,18 +78,33 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--started-marker", help="file written when the trial's code starts")
 
     models = sub.add_parser("models", help="browse the model repository")
-    models.add_argument("--model-repo", default="model-repo", help="directory or file:// URI")
+    repo_help = f"directory or file:// URI (default: ${ENV_MODEL_REPO}, else ./model-repo)"
+    models.add_argument("--model-repo", help=repo_help)
     msub = models.add_subparsers(dest="models_command", required=True)
     mlist = msub.add_parser("list", help="models, or the versions of one model")
     mlist.add_argument("name", nargs="?")
+    _output_option(mlist, "the listing")
     mshow = msub.add_parser("show", help="a version's manifest")
     mshow.add_argument("name")
     mshow.add_argument("ref", nargs="?", default="latest", help="version, alias or 'latest'")
+    _output_option(mshow, "the manifest")
     mpull = msub.add_parser("pull", help="download and verify a version")
     mpull.add_argument("name")
     mpull.add_argument("ref", nargs="?", default="latest")
     mpull.add_argument("--dest", required=True)
+    for command in (mlist, mshow, mpull):
+        # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
+        command.add_argument("--model-repo", default=argparse.SUPPRESS, help=repo_help)
     return parser
+
+
+def _output_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help=f"print {what} as text (default) or as one JSON document on stdout",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +143,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "validate":
-        return _validate(args.spec)
+        return _validate(args.spec, json_output=args.output == "json")
     if args.command == "trial":
         from kubetune.cli.trial_cmd import run_trial_command
 
@@ -125,14 +160,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-def _load(path: str, overrides: dict[str, int | None] | None = None):  # type: ignore[no-untyped-def]
-    from kubetune.core.spec import load_spec
-
-    spec = load_spec(path)
-    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return spec.updated("limits", changes, source=path) if changes else spec
-
-
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -140,24 +167,34 @@ def _run(args: argparse.Namespace) -> int:
     from kubetune.report import render_summary
     from kubetune.steps.run import run_experiment
 
-    spec = _load(args.spec, {"max_trials": args.max_trials, "parallel": args.parallel})
+    limits = {"max_trials": args.max_trials, "parallel": args.parallel, "timeout": args.timeout}
+    spec = load_run_spec(
+        args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
+    )
     console = Console(stderr=True)
+    model_repo = first_set(args.model_repo, ENV_MODEL_REPO, os.environ)
     summary = run_experiment(
         spec,
-        model_repo=args.model_repo,
+        model_repo=model_repo,
         console=console,
         accept_changed_study=args.accept_changed_study,
     )
-    render_summary(summary, Console())
+    if args.output == "json":
+        from kubetune.cli.json_views import print_json
+
+        print_json(summary.to_dict())
+    else:
+        render_summary(summary, Console())
     if summary.stop_reason == INTERRUPTED:
         return 130
     return 0 if summary.best_trial_number is not None else 1
 
 
-def _validate(path: str) -> int:
+def _validate(path: str, *, json_output: bool = False) -> int:
     from kubetune.core.plan import plan_search
+    from kubetune.core.spec import load_spec
 
-    spec = _load(path)
+    spec = load_spec(path)
     if spec.trainer is not None:
         # What `run` would refuse, refused here too (without loading the data).
         from kubetune.errors import SpecError
@@ -172,6 +209,11 @@ def _validate(path: str) -> int:
             )
         spec = normalize_objective(spec)
     plan = plan_search(spec)
+    if json_output:
+        from kubetune.cli.json_views import print_json, validate_view
+
+        print_json(validate_view(path, spec, plan))
+        return 0
     print(f"{path}: valid spec for experiment '{spec.name}'")
     print(
         f"objective: {spec.direction} {spec.objective.metric}"
@@ -195,10 +237,22 @@ def _validate(path: str) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from kubetune.core.spec import DEFAULT_MODEL_REPO
     from kubetune.repository import open_repository
     from kubetune.repository.cli_views import render_model_show, render_models_list
 
-    repo = open_repository(args.model_repo, base_dir=Path.cwd())
+    uri = first_set(args.model_repo, ENV_MODEL_REPO, os.environ) or DEFAULT_MODEL_REPO
+    repo = open_repository(uri, base_dir=Path.cwd())
+    json_output = getattr(args, "output", "text") == "json"
+    if json_output:
+        from kubetune.cli import json_views
+
+        if args.models_command == "list":
+            json_views.print_json(json_views.models_list(repo, args.name))
+            return 0
+        if args.models_command == "show":
+            json_views.print_json(json_views.model_show(repo, args.name, _ref(args.ref)))
+            return 0
     if args.models_command == "list":
         print(render_models_list(repo, args.name))
     elif args.models_command == "show":

@@ -38,7 +38,36 @@ class SearchPlan:
     stop_conditions: list[StopCondition]
 
 
-def plan_search(spec: ExperimentSpec) -> SearchPlan:
+def plan_search(
+    spec: ExperimentSpec,
+    *,
+    sampler: BaseSampler | None = None,
+    pruner: BasePruner | None = None,
+) -> SearchPlan:
+    """The plan for ``spec``; a given ``sampler``/``pruner`` instance is used as it is."""
+    fid = spec.fidelity
+    if pruner is not None:
+        scheduler = type(pruner).__name__
+    else:
+        scheduler = choose_scheduler(fid.scheduler if fid else "none", has_fidelity=fid is not None)
+        pruner = (
+            build_pruner(
+                scheduler,
+                min_resource=fid.min,
+                max_resource=fid.max,
+                reduction_factor=fid.reduction_factor,
+            )
+            if fid is not None
+            else optuna.pruners.NopPruner()
+        )
+    if sampler is not None:
+        if spec.strategy.options:
+            raise SpecError(
+                f"strategy.{sorted(spec.strategy.options)[0]}: options apply to a strategy"
+                " name, not to a sampler instance"
+            )
+        name = type(sampler).__name__
+        return SearchPlan(name, "sampler given", scheduler, sampler, pruner, stop_conditions(spec))
     strategy: str = spec.strategy.name
     reason = "chosen in the spec"
     options = spec.strategy.options
@@ -51,19 +80,6 @@ def plan_search(spec: ExperimentSpec) -> SearchPlan:
             )
     ctx = SamplerContext(space=spec.space, seed=spec.seed, parallel=spec.limits.parallel)
     sampler = build_sampler(strategy, options, ctx)
-
-    fid = spec.fidelity
-    scheduler = choose_scheduler(fid.scheduler if fid else "none", has_fidelity=fid is not None)
-    pruner = (
-        build_pruner(
-            scheduler,
-            min_resource=fid.min,
-            max_resource=fid.max,
-            reduction_factor=fid.reduction_factor,
-        )
-        if fid is not None
-        else optuna.pruners.NopPruner()
-    )
     return SearchPlan(strategy, reason, scheduler, sampler, pruner, stop_conditions(spec))
 
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune.core.paths import local_path, uri_scheme
-from kubetune.core.spec import ExperimentSpec
+from kubetune.core.spec import DEFAULT_MODEL_REPO, ExperimentSpec
 from kubetune.errors import SpecError
 
 __all__ = ["DEFAULT_MODEL_REPO", "RunContext", "study_storage_url"]
 
-DEFAULT_MODEL_REPO = "model-repo"
+
 _JOURNAL_PREFIX = "journal:"
 
 

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kubetune.core.coverage_flush import flush_coverage
 from kubetune.core.trial import (
     Reporter,
     TrialFailure,
@@ -71,6 +72,15 @@ class RecordingReporter:
 
 
 def run_trial(
+    fn: TrialFunction, request: TrialRequest, reporter: Reporter, metric: str
+) -> TrialOutcome:
+    try:
+        return _run_trial(fn, request, reporter, metric)
+    finally:
+        flush_coverage()  # a worker process may be killed next: keep what coverage measured
+
+
+def _run_trial(
     fn: TrialFunction, request: TrialRequest, reporter: Reporter, metric: str
 ) -> TrialOutcome:
     recorder = RecordingReporter(reporter)

@@ -1,29 +1,75 @@
-"""Multi-fidelity schedulers (optuna pruners) by name."""
+"""Multi-fidelity schedulers (optuna pruners) by name: one registry, like the strategies.
+
+``auto`` is not a builder: it is resolved first (see ``strategies.auto.choose_scheduler``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import optuna
 from optuna.pruners import BasePruner
 
-SCHEDULER_NAMES = ("hyperband", "asha", "median", "none")
+from kubetune.errors import SpecError
+
+__all__ = ["BUILDERS", "SCHEDULER_NAMES", "FidelityRange", "build_pruner", "known_schedulers"]
+
+
+@dataclass(frozen=True)
+class FidelityRange:
+    """What a scheduler is built from: the spec's ``fidelity`` section."""
+
+    min_resource: int
+    max_resource: int
+    reduction_factor: int
+
+
+def _hyperband(r: FidelityRange) -> BasePruner:
+    return optuna.pruners.HyperbandPruner(
+        min_resource=r.min_resource,
+        max_resource=r.max_resource,
+        reduction_factor=r.reduction_factor,
+    )
+
+
+def _asha(r: FidelityRange) -> BasePruner:
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=r.min_resource, reduction_factor=r.reduction_factor
+    )
+
+
+def _median(r: FidelityRange) -> BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=r.min_resource)
+
+
+def _none(r: FidelityRange) -> BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+BUILDERS: dict[str, Callable[[FidelityRange], BasePruner]] = {
+    "hyperband": _hyperband,
+    "asha": _asha,
+    "median": _median,
+    "none": _none,
+}
+
+# Every name ``fidelity.scheduler`` accepts.
+SCHEDULER_NAMES: tuple[str, ...] = ("auto", *BUILDERS)
+
+
+def known_schedulers() -> tuple[str, ...]:
+    """``SCHEDULER_NAMES``, read from the registry when asked (it may have grown since)."""
+    return ("auto", *BUILDERS)
 
 
 def build_pruner(
     name: str, *, min_resource: int, max_resource: int, reduction_factor: int
 ) -> BasePruner:
     """``name`` is already resolved (``auto`` replaced, see strategies.auto)."""
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=min_resource, max_resource=max_resource, reduction_factor=reduction_factor
+    builder = BUILDERS.get(name)
+    if builder is None:
+        raise SpecError(
+            f"fidelity.scheduler: unknown scheduler '{name}' (known: {', '.join(BUILDERS)})"
         )
-    if name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=min_resource, reduction_factor=reduction_factor
-        )
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min_resource)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(
-        f"fidelity.scheduler: unknown scheduler '{name}' (known: {', '.join(SCHEDULER_NAMES)})"
-    )
+    return builder(FidelityRange(min_resource, max_resource, reduction_factor))

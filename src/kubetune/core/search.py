@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
 
 from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
@@ -29,7 +31,9 @@ class TuneResult:
     study: optuna.Study
     best_params: dict[str, Any]
     best_value: float | None
-    best_trial: int | None
+    # A trial, as optuna's ``study.best_trial`` is; its number is ``best_trial_number``.
+    best_trial: optuna.trial.FrozenTrial | None
+    best_trial_number: int | None
     stop_reason: str
     strategy: str
     scheduler: str
@@ -46,22 +50,25 @@ def run_search(
     data_fingerprint: str | None = None,
     accept_changed_study: bool = False,
     context: RunContext | None = None,
+    sampler: BaseSampler | None = None,
+    pruner: BasePruner | None = None,
 ) -> TuneResult:
     """Run the search loop of ``spec``; trials run on ``executor``.
 
     The study lives where ``context`` says (default: built from the spec, in memory when
     ``in_memory`` and the spec names no storage). Resuming a study whose trials were run
     with another metric, space, data, trainer or fidelity is refused unless
-    ``accept_changed_study``.
+    ``accept_changed_study``. ``sampler``/``pruner``, when given, replace what the spec's
+    strategy/scheduler would build.
     """
-    plan = plan_search(spec)
+    plan = plan_search(spec, sampler=sampler, pruner=pruner)
     context = context or RunContext.from_spec(spec, in_memory_study=in_memory)
     study = open_study(spec, plan, storage=context.study_storage)
     check_fingerprint(
         study, study_fingerprint(spec, data_fingerprint), accept_changes=accept_changed_study
     )
     resumed = len(study.get_trials(deepcopy=False))
-    if resumed:
+    if resumed and sampler is None:
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
         ctx = SamplerContext(
@@ -90,7 +97,8 @@ def run_search(
         study=study,
         best_params=spec.space.structure(best.params) if best else {},
         best_value=best.value if best else None,
-        best_trial=best.number if best else None,
+        best_trial=best,
+        best_trial_number=best.number if best else None,
         stop_reason=result.stop_reason,
         strategy=plan.strategy,
         scheduler=plan.scheduler,

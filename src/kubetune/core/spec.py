@@ -22,25 +22,15 @@ from pydantic import (
 )
 
 from kubetune.core.durations import parse_duration
+from kubetune.core.metrics import infer_direction
 from kubetune.core.paths import local_path
+from kubetune.core.schedulers import known_schedulers
 from kubetune.core.space import ParamSpec, SearchSpace, SpaceError, shorthand_to_param
+from kubetune.core.strategies import known_strategies
 from kubetune.errors import SpecError
 
-STRATEGIES = ("auto", "grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution")
-SCHEDULERS = ("auto", "hyperband", "asha", "median", "none")
-
-# Metrics whose direction is known, so ``objective.direction`` may be left out.
-_MAXIMIZED = {"accuracy", "f1", "roc_auc", "r2", "auc", "precision", "recall"}
-_MINIMIZED = {"loss", "log_loss", "rmse", "mae", "mse", "error"}
-
-
-def infer_direction(metric: str) -> Literal["minimize", "maximize"] | None:
-    base = re.sub(r"^(val|valid|validation|test|train)_", "", metric)
-    if base in _MAXIMIZED:
-        return "maximize"
-    if base in _MINIMIZED:
-        return "minimize"
-    return None
+# Where models go when neither a flag, KUBETUNE_MODEL_REPO nor the spec says.
+DEFAULT_MODEL_REPO = "model-repo"
 
 
 class _Section(BaseModel):
@@ -94,7 +84,15 @@ class StrategySpec(BaseModel):
     """``name`` plus the strategy's own options (``n_startup_trials``, ``population_size``...)."""
 
     model_config = ConfigDict(extra="allow")
-    name: Literal["auto", "grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution"] = "auto"
+    name: str = "auto"
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        # The strategy registry is the one list of names (no copy here to fall out of date).
+        if value not in (known := known_strategies()):
+            raise ValueError(f"unknown strategy '{value}' (known: {', '.join(known)})")
+        return value
 
     @property
     def options(self) -> dict[str, Any]:
@@ -117,7 +115,14 @@ class FidelitySpec(_Section):
     min: int = Field(1, ge=1)
     max: int = Field(ge=1)
     reduction_factor: int = Field(3, ge=2)
-    scheduler: Literal["auto", "hyperband", "asha", "median", "none"] = "auto"
+    scheduler: str = "auto"
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in (known := known_schedulers()):
+            raise ValueError(f"unknown scheduler '{value}' (known: {', '.join(known)})")
+        return value
 
     @model_validator(mode="after")
     def _check_range(self) -> FidelitySpec:
@@ -231,6 +236,12 @@ class ExperimentSpec(_Section):
         """A copy with fields of one section changed, validated again like a loaded spec."""
         data = self.model_dump(mode="json", exclude_none=True)
         data.setdefault(section, {}).update(changes)
+        return parse_spec(data, source=source, base_dir=self._base_dir)
+
+    def replaced(self, changes: dict[str, Any], *, source: str = "<spec>") -> ExperimentSpec:
+        """A copy with top-level fields (``seed``, ``storage``...) changed, validated again."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.update(changes)
         return parse_spec(data, source=source, base_dir=self._base_dir)
 
     def with_base_dir(self, base_dir: Path) -> ExperimentSpec:

@@ -12,6 +12,7 @@ import time
 from rich.console import Console
 
 from kubetune.core.loop import INTERRUPTED
+from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
@@ -81,21 +82,21 @@ def run_experiment(
             f"[yellow]interrupted[/]: the study is saved in {out_dir}; run the same command"
             " again to resume (trials that were running run first)"
         )
-    if result.best_trial is not None:
-        best = result.study.trials[result.best_trial]
+    best = result.best_trial
+    if best is not None:
         summary.best_params = result.best_params
         summary.best_value = result.best_value
-        summary.best_trial_number = result.best_trial
+        summary.best_trial_number = best.number
         val_metrics = dict(best.user_attrs.get("metrics", {}))
-        summary.validation_metrics = _unprefixed(val_metrics, "val_")
+        summary.validation_metrics = unprefixed(val_metrics, VAL)
 
-    if result.best_trial is not None and not interrupted:
+    if best is not None and not interrupted:
         budget = best_budget(spec, best)
         with console.status("training the final model on train + validation"):
             model = train_final(spec, data, result.best_params, budget)
         test_metrics = evaluate(model, data)
-        summary.test_metrics = _unprefixed(test_metrics, "test_")
-        gate_metric = "test_" + spec.objective.metric.removeprefix("val_")
+        summary.test_metrics = unprefixed(test_metrics, TEST)
+        gate_metric = for_split(spec.objective.metric, "test")
         pushed = push(
             spec,
             model,
@@ -108,7 +109,7 @@ def run_experiment(
             data=data,
             extra={
                 "budget": budget,
-                "best_trial": result.best_trial,
+                "best_trial": best.number,
                 "strategy": result.strategy,
                 "scheduler": result.scheduler,
             },
@@ -130,7 +131,3 @@ def run_experiment(
     )
     atomic_write_text(context.summary_path, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     return summary
-
-
-def _unprefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    return {k.removeprefix(prefix): v for k, v in metrics.items()}

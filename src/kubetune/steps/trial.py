@@ -7,35 +7,25 @@ reused by every trial that process runs.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+from kubetune.core.metrics import check_metric, for_split, search_metric, validation_key
 from kubetune.core.spec import ExperimentSpec, parse_spec
 from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
-from kubetune.trainers.metrics import canonical_metric, check_metric
 
 
 def trainer_metric(spec: ExperimentSpec) -> str:
     """The trainer-level metric behind ``objective.metric`` (``val_accuracy`` -> ``accuracy``)."""
-    metric = spec.objective.metric
-    if metric.startswith(("test_", "train_")):
-        raise SpecError(
-            f"objective.metric: '{metric}' cannot drive the search; use a validation metric"
-            f" such as val_{metric.split('_', 1)[1]}"
-        )
-    try:
-        return canonical_metric(metric)
-    except KubetuneError as exc:  # a typo would otherwise fail every trial, one by one
-        raise SpecError(f"objective.metric: {exc}") from None
+    return search_metric(spec.objective.metric)
 
 
 def objective_key(spec: ExperimentSpec) -> str:
     """Name of the objective in a trial's metrics dict (always ``val_``-prefixed)."""
-    return "val_" + trainer_metric(spec)
+    return validation_key(spec.objective.metric)
 
 
 def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
@@ -43,7 +33,9 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
 
     Catches what would otherwise fail every trial one by one (and, since failed trials
     count towards ``max_trials``, use up a resumed study): an unknown trainer kind, an
-    objective that does not fit the task, a custom function that cannot be imported here.
+    objective that does not fit the task, and whatever the trainer's own ``check`` refuses
+    (a custom function that cannot be imported here, an sklearn fidelity without a
+    ``budget_param``).
     """
     if spec.trainer is None:
         raise SpecError("trainer: this command needs a trainer section (e.g. kind: torch-mlp)")
@@ -59,24 +51,9 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
             )
         raise SpecError(f"objective.metric: {exc}{inferred}") from None
     trainer = get_trainer(spec.trainer.kind, spec.trainer.options)
-    if spec.trainer.kind == "custom":
-        from kubetune.trainers.custom import resolve_function
-
-        # ``function: my_module:train`` finds my_module.py next to the spec, as a user expects;
-        # local workers inherit this sys.path from the controller.
-        spec_dir = str(spec.base_dir)
-        if spec_dir not in sys.path:
-            sys.path.insert(0, spec_dir)
-        resolve_function(trainer.options.get("function"))
-    if (
-        spec.trainer.kind == "sklearn"
-        and spec.fidelity
-        and not spec.trainer.options.get("budget_param")
-    ):
-        raise SpecError(
-            f"trainer.budget_param: required with a fidelity ({spec.fidelity.param}); name the"
-            " estimator parameter the budget sets, e.g. max_iter or n_estimators"
-        )
+    trainer.check(
+        fidelity_param=spec.fidelity.param if spec.fidelity else None, base_dir=spec.base_dir
+    )
     return trainer
 
 
@@ -84,7 +61,7 @@ def evaluate_split(model: Any, data: Dataset, split: str) -> dict[str, float]:
     X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
     proba = model.predict_proba(X) if data.task == "classification" else None
     scores = compute_metrics(data.task, y, model.predict(X), proba, data.n_classes or None)
-    return {f"{split}_{k}": float(v) for k, v in scores.items()}
+    return {for_split(k, split): float(v) for k, v in scores.items()}
 
 
 class BuiltinTrial:

@@ -43,6 +43,15 @@ class Trainer(ABC):
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})
 
+    def check(self, *, fidelity_param: str | None, base_dir: Path) -> None:
+        """Refuse, before any trial runs, options that would fail every trial.
+
+        ``fidelity_param`` is the spec's ``fidelity.param`` (None without a fidelity);
+        ``base_dir`` is the spec's folder. Raise :class:`kubetune.errors.SpecError` naming the
+        field (``trainer.<option>: ...``). The default accepts everything.
+        """
+        return None
+
     @abstractmethod
     def fit(
         self,

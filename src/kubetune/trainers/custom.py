@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,6 +130,13 @@ class CustomTrainer(Trainer):
         spec = self.options.get("function")
         _split(spec)
         return str(spec)
+
+    def check(self, *, fidelity_param: str | None, base_dir: Path) -> None:
+        # ``function: my_module:train`` finds my_module.py next to the spec, as a user expects;
+        # local workers inherit this sys.path from the controller.
+        if str(base_dir) not in sys.path:
+            sys.path.insert(0, str(base_dir))
+        resolve_function(self.options.get("function"))
 
     def fit(
         self,

@@ -1,71 +1,39 @@
 """Evaluation metrics shared by every trainer, the search loop and the evaluation step.
 
 Names are plain (``accuracy``, ``rmse``); a ``val_`` or ``test_`` prefix is accepted wherever
-a name is looked up, so ``val_accuracy`` and ``accuracy`` mean the same metric.
+a name is looked up, so ``val_accuracy`` and ``accuracy`` mean the same metric (see
+:mod:`kubetune.core.metrics`, where names and directions are defined).
 scikit-learn is imported lazily: ``import kubetune.trainers`` stays cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 
+# Names, directions and prefixes live in the core (the spec and the loop need them too).
+from kubetune.core.metrics import (
+    METRICS_BY_TASK,
+    PROBA_METRICS,
+    Direction,
+    canonical_metric,
+    check_metric,
+    metric_direction,
+)
 from kubetune.errors import InvalidConfigError, KubetuneError
 
-Direction = Literal["maximize", "minimize"]
-
-METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "f1", "log_loss", "roc_auc"),
-    "regression": ("rmse", "mae", "r2"),
-}
-
-_DIRECTIONS: dict[str, Direction] = {
-    "accuracy": "maximize",
-    "f1": "maximize",
-    "log_loss": "minimize",
-    "roc_auc": "maximize",
-    "rmse": "minimize",
-    "mae": "minimize",
-    "r2": "maximize",
-}
-
-# Metrics computed from class probabilities rather than from hard predictions.
-PROBA_METRICS = frozenset({"log_loss", "roc_auc"})
-
-_PREFIXES = ("val_", "test_")
-
-
-def canonical_metric(name: str) -> str:
-    """``val_accuracy`` -> ``accuracy``; unknown names raise KubetuneError."""
-    base = name
-    for prefix in _PREFIXES:
-        if base.startswith(prefix):
-            base = base[len(prefix) :]
-            break
-    if base not in _DIRECTIONS:
-        valid = ", ".join(sorted(_DIRECTIONS))
-        raise KubetuneError(f"unknown metric {name!r}; valid metrics: {valid}")
-    return base
-
-
-def metric_direction(name: str) -> Direction:
-    """Whether a larger (``maximize``) or smaller (``minimize``) value is better."""
-    return _DIRECTIONS[canonical_metric(name)]
-
-
-def check_metric(task: str, name: str) -> str:
-    """Canonical name of ``name``, or KubetuneError when it does not fit ``task``."""
-    base = canonical_metric(name)
-    valid = METRICS_BY_TASK.get(task)
-    if valid is None:
-        raise KubetuneError(f"unknown task {task!r}; valid tasks: {', '.join(METRICS_BY_TASK)}")
-    if base not in valid:
-        raise KubetuneError(
-            f"metric {name!r} does not apply to {task}; valid metrics: {', '.join(valid)}"
-        )
-    return base
+__all__ = [
+    "METRICS_BY_TASK",
+    "PROBA_METRICS",
+    "Direction",
+    "canonical_metric",
+    "check_metric",
+    "compute_metric",
+    "compute_metrics",
+    "count_classes",
+    "metric_direction",
+]
 
 
 def count_classes(class_labels: Sequence[str], *ys: np.ndarray) -> int:

@@ -18,6 +18,9 @@ _TRAINERS: dict[str, str] = {
 
 TRAINER_KINDS: tuple[str, ...] = tuple(_TRAINERS)
 
+# Top-level modules a kind needs beyond the core dependencies -> the extra that installs them.
+_EXTRAS: dict[str, str] = {"torch": "torch", "safetensors": "torch"}
+
 
 def get_trainer(kind: str, options: dict[str, Any] | None = None) -> Trainer:
     """A new trainer of ``kind`` configured with ``options`` (the spec's trainer.options)."""
@@ -27,5 +30,15 @@ def get_trainer(kind: str, options: dict[str, Any] | None = None) -> Trainer:
             f"unknown trainer kind {kind!r}; valid kinds: {', '.join(TRAINER_KINDS)}"
         )
     module, name = target.split(":")
-    cls: type[Trainer] = getattr(importlib.import_module(module), name)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        # An image built without the extra: say what to install, not a traceback.
+        raise KubetuneError(
+            f"trainer.kind: {kind} needs the {extra} extra: pip install 'kubetune[{extra}]'"
+        ) from None
+    cls: type[Trainer] = getattr(loaded, name)
     return cls(options)

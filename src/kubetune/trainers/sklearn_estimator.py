@@ -27,7 +27,7 @@ import numpy as np
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
-from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError
+from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError, SpecError
 from kubetune.trainers.base import TrainedModel, Trainer
 from kubetune.trainers.metrics import PROBA_METRICS, check_metric, compute_metric, count_classes
 
@@ -133,6 +133,14 @@ class SklearnModel(TrainedModel):
 
 class SklearnTrainer(Trainer):
     kind = KIND
+
+    def check(self, *, fidelity_param: str | None, base_dir: Path) -> None:
+        # Without it the budget the scheduler hands out would change nothing.
+        if fidelity_param and not self.options.get("budget_param"):
+            raise SpecError(
+                f"trainer.budget_param: required with a fidelity ({fidelity_param}); name the"
+                " estimator parameter the budget sets, e.g. max_iter or n_estimators"
+            )
 
     def fit(
         self,

@@ -7,6 +7,12 @@ from kubetune.core.strategies.grid import ConditionalGridSampler
 
 STRATEGY_NAMES = ("auto", *BUILDERS)
 
+
+def known_strategies() -> tuple[str, ...]:
+    """Every name ``strategy.name`` accepts, read from the registry when asked."""
+    return ("auto", *BUILDERS)
+
+
 __all__ = [
     "STRATEGY_NAMES",
     "ConditionalGridSampler",
@@ -16,4 +22,5 @@ __all__ = [
     "build_sampler",
     "choose_scheduler",
     "choose_strategy",
+    "known_strategies",
 ]

@@ -1,0 +1,129 @@
+"""``kubetune.tune``: the result names the best trial as optuna does, and optuna sampler and
+pruner instances can stand in for strategy and scheduler names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+import kubetune
+from kubetune.errors import SpecError
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 5.0}}
+
+
+def _quadratic(params: dict[str, Any]) -> float:
+    return (params["x"] - 2.0) ** 2
+
+
+def _reports_five_steps(params: dict[str, Any], ctx: kubetune.TrialContext) -> float:
+    for step in range(1, 6):
+        ctx.report(step, params["x"] + step)
+    return params["x"]
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return True
+
+
+def test_best_trial_is_the_frozen_trial_and_its_number_is_separate() -> None:
+    result = kubetune.tune(_quadratic, SPACE, strategy="random", max_trials=6)
+    assert isinstance(result.best_trial, FrozenTrial)
+    assert result.best_trial.number == result.best_trial_number
+    assert result.best_trial_number == result.study.best_trial.number
+    assert result.best_trial.value == result.best_value
+    assert result.best_params == {"x": result.best_trial.params["x"]}
+
+
+def test_no_completed_trial_means_no_best_trial() -> None:
+    def fails(params: dict[str, Any]) -> float:
+        raise ValueError("always")
+
+    result = kubetune.tune(fails, SPACE, strategy="random", max_trials=2, retries=0)
+    assert result.best_trial is None and result.best_trial_number is None
+
+
+class RecordingSampler(optuna.samplers.RandomSampler):
+    """A random sampler that remembers what it drew."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=7)
+        self.drawn: list[float] = []
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        value = super().sample_independent(study, trial, name, dist)
+        self.drawn.append(value)
+        return value
+
+
+def test_a_sampler_instance_replaces_the_strategy() -> None:
+    sampler = RecordingSampler()
+    result = kubetune.tune(_quadratic, SPACE, strategy=sampler, max_trials=4)
+    assert result.study.sampler is sampler
+    assert result.strategy == "RecordingSampler"
+    assert len(sampler.drawn) == 4
+    assert sorted(t.params["x"] for t in result.study.trials) == sorted(sampler.drawn)
+
+
+def test_sampler_instance_takes_no_strategy_options() -> None:
+    with pytest.raises(SpecError, match=r"strategy\.n_startup_trials: options apply to a strategy"):
+        kubetune.tune(
+            _quadratic,
+            SPACE,
+            strategy=optuna.samplers.RandomSampler(),
+            strategy_options={"n_startup_trials": 3},
+            max_trials=1,
+        )
+
+
+@pytest.mark.parametrize("fidelity", [None, {"param": "epochs", "max": 5, "scheduler": "none"}])
+@pytest.mark.parametrize("keyword", ["scheduler", "pruner"])
+def test_a_pruner_instance_replaces_the_scheduler(
+    keyword: str, fidelity: dict[str, Any] | None
+) -> None:
+    pruner = AlwaysPrune()
+    result = kubetune.tune(
+        _reports_five_steps,
+        SPACE,
+        strategy="random",
+        max_trials=3,
+        fidelity=fidelity,
+        **{keyword: pruner},
+    )
+    assert result.study.pruner is pruner
+    assert result.scheduler == "AlwaysPrune"
+    states = [t.state for t in result.study.trials]
+    assert states == [TrialState.PRUNED] * 3
+    assert all(len(t.intermediate_values) == 1 for t in result.study.trials)
+
+
+def test_a_scheduler_name_is_the_fidelity_scheduler() -> None:
+    result = kubetune.tune(
+        _reports_five_steps,
+        SPACE,
+        strategy="random",
+        max_trials=2,
+        scheduler="asha",
+        fidelity={"param": "epochs", "max": 5},
+    )
+    assert result.scheduler == "asha"
+    assert isinstance(result.study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scheduler": "asha"}, r"scheduler= by name needs fidelity="),
+        ({"scheduler": "asha", "pruner": AlwaysPrune()}, r"scheduler= or pruner=, not both"),
+        ({"pruner": "asha"}, r"pruner= must be an optuna pruner \(got str\)"),
+        ({"scheduler": 3}, r"scheduler= must be a scheduler name or an optuna pruner \(got int\)"),
+        ({"strategy": "bayes"}, r"strategy\.name: unknown strategy 'bayes'"),
+    ],
+)
+def test_bad_strategy_or_scheduler_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        kubetune.tune(_quadratic, SPACE, max_trials=1, **kwargs)
