@@ -46,6 +46,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/pruning.py
+	$(BIN)/python benchmarks/executors.py
 
 ## Re-pin constraints.txt (what the Dockerfile installs with) from a clean venv of .[all]
 CONSTRAINTS_VENV := $(CURDIR)/.constraints-venv

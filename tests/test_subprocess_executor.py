@@ -238,3 +238,18 @@ def test_report_server_refuses_wrong_tokens_and_unknown_trials() -> None:
         assert server.events.empty()  # neither reached the loop
     finally:
         server.close()
+
+
+def test_validate_shows_the_executor_and_refuses_unknown_kinds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sub_trainer.py").write_text(TRAINER)
+    (tmp_path / "s.yaml").write_text(SPEC)
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "s.yaml"]) == 0
+    assert "executor: subprocess" in capsys.readouterr().out
+    assert main(["validate", "s.yaml", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["executor"] == {"kind": "subprocess"}
+    (tmp_path / "s.yaml").write_text(SPEC.replace("{kind: subprocess}", "{kind: warp}"))
+    assert main(["validate", "s.yaml"]) == 2
+    assert "executor.kind: unknown executor 'warp'" in capsys.readouterr().err

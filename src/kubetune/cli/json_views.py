@@ -48,6 +48,7 @@ def validate_view(path: str, spec: ExperimentSpec, plan: SearchPlan) -> dict[str
             "scheduler": plan.scheduler,
         },
         "stop_conditions": [type(c).__name__ for c in plan.stop_conditions],
+        "executor": {"kind": spec.executor.kind, **spec.executor.options},
     }
 
 

@@ -209,6 +209,9 @@ def _validate(path: str, *, json_output: bool = False) -> int:
             )
         spec = normalize_objective(spec)
     plan = plan_search(spec)
+    from kubetune.executors import check_executor_kind
+
+    check_executor_kind(spec.executor.kind)
     if json_output:
         from kubetune.cli.json_views import print_json, validate_view
 
@@ -233,6 +236,8 @@ def _validate(path: str, *, json_output: bool = False) -> int:
             f" {f.reduction_factor}, scheduler {plan.scheduler}"
         )
     print("stops on: " + "; ".join(type(c).__name__ for c in plan.stop_conditions))
+    options = "".join(f", {k}: {v}" for k, v in sorted(spec.executor.options.items()))
+    print(f"executor: {spec.executor.kind}{options}")
     return 0
 
 

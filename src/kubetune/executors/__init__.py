@@ -15,7 +15,13 @@ from kubetune.core.run_trial import TrialFunction
 from kubetune.core.spec import ExperimentSpec
 from kubetune.errors import SpecError
 
-__all__ = ["EXECUTOR_KINDS", "ExecutorContext", "create_executor", "executor_class"]
+__all__ = [
+    "EXECUTOR_KINDS",
+    "ExecutorContext",
+    "check_executor_kind",
+    "create_executor",
+    "executor_class",
+]
 
 # kind -> "module:class"; a new executor is one line here plus its module.
 _EXECUTORS: dict[str, str] = {
@@ -25,13 +31,17 @@ _EXECUTORS: dict[str, str] = {
 EXECUTOR_KINDS: tuple[str, ...] = tuple(_EXECUTORS)
 
 
-def executor_class(kind: str) -> type[Executor]:
-    target = _EXECUTORS.get(kind)
-    if target is None:
+def check_executor_kind(kind: str) -> str:
+    """``kind`` if an executor is registered under it (nothing is imported), else SpecError."""
+    if kind not in _EXECUTORS:
         raise SpecError(
             f"executor.kind: unknown executor '{kind}' (known: {', '.join(EXECUTOR_KINDS)})"
         )
-    module, name = target.split(":")
+    return kind
+
+
+def executor_class(kind: str) -> type[Executor]:
+    module, name = _EXECUTORS[check_executor_kind(kind)].split(":")
     cls: type[Executor] = getattr(importlib.import_module(module), name)
     return cls
 
