@@ -3,6 +3,7 @@ pruner instances can stand in for strategy and scheduler names."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -10,7 +11,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 import kubetune
-from kubetune.errors import SpecError
+from kubetune.core.storage import open_storage
+from kubetune.errors import AllTrialsFailedError, SpecError
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 5.0}}
 
@@ -40,11 +42,23 @@ def test_best_trial_is_the_frozen_trial_and_its_number_is_separate() -> None:
 
 
 def test_no_completed_trial_means_no_best_trial() -> None:
-    def fails(params: dict[str, Any]) -> float:
-        raise ValueError("always")
+    def reports(params: dict[str, Any], ctx: Any) -> float:
+        ctx.report(1, params["x"])
+        return params["x"]
 
-    result = kubetune.tune(fails, SPACE, strategy="random", max_trials=2, retries=0)
+    result = kubetune.tune(reports, SPACE, strategy="random", max_trials=2, pruner=AlwaysPrune())
     assert result.best_trial is None and result.best_trial_number is None
+
+
+def test_every_trial_failing_raises_with_the_first_reason() -> None:
+    # Issue 7.17: an empty best_params with "max_trials reached" hid that nothing worked.
+    def fails(params: dict[str, Any]) -> float:
+        raise ValueError("always broken")
+
+    with pytest.raises(AllTrialsFailedError, match=r"all 2 trials failed; the first \(trial 0\)"):
+        kubetune.tune(fails, SPACE, strategy="random", max_trials=2, retries=0)
+    with pytest.raises(AllTrialsFailedError, match="ValueError: always broken"):
+        kubetune.tune(fails, SPACE, strategy="random", max_trials=1, retries=0)
 
 
 class RecordingSampler(optuna.samplers.RandomSampler):
@@ -127,3 +141,51 @@ def test_a_scheduler_name_is_the_fidelity_scheduler() -> None:
 def test_bad_strategy_or_scheduler_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         kubetune.tune(_quadratic, SPACE, max_trials=1, **kwargs)
+
+
+SCRIPT = """\
+import sys, time
+import kubetune
+
+def slow(params):
+    time.sleep(0.5)
+    return params["x"]
+
+try:
+    kubetune.tune(slow, {"x": {"type": "float", "low": 0, "high": 1}}, strategy="random",
+                  max_trials=50, storage=sys.argv[1])
+except KeyboardInterrupt:
+    print("interrupted, study saved", flush=True)
+    sys.exit(130)
+print("carried on", flush=True)
+"""
+
+
+def _completed(journal: Path) -> int:
+    if not journal.exists():
+        return 0
+    study = optuna.load_study(study_name="kubetune", storage=open_storage(str(journal)))
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+@pytest.mark.slow
+def test_ctrl_c_inside_tune_reaches_the_caller_after_the_study_is_saved(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "tune_script.py"
+    script.write_text(SCRIPT)
+    journal = tmp_path / "study.journal"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(journal)], stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _completed(journal):
+        time.sleep(0.2)  # until at least one trial finished
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted, study saved" in out
+    assert "carried on" not in out
+    assert _completed(journal) >= 1

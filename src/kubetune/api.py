@@ -13,14 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
+from optuna.trial import TrialState
 
 from kubetune.core.events import LoopObserver
+from kubetune.core.loop import INTERRUPTED, MESSAGE
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import parse_spec
 from kubetune.core.trial import Reporter, TrialRequest
-from kubetune.errors import SpecError
+from kubetune.errors import AllTrialsFailedError, SpecError
 from kubetune.executors import create_executor
 
 __all__ = ["TrialContext", "TuneResult", "tune"]
@@ -130,9 +133,28 @@ def tune(
         source="tune()",
     )
     with create_executor(spec, trial_fn=_ObjectiveAdapter(objective)) as executor:
-        return run_search(
+        result = run_search(
             spec, executor, observer=observer, in_memory=True, sampler=sampler, pruner=given_pruner
         )
+    if result.stop_reason == INTERRUPTED:
+        # The study is saved (and resumable with storage=); the script must not go on as if
+        # the search had finished.
+        raise KeyboardInterrupt
+    if result.best_trial is None:
+        _raise_if_all_failed(result.study)
+    return result
+
+
+def _raise_if_all_failed(study: optuna.Study) -> None:
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if not failed or any(t.state == TrialState.PRUNED for t in trials):
+        return
+    first = min(failed, key=lambda t: t.number)
+    reason = str(first.user_attrs.get(MESSAGE, "no reason recorded")).strip()
+    raise AllTrialsFailedError(
+        f"all {len(failed)} trials failed; the first (trial {first.number}): {reason}"
+    )
 
 
 def _pruner_argument(

@@ -35,3 +35,7 @@ class StorageError(RepositoryError):
 
 class InvalidConfigError(KubetuneError):
     """Raised by a trainer when a sampled config cannot be trained (never retried)."""
+
+
+class AllTrialsFailedError(KubetuneError):
+    """Every trial of a search failed: there is no best config. Carries the first reason."""
