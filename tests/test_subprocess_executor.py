@@ -164,8 +164,14 @@ def test_request_and_result_round_trip_with_schema() -> None:
     assert TrialRequest.from_dict(legacy).number == 1
     with pytest.raises(UnusableRequestError, match="expected kind"):
         TrialRequest.from_dict({**legacy, "kind": "kubetune.dev/TrialResult"})
-    with pytest.raises(UnusableRequestError, match="unexpected keyword argument 'colour'"):
+    with pytest.raises(UnusableRequestError, match="colour: unknown field"):
         TrialRequest.from_dict({**legacy, "colour": "red"})
+    # Issue 7.10: an incomplete request names the fields, not a Python signature.
+    with pytest.raises(UnusableRequestError) as info:
+        TrialRequest.from_dict({"study": "s", "number": "1", "params": {}})
+    assert str(info.value) == "seed: missing; number: expected int, got str"
+    with pytest.raises(UnusableRequestError, match=r"report\.token: missing"):
+        TrialRequest.from_dict({**legacy, "report": {"url": "http://x"}})
 
 
 @pytest.mark.parametrize(

@@ -138,12 +138,58 @@ class TrialRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialRequest:
         data = _check_schema(data, REQUEST_KIND)
-        report = data.pop("report", None)
-        try:
-            channel = ReportChannel(**report) if report is not None else None
-            return cls(**data, report=channel)
-        except TypeError as exc:
-            raise UnusableRequestError(str(exc).replace("__init__() ", "")) from None
+        problems = _field_problems(data, _REQUEST_FIELDS)
+        report = data.get("report")
+        if report is not None:
+            if not isinstance(report, dict):
+                problems.append("report: expected an object with url and token")
+            else:
+                problems += [f"report.{p}" for p in _field_problems(report, _REPORT_FIELDS)]
+        if problems:
+            raise UnusableRequestError("; ".join(problems))
+        channel = ReportChannel(**report) if report is not None else None
+        return cls(**{**data, "report": channel})
+
+
+# The request schema, checked field by field so a bad request names what is wrong:
+# name -> (accepted types, required).
+_OPTIONAL_INT = (int, type(None))
+_REQUEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "study": ((str,), True),
+    "number": ((int,), True),
+    "params": ((dict,), True),
+    "seed": ((int,), True),
+    "budget": (_OPTIONAL_INT, False),
+    "attempt": ((int,), False),
+    "deadline_s": ((int, float, type(None)), False),
+    "output_dir": ((str, type(None)), False),
+    "spec": ((dict, type(None)), False),
+    "spec_dir": ((str, type(None)), False),
+    "report": ((dict, type(None)), False),
+}
+_REPORT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "url": ((str,), True),
+    "token": ((str,), True),
+}
+
+
+def _field_problems(
+    data: dict[str, Any], fields: dict[str, tuple[tuple[type, ...], bool]]
+) -> list[str]:
+    problems = [
+        f"{name}: missing"
+        for name, (_, required) in fields.items()
+        if required and name not in data
+    ]
+    problems += [f"{name}: unknown field" for name in data if name not in fields]
+    for name, value in data.items():
+        if name not in fields:
+            continue
+        types = fields[name][0]
+        if isinstance(value, bool) or not isinstance(value, types):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            problems.append(f"{name}: expected {wanted}, got {type(value).__name__}")
+    return problems
 
 
 @dataclass
