@@ -299,3 +299,49 @@ def test_champion_that_cannot_serve_the_new_data_is_replaced(tmp_path: Path) -> 
     second = _train_and_push(_sklearn_spec("sklearn:iris", seed=0), repo_dir, C=1.0)
     assert second.promoted
     assert "cannot be scored on the new data" in second.gate
+
+
+FAILING_FINAL = """\
+import numpy as np
+
+
+class Majority:
+    def predict(self, X):
+        return np.zeros(len(X), dtype=np.int64)
+
+
+def train(params, data, budget, reporter, seed, final):
+    if final:
+        raise RuntimeError("out of GPU memory in the final training")
+    reporter.report(1, params["x"])
+    return Majority()
+"""
+
+
+def test_a_failing_final_training_keeps_the_summary_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 7.10: an exception after the search lost its summary.json and report.html."""
+    from kubetune.core.spec import load_spec
+    from kubetune.steps.run import run_experiment
+
+    (tmp_path / "final_trainer.py").write_text(FAILING_FINAL)
+    (tmp_path / "spec.yaml").write_text(
+        "name: final-fails\n"
+        "objective: {metric: val_accuracy}\n"
+        'data: {source: "sklearn:iris"}\n'
+        'trainer: {kind: custom, function: "final_trainer:train"}\n'
+        "search_space: {x: {type: float, low: 0, high: 1}}\n"
+        "strategy: {name: random}\n"
+        "limits: {max_trials: 2, parallel: 1}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="out of GPU memory"):
+        run_experiment(load_spec(tmp_path / "spec.yaml"))
+    run_dir = tmp_path / "kubetune-runs" / "final-fails"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["failed_step"] == "final training"
+    assert "out of GPU memory" in summary["error"]
+    assert summary["completed"] == 2 and summary["best_trial_number"] is not None
+    assert summary["model_uri"] is None and summary["promoted"] is None
+    assert (run_dir / "report.html").stat().st_size > 0

@@ -79,7 +79,10 @@ class RunSummary:
     elapsed_s: float = 0.0
     model_uri: str | None = None
     model_version: int | None = None
+    promoted: bool | None = None  # whether the production alias moved to this run's model
     report_path: str | None = None
+    failed_step: str | None = None  # the step after the search that failed, if one did
+    error: str | None = None
 
     @property
     def finished(self) -> int:

@@ -14,6 +14,7 @@ from rich.console import Console
 from kubetune.core.loop import INTERRUPTED
 from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
 from kubetune.core.run_context import RunContext
+from kubetune.core.search import TuneResult
 from kubetune.core.spec import ExperimentSpec
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
 from kubetune.repository import open_repository
@@ -90,36 +91,62 @@ def run_experiment(
         val_metrics = dict(best.user_attrs.get("metrics", {}))
         summary.validation_metrics = unprefixed(val_metrics, VAL)
 
-    if best is not None and not interrupted:
-        budget = best_budget(spec, best)
-        with console.status("training the final model on train + validation"):
-            model = train_final(spec, data, result.best_params, budget)
-        test_metrics = evaluate(model, data)
-        summary.test_metrics = unprefixed(test_metrics, TEST)
-        gate_metric = for_split(spec.objective.metric, "test")
-        pushed = push(
-            spec,
-            model,
-            repo_uri=repo_uri,
-            base_dir=context.base_dir,
-            params=result.best_params,
-            metrics={**val_metrics, **test_metrics},
-            data_fingerprint=data.fingerprint,
-            gate_metric=gate_metric,
-            data=data,
-            extra={
-                "budget": budget,
-                "best_trial": best.number,
-                "strategy": result.strategy,
-                "scheduler": result.scheduler,
-            },
+    step = "final training"
+    try:
+        if best is not None and not interrupted:
+            budget = best_budget(spec, best)
+            with console.status("training the final model on train + validation"):
+                model = train_final(spec, data, result.best_params, budget)
+            step = "evaluation"
+            test_metrics = evaluate(model, data)
+            summary.test_metrics = unprefixed(test_metrics, TEST)
+            gate_metric = for_split(spec.objective.metric, "test")
+            step = "push"
+            pushed = push(
+                spec,
+                model,
+                repo_uri=repo_uri,
+                base_dir=context.base_dir,
+                params=result.best_params,
+                metrics={**val_metrics, **test_metrics},
+                data_fingerprint=data.fingerprint,
+                gate_metric=gate_metric,
+                data=data,
+                extra={
+                    "budget": budget,
+                    "best_trial": best.number,
+                    "strategy": result.strategy,
+                    "scheduler": result.scheduler,
+                },
+            )
+            summary.model_uri = repo.version_uri(spec.name, pushed.manifest.version)
+            summary.model_version = pushed.manifest.version
+            summary.promoted = pushed.promoted
+            console.print(f"model repository: {pushed.gate}")
+        elif not interrupted:
+            console.print("[red]no trial completed: nothing to train, evaluate or push[/]")
+    except Exception as exc:
+        # The search's results are worth keeping whatever happens after it: the summary
+        # and the report are written below, naming the step that failed, then it raises.
+        summary.failed_step = step
+        summary.error = f"{type(exc).__name__}: {exc}"[:2000]
+        console.print(
+            f"[red]{step} failed[/]; the search's results are kept in {context.summary_path}"
+            f" and {context.report_path}"
         )
-        summary.model_uri = repo.version_uri(spec.name, pushed.manifest.version)
-        summary.model_version = pushed.manifest.version
-        console.print(f"model repository: {pushed.gate}")
-    elif not interrupted:
-        console.print("[red]no trial completed: nothing to train, evaluate or push[/]")
+        raise
+    finally:
+        _write_outputs(result, summary, spec, context, started)
+    return summary
 
+
+def _write_outputs(
+    result: TuneResult,
+    summary: RunSummary,
+    spec: ExperimentSpec,
+    context: RunContext,
+    started: float,
+) -> None:
     summary.elapsed_s = time.monotonic() - started
     summary.report_path = str(context.report_path)  # known before writing: shown inside it
     write_html_report(
@@ -130,4 +157,3 @@ def run_experiment(
         summary=summary,
     )
     atomic_write_text(context.summary_path, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
-    return summary
