@@ -512,3 +512,36 @@ def test_bad_run_flags_are_usage_errors_naming_the_flag(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_models_show_and_pull_default_to_production(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 7.6: without a ref a deploy script got the newest version, even one the gate
+    rejected. The default is production when it exists, and the command says which."""
+    repo = open_repository(tmp_path / "repo")
+    model = tmp_path / "m"
+    model.mkdir()
+    for text in ("champion", "rejected"):
+        (model / "weights.bin").write_text(text)
+        repo.push("clf", model, params={}, metrics={}, data_fingerprint="f", study="s",
+                  trainer="sklearn")  # fmt: skip
+    uri = str(tmp_path / "repo")
+    assert main(["models", "show", "clf", "--model-repo", uri, "--output", "json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["version"] == 2 and "using latest (v2)" in out.err
+
+    repo.set_alias("clf", "production", 1)
+    assert main(["models", "show", "clf", "--model-repo", uri, "--output", "json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["version"] == 1 and "using production (v1)" in out.err
+    dest = tmp_path / "deployed"
+    assert main(["models", "pull", "clf", "--model-repo", uri, "--dest", str(dest)]) == 0
+    assert (dest / "weights.bin").read_text() == "champion"
+    assert main(["models", "pull", "clf", "2", "--model-repo", uri, "--dest", str(dest / "x")]) == 0
+    assert (dest / "x" / "weights.bin").read_text() == "rejected"  # an explicit ref still wins
+    parser_help = subprocess.run(
+        [sys.executable, "-m", "kubetune", "models", "pull", "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "default: production if it exists" in " ".join(parser_help.split())

@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubetune import __version__
 from kubetune.cli.settings import (
@@ -31,6 +32,10 @@ from kubetune.cli.settings import (
     non_negative_int,
 )
 from kubetune.errors import KubetuneError
+
+if TYPE_CHECKING:
+    from kubetune.repository import ModelRepository
+
 
 EXIT_USER_ERROR = 2
 
@@ -86,11 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     _output_option(mlist, "the listing")
     mshow = msub.add_parser("show", help="a version's manifest")
     mshow.add_argument("name")
-    mshow.add_argument("ref", nargs="?", default="latest", help="version, alias or 'latest'")
+    ref_help = "version, alias or 'latest' (default: production if it exists, else latest)"
+    mshow.add_argument("ref", nargs="?", help=ref_help)
     _output_option(mshow, "the manifest")
     mpull = msub.add_parser("pull", help="download and verify a version")
     mpull.add_argument("name")
-    mpull.add_argument("ref", nargs="?", default="latest")
+    mpull.add_argument("ref", nargs="?", help=ref_help)
     mpull.add_argument("--dest", required=True)
     for command in (mlist, mshow, mpull):
         # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
@@ -249,6 +255,8 @@ def _models(args: argparse.Namespace) -> int:
     uri = first_set(args.model_repo, ENV_MODEL_REPO, os.environ) or DEFAULT_MODEL_REPO
     repo = open_repository(uri, base_dir=Path.cwd())
     json_output = getattr(args, "output", "text") == "json"
+    if args.models_command in ("show", "pull"):
+        args.ref = _default_ref(repo, args.name, args.ref)
     if json_output:
         from kubetune.cli import json_views
 
@@ -269,6 +277,19 @@ def _models(args: argparse.Namespace) -> int:
             f" ({len(manifest.files)} files, hashes verified)"
         )
     return 0
+
+
+def _default_ref(repo: ModelRepository, name: str, ref: str | None) -> str:
+    """No ref means what a deploy script wants: the production model, not the newest one
+    (which the champion gate may have rejected). Says on stderr which version that is."""
+    if ref is not None:
+        return ref
+    from kubetune.repository import PRODUCTION
+
+    chosen = PRODUCTION if PRODUCTION in repo.aliases(name) else "latest"
+    version = repo.resolve(name, chosen)
+    print(f"{name}: no version given, using {chosen} (v{version})", file=sys.stderr)
+    return str(version)
 
 
 def _ref(ref: str) -> int | str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kubetune.errors import RepositoryError
 from kubetune.repository.manifest import Manifest, ManifestFile
-from kubetune.repository.repository import ModelRepository
+from kubetune.repository.repository import PRODUCTION, ModelRepository
 from kubetune.storage import (
     LocalObjectStore,
     ObjectNotFoundError,
@@ -22,6 +22,7 @@ from kubetune.storage import (
 )
 
 __all__ = [
+    "PRODUCTION",
     "LocalObjectStore",
     "Manifest",
     "ManifestFile",

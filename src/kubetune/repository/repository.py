@@ -37,9 +37,11 @@ from kubetune.repository.manifest import (
 )
 from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
 
-__all__ = ["CLAIM_NAME", "ModelRepository", "validate_name"]
+__all__ = ["CLAIM_NAME", "PRODUCTION", "ModelRepository", "validate_name"]
 
 CLAIM_NAME = ".kubetune-claim"
+# The alias the champion gate moves, and what a version reference defaults to.
+PRODUCTION = "production"
 _RESERVED_FILES = (MANIFEST_NAME, CLAIM_NAME)
 # Starts with a letter or digit so a name is never mistaken for a CLI option.
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

@@ -16,11 +16,9 @@ from typing import Any
 from kubetune.core.spec import ExperimentSpec
 from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, RepositoryError
-from kubetune.repository import Manifest, ModelRepository, open_repository
+from kubetune.repository import PRODUCTION, Manifest, ModelRepository, open_repository
 from kubetune.steps.trial import evaluate_split
 from kubetune.trainers import TrainedModel, get_trainer
-
-PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
