@@ -545,3 +545,39 @@ def test_models_show_and_pull_default_to_production(
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "default: production if it exists" in " ".join(parser_help.split())
+
+
+def test_a_hand_edited_manifest_is_refused_through_its_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 7.5: metrics edited to 0.99 in a manifest still pulled as "verified"; one
+    malformed manifest made `models list` fail for every model."""
+    repo = open_repository(tmp_path / "repo")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "weights.bin").write_text("w")
+    for name in ("good", "clf"):
+        repo.push(
+            name,
+            model,
+            params={},
+            metrics={"test_accuracy": 0.7},
+            data_fingerprint="f",
+            study="s",
+            trainer="sklearn",
+            alias="production",
+        )
+    manifest = tmp_path / "repo" / "clf" / "versions" / "000001" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("0.7", "0.99"))
+    uri = str(tmp_path / "repo")
+    dest = tmp_path / "out"
+    assert (
+        main(["models", "pull", "clf", "production", "--model-repo", uri, "--dest", str(dest)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "changed after an alias pointed at it" in err and not dest.exists()
+
+    manifest.write_text("{not json")
+    assert main(["models", "list", "--model-repo", uri]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and "clf" in out and "no readable manifest" in out

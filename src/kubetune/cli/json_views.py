@@ -57,7 +57,7 @@ def models_list(repo: ModelRepository, name: str | None = None) -> dict[str, Any
     if name is None:
         models = []
         for model in repo.models():
-            versions = repo.versions(model)
+            versions = repo.versions(model, skip_malformed=True)
             models.append(
                 {
                     "name": model,

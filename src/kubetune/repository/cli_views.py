@@ -61,7 +61,10 @@ def render_models_list(repo: ModelRepository, name: str | None = None) -> str:
     if name is None:
         rows = []
         for model in repo.models():
-            versions = repo.versions(model)
+            versions = repo.versions(model, skip_malformed=True)
+            if not versions:  # one broken model must not hide the others
+                rows.append([model, "0", "-", "-", "no readable manifest"])
+                continue
             latest = versions[-1]
             aliases = repo.aliases(model)
             rows.append(

@@ -33,6 +33,7 @@ from kubetune.repository.manifest import (
     Manifest,
     ManifestFile,
     file_digest,
+    sha256_bytes,
     utc_now,
 )
 from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
@@ -151,12 +152,21 @@ class ModelRepository:
                 numbers.append(int(last))
         return sorted(numbers)
 
-    def _read_manifest(self, name: str, version: int) -> Manifest | None:
+    def _read_manifest(
+        self, name: str, version: int, *, expect_sha256: str | None = None
+    ) -> Manifest | None:
         key = self._version_key(name, version, MANIFEST_NAME)
         try:
             raw = self.store.get_bytes(key)
         except ObjectNotFoundError:
             return None
+        if expect_sha256 is not None and sha256_bytes(raw) != expect_sha256:
+            # The file hashes live in the manifest, so an edited manifest would vouch for
+            # edited files: the alias remembers what the manifest was when it moved.
+            raise RepositoryError(
+                f"manifest {key} in {self.uri} changed after an alias pointed at it"
+                f" (expected sha256 {expect_sha256}, got {sha256_bytes(raw)}); refusing it"
+            )
         manifest = Manifest.from_json(raw, source=f"{key} in {self.uri}")
         if manifest.name != name or manifest.version != version:
             raise RepositoryError(
@@ -174,18 +184,41 @@ class ModelRepository:
         return RepositoryError(f"no model {name!r} in {self.uri}; models: {listing}")
 
     def models(self) -> list[str]:
-        """Names of models with at least one complete version, sorted."""
+        """Names of models with at least one complete version, sorted.
+
+        A model whose manifests are all malformed is still listed: one broken model must
+        not hide the others (``versions`` says what is wrong with it).
+        """
         names = []
         for entry in self.store.list("", recursive=False):
             name = entry.rstrip("/")
-            if entry.endswith("/") and _NAME_RE.fullmatch(name) and self._latest(name):
+            if entry.endswith("/") and _NAME_RE.fullmatch(name) and self._has_manifest(name):
                 names.append(name)
         return names
 
-    def versions(self, name: str) -> list[Manifest]:
-        """Complete versions of ``name``, oldest first. RepositoryError for an unknown model."""
+    def _has_manifest(self, name: str) -> bool:
+        return any(
+            self.store.exists(self._version_key(name, v, MANIFEST_NAME))
+            for v in reversed(self._version_numbers(name))
+        )
+
+    def versions(self, name: str, *, skip_malformed: bool = False) -> list[Manifest]:
+        """Complete versions of ``name``, oldest first. RepositoryError for an unknown model.
+
+        With ``skip_malformed`` a version whose manifest cannot be read is left out (for
+        listings) instead of failing the whole call.
+        """
         validate_name(name)
-        manifests = [m for v in self._version_numbers(name) if (m := self._read_manifest(name, v))]
+        manifests = []
+        for version in self._version_numbers(name):
+            try:
+                manifest = self._read_manifest(name, version)
+            except RepositoryError:
+                if not skip_malformed:
+                    raise
+                continue
+            if manifest is not None:
+                manifests.append(manifest)
         if not manifests and not self._has_any(name):
             raise self._unknown_model(name)
         return manifests
@@ -211,13 +244,19 @@ class ModelRepository:
         return self._parse_alias(key, self.store.get_bytes(key))
 
     def _parse_alias(self, key: str, raw: bytes) -> int:
+        return self._parse_alias_record(key, raw)[0]
+
+    def _parse_alias_record(self, key: str, raw: bytes) -> tuple[int, str | None]:
+        """The version an alias points at and the manifest sha256 it recorded (if any)."""
         try:
-            version = json.loads(raw)["version"]
+            record = json.loads(raw)
+            version = record["version"]
         except (ValueError, KeyError, TypeError) as exc:
             raise RepositoryError(f"malformed alias {key} in {self.uri}: {exc}") from exc
         if not isinstance(version, int) or isinstance(version, bool):
             raise RepositoryError(f"malformed alias {key} in {self.uri}: version {version!r}")
-        return version
+        digest = record.get("manifest_sha256")
+        return version, digest if isinstance(digest, str) else None
 
     def resolve(self, name: str, ref: int | str = "latest") -> int:
         """The version number ``ref`` (a number, "latest" or an alias) stands for."""
@@ -249,8 +288,9 @@ class ModelRepository:
                 f"model {name!r} in {self.uri} has no version {ref}; versions: {listing}"
             )
 
+        key = self._alias_key(name, validate_name(ref, "alias"))
         try:
-            version = self._read_alias(self._alias_key(name, validate_name(ref, "alias")))
+            version, digest = self._parse_alias_record(key, self.store.get_bytes(key))
         except ObjectNotFoundError:
             if not self._has_any(name):
                 raise self._unknown_model(name) from None
@@ -259,7 +299,7 @@ class ModelRepository:
                 f"model {name!r} in {self.uri} has no alias {ref!r}; aliases: {known} "
                 "(a reference is a version number, 'latest' or an alias)"
             ) from None
-        manifest = self._read_manifest(name, version)
+        manifest = self._read_manifest(name, version, expect_sha256=digest)
         if manifest is None:
             raise RepositoryError(
                 f"alias {ref!r} of model {name!r} in {self.uri} points at version {version}, "
@@ -352,6 +392,8 @@ class ModelRepository:
         validate_name(name)
         _validate_alias(alias)
         target = self.get(name, version)  # raises, listing versions, if it does not exist
+        manifest_key = self._version_key(name, target.version, MANIFEST_NAME)
+        manifest_sha256 = sha256_bytes(self.store.get_bytes(manifest_key))
         key = self._alias_key(name, alias)
         for attempt in range(_MAX_ALIAS_ATTEMPTS):
             try:
@@ -359,7 +401,12 @@ class ModelRepository:
             except ObjectNotFoundError:
                 raw, token = None, None
             previous = None if raw is None else self._parse_alias(key, raw)
-            body = {"version": target.version, "updated_at": utc_now(), "previous": previous}
+            body = {
+                "version": target.version,
+                "manifest_sha256": manifest_sha256,
+                "updated_at": utc_now(),
+                "previous": previous,
+            }
             data = (json.dumps(body, indent=2) + "\n").encode()
             if token is None:
                 moved = self.store.put_if_absent(key, data)
