@@ -883,3 +883,60 @@ class TestOpenRepository:
     def test_empty(self) -> None:
         with pytest.raises(RepositoryError, match="empty"):
             open_repository("  ")
+
+
+class TestKilledPushLeftovers:
+    """Issue 7.15: a push killed midway left a partial version and a big temp folder."""
+
+    def _dead_pid(self) -> int:
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        return proc.pid
+
+    def test_the_next_push_removes_a_dead_push_but_keeps_its_number(self, tmp_path: Path) -> None:
+        import socket
+
+        repo = open_repository(tmp_path / "repo")
+        model = make_model_dir(tmp_path / "model")
+        repo.push("m", model, **push_kwargs())
+        # what a push killed after its claim and one file looks like
+        dead = {"host": socket.gethostname(), "pid": self._dead_pid(), "claimed_at": "x"}
+        repo.store.put_bytes("m/versions/000002/.kubetune-claim", json.dumps(dead).encode())
+        repo.store.put_bytes("m/versions/000002/model.safetensors", b"half" * 1000)
+        # a push of a live process (this one) in progress is left alone
+        alive = {**dead, "pid": os.getpid()}
+        repo.store.put_bytes("m/versions/000003/.kubetune-claim", json.dumps(alive).encode())
+        repo.store.put_bytes("m/versions/000003/model.safetensors", b"going")
+
+        manifest = repo.push("m", model, **push_kwargs())
+        assert manifest.version == 4  # numbers are never reused
+        assert repo.store.list("m/versions/000002/") == ["m/versions/000002/.kubetune-claim"]
+        assert repo.store.exists("m/versions/000003/model.safetensors")
+        assert [v.version for v in repo.versions("m")] == [1, 4]  # complete ones untouched
+        assert repo.get("m", 1).files and repo.get("m", 4).files
+
+    def test_old_claims_from_other_hosts_are_swept_recent_ones_kept(self, tmp_path: Path) -> None:
+        repo = open_repository(tmp_path / "repo")
+        for version, when in ((1, "2020-01-01T00:00:00Z"), (2, "2999-01-01T00:00:00Z")):
+            claim = {"host": "elsewhere", "pid": 1, "claimed_at": when}
+            repo.store.put_bytes(
+                f"m/versions/00000{version}/.kubetune-claim", json.dumps(claim).encode()
+            )
+            repo.store.put_bytes(f"m/versions/00000{version}/w.bin", b"w")
+        assert repo.sweep_abandoned("m") == [1]
+        assert repo.store.exists("m/versions/000002/w.bin")
+
+    def test_scratch_folders_of_dead_processes_are_removed(self, tmp_path: Path) -> None:
+        from kubetune.storage.scratch import sweep_scratch
+
+        dead = tmp_path / f"kubetune-model-{self._dead_pid()}-abc"
+        live = tmp_path / f"kubetune-model-{os.getpid()}-def"
+        other = tmp_path / "kubetune-champion-1-x"
+        for folder in (dead, live, other):
+            folder.mkdir()
+            (folder / "model.safetensors").write_bytes(b"x" * 100)
+        assert sweep_scratch("model", root=tmp_path) == [dead]
+        assert not dead.exists() and live.exists() and other.exists()

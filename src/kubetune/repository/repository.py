@@ -24,6 +24,7 @@ import socket
 import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,13 @@ from kubetune.repository.manifest import (
     utc_now,
 )
 from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
+from kubetune.storage.scratch import pid_alive
 
 __all__ = ["CLAIM_NAME", "PRODUCTION", "ModelRepository", "validate_name"]
 
 CLAIM_NAME = ".kubetune-claim"
+# A push from another host still without its manifest after this long has died.
+_ABANDONED_AFTER_S = 24 * 3600
 # The alias the champion gate moves, and what a version reference defaults to.
 PRODUCTION = "production"
 _RESERVED_FILES = (MANIFEST_NAME, CLAIM_NAME)
@@ -68,6 +72,20 @@ def _validate_alias(alias: str) -> str:
             f"invalid alias {alias!r}: 'latest' and plain numbers already mean versions"
         )
     return alias
+
+
+def _claim_abandoned(claim: Any) -> bool:
+    if not isinstance(claim, dict):
+        return False
+    if claim.get("host") == socket.gethostname() and isinstance(claim.get("pid"), int):
+        return not pid_alive(claim["pid"])
+    try:
+        claimed = datetime.fromisoformat(str(claim.get("claimed_at")))
+    except ValueError:
+        return False
+    if claimed.tzinfo is None:
+        claimed = claimed.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - claimed).total_seconds() > _ABANDONED_AFTER_S
 
 
 def _version_dir(version: int) -> str:
@@ -371,6 +389,7 @@ class ModelRepository:
             extra=dict(extra or {}),
         )
 
+        self.sweep_abandoned(name)
         version = self._claim_version(name)
         for rel_path, real in files:
             self.store.put_file(self._version_key(name, version, rel_path), real)
@@ -381,6 +400,34 @@ class ModelRepository:
         if alias is not None:
             self.set_alias(name, alias, version)
         return manifest
+
+    def sweep_abandoned(self, name: str) -> list[int]:
+        """Delete the files of pushes that died before their manifest; return their numbers.
+
+        A version without a manifest whose claim was made on this host by a process that is
+        gone, or more than ``_ABANDONED_AFTER_S`` ago elsewhere, will never complete. Its
+        files go (they can be hundreds of MB); its claim stays, so the number is never
+        reused. A version with a manifest is never touched.
+        """
+        swept = []
+        for version in self._version_numbers(name):
+            prefix = f"{self._versions_prefix(name)}{_version_dir(version)}/"
+            if self.store.exists(prefix + MANIFEST_NAME):
+                continue
+            try:
+                claim = json.loads(self.store.get_bytes(prefix + CLAIM_NAME))
+            except (ObjectNotFoundError, ValueError):
+                continue  # no claim we can read: not ours to judge
+            if not _claim_abandoned(claim):
+                continue
+            leftovers = [k for k in self.store.list(prefix) if not k.endswith("/" + CLAIM_NAME)]
+            if self.store.exists(prefix + MANIFEST_NAME):
+                continue  # it completed while we looked
+            for key in leftovers:
+                self.store.delete(key)
+            if leftovers:
+                swept.append(version)
+        return swept
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point ``alias`` of ``name`` at an existing ``version`` (moving it if it exists).

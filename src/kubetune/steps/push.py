@@ -8,7 +8,6 @@ replaces a better model.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, RepositoryError
 from kubetune.repository import PRODUCTION, Manifest, ModelRepository, open_repository
 from kubetune.steps.trial import evaluate_split
+from kubetune.storage.scratch import scratch_dir
 from kubetune.trainers import TrainedModel, get_trainer
 
 
@@ -71,7 +71,7 @@ def _rescore(
 ) -> float | None:
     options = spec.trainer.options if spec.trainer and spec.trainer.kind == current.trainer else {}
     try:
-        with tempfile.TemporaryDirectory(prefix="kubetune-champion-") as tmp:
+        with scratch_dir("champion") as tmp:
             repo.pull(current.name, current.version, Path(tmp) / "model")
             model = get_trainer(current.trainer, options).load(Path(tmp) / "model")
             return evaluate_split(model, data, "test").get(metric)
@@ -96,7 +96,7 @@ def push(
     is relative to ``base_dir``, default the current directory) and gate the alias."""
     repo = open_repository(repo_uri, base_dir=base_dir or Path.cwd())
     assert spec.trainer is not None
-    with tempfile.TemporaryDirectory(prefix="kubetune-model-") as tmp:
+    with scratch_dir("model") as tmp:
         model.save(Path(tmp))
         manifest = repo.push(
             spec.name,
