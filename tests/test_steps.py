@@ -345,3 +345,59 @@ def test_a_failing_final_training_keeps_the_summary_and_report(
     assert summary["completed"] == 2 and summary["best_trial_number"] is not None
     assert summary["model_uri"] is None and summary["promoted"] is None
     assert (run_dir / "report.html").stat().st_size > 0
+
+
+class _FileModel(TrainedModel):
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros(len(X))
+
+    def save(self, directory: Path) -> list[Path]:
+        path = Path(directory) / "weights.bin"
+        path.write_text(self.tag)
+        return [path]
+
+
+def test_concurrent_pushes_never_promote_a_worse_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 7.4: the gate was check-then-act; with a pause between the check and the
+    write (a re-score takes that long), production moved to worse versions."""
+    import random
+    import threading
+    import time
+
+    import kubetune.steps.push as push_step
+
+    real_gate = push_step.champion_gate
+
+    def slow_gate(*args: Any, **kwargs: Any) -> tuple[bool, str]:
+        verdict = real_gate(*args, **kwargs)
+        time.sleep(random.uniform(0.0, 0.05))
+        return verdict
+
+    monkeypatch.setattr(push_step, "champion_gate", slow_gate)
+    spec = make_spec()
+    scores = [round(random.Random(seed).uniform(0.5, 1.0), 4) for seed in range(10)]
+    errors: list[BaseException] = []
+
+    def run(score: float) -> None:
+        try:
+            push(spec, _FileModel(str(score)), repo_uri=str(tmp_path / "repo"), params={},
+                 metrics={"test_accuracy": score}, data_fingerprint="f",
+                 gate_metric="test_accuracy")  # fmt: skip
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in scores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    repo = open_repository(tmp_path / "repo")
+    production = repo.get(spec.name, PRODUCTION)
+    assert production.metrics["test_accuracy"] == max(scores)
+    assert len(repo.versions(spec.name)) == len(scores)  # every version is kept

@@ -40,7 +40,7 @@ from kubetune.repository.manifest import (
 from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
 from kubetune.storage.scratch import pid_alive
 
-__all__ = ["CLAIM_NAME", "PRODUCTION", "ModelRepository", "validate_name"]
+__all__ = ["CLAIM_NAME", "PRODUCTION", "AliasMovedError", "ModelRepository", "validate_name"]
 
 CLAIM_NAME = ".kubetune-claim"
 # A push from another host still without its manifest after this long has died.
@@ -72,6 +72,23 @@ def _validate_alias(alias: str) -> str:
             f"invalid alias {alias!r}: 'latest' and plain numbers already mean versions"
         )
     return alias
+
+
+class _Any:
+    """Marker for "no expectation" (None already means "no alias yet")."""
+
+
+_ANY = _Any()
+
+
+class AliasMovedError(RepositoryError):
+    """An alias no longer points where the caller expected: decide again, then retry."""
+
+    def __init__(self, name: str, alias: str, expected: int | None, found: int | None) -> None:
+        super().__init__(
+            f"alias {alias!r} of model {name!r} moved from {expected} to {found} meanwhile"
+        )
+        self.found = found
 
 
 def _claim_abandoned(claim: Any) -> bool:
@@ -429,12 +446,17 @@ class ModelRepository:
                 swept.append(version)
         return swept
 
-    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expect: int | _Any | None = _ANY
+    ) -> int | None:
         """Point ``alias`` of ``name`` at an existing ``version`` (moving it if it exists).
 
         Returns the version it pointed at before (None for a new alias), also stored as
         ``previous``. The move is a compare-and-swap retried on conflict, so a concurrent
-        move is never overwritten unseen.
+        move is never overwritten unseen. With ``expect`` (a version, or None for "no alias
+        yet") the move happens only while the alias still points there; otherwise
+        :class:`AliasMovedError` says where it points now, so a decision taken on the old
+        target (the champion gate) can be taken again.
         """
         validate_name(name)
         _validate_alias(alias)
@@ -448,6 +470,8 @@ class ModelRepository:
             except ObjectNotFoundError:
                 raw, token = None, None
             previous = None if raw is None else self._parse_alias(key, raw)
+            if not isinstance(expect, _Any) and previous != expect:
+                raise AliasMovedError(name, alias, expect, previous)
             body = {
                 "version": target.version,
                 "manifest_sha256": manifest_sha256,

@@ -16,9 +16,12 @@ from kubetune.core.spec import ExperimentSpec
 from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, RepositoryError
 from kubetune.repository import PRODUCTION, Manifest, ModelRepository, open_repository
+from kubetune.repository.repository import AliasMovedError
 from kubetune.steps.trial import evaluate_split
 from kubetune.storage.scratch import scratch_dir
 from kubetune.trainers import TrainedModel, get_trainer
+
+_GATE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,21 @@ def push(
             trainer=spec.trainer.kind,
             extra=extra,
         )
-    promote, reason = champion_gate(repo, spec, gate_metric, metrics[gate_metric], data=data)
-    if promote:
-        repo.set_alias(spec.name, PRODUCTION, manifest.version)
+    # Check, then act only if nothing changed in between: a concurrent run may promote its
+    # own model while ours is being judged, and ours must then beat that one instead.
+    for _ in range(_GATE_ATTEMPTS):
+        seen = repo.aliases(spec.name).get(PRODUCTION)
+        promote, reason = champion_gate(repo, spec, gate_metric, metrics[gate_metric], data=data)
+        if not promote:
+            break
+        try:
+            repo.set_alias(spec.name, PRODUCTION, manifest.version, expect=seen)
+            break
+        except AliasMovedError:
+            continue
+    else:
+        raise RepositoryError(
+            f"the {PRODUCTION} alias of {spec.name!r} kept moving during {_GATE_ATTEMPTS}"
+            f" champion gates; version {manifest.version} is stored but not promoted"
+        )
     return PushResult(manifest=manifest, uri=repo_uri, promoted=promote, gate=reason)
