@@ -33,7 +33,11 @@ def test_the_examples_are_there() -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
-def test_example_validates(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_validates(
+    spec: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # validate imports a custom trainer from the spec's folder, as run does
+    monkeypatch.setattr(sys, "path", list(sys.path))
     assert main(["validate", str(spec)]) == 0
     out = capsys.readouterr().out
     name = yaml.safe_load(spec.read_text())["name"]

@@ -214,6 +214,13 @@ def _validate(path: str, *, json_output: bool = False) -> int:
                 f" valid kinds: {', '.join(TRAINER_KINDS)}"
             )
         spec = normalize_objective(spec)
+        if spec.data is not None:
+            # Load the data too: a missing file, a trainer that cannot take this data or a
+            # param the trainer does not accept would otherwise fail every trial of `run`.
+            from kubetune.steps.retrieve import retrieve
+            from kubetune.steps.trial import check_trainer
+
+            check_trainer(spec, retrieve(spec))
     plan = plan_search(spec)
     from kubetune.executors import check_executor_kind
 

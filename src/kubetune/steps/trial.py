@@ -51,9 +51,17 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
             )
         raise SpecError(f"objective.metric: {exc}{inferred}") from None
     trainer = get_trainer(spec.trainer.kind, spec.trainer.options)
+    known = trainer.known_options
+    unknown = sorted(set(spec.trainer.options) - known) if known is not None else []
+    if unknown:
+        raise SpecError(
+            f"trainer.{unknown[0]}: unknown option for {spec.trainer.kind}"
+            f" (known: kind, {', '.join(sorted(known or ()))})"
+        )
     trainer.check(
         fidelity_param=spec.fidelity.param if spec.fidelity else None, base_dir=spec.base_dir
     )
+    trainer.check_data(data, [name for name in spec.search_space])
     return trainer
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,6 +43,17 @@ class Trainer(ABC):
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})
+
+    #: Names this trainer accepts in the spec's ``trainer:`` section besides ``kind``;
+    #: None accepts any (a trainer that passes options on).
+    known_options: ClassVar[frozenset[str] | None] = None
+
+    def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
+        """Refuse, before any trial runs, a trainer that cannot work on ``data`` with the
+        search space's ``param_names`` (an estimator for the other task, a param it does
+        not take, tabular data for an image model). Raise
+        :class:`kubetune.errors.SpecError` naming the field. The default accepts all."""
+        return None
 
     def check(self, *, fidelity_param: str | None, base_dir: Path) -> None:
         """Refuse, before any trial runs, options that would fail every trial.

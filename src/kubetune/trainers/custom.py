@@ -124,6 +124,7 @@ class CustomModel(TrainedModel):
 
 class CustomTrainer(Trainer):
     kind = KIND
+    known_options = frozenset({"function"})
 
     @property
     def function(self) -> str:

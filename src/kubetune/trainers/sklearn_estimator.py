@@ -19,7 +19,7 @@ import importlib
 import inspect
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,31 @@ class SklearnModel(TrainedModel):
 
 class SklearnTrainer(Trainer):
     kind = KIND
+
+    known_options = frozenset({"estimator", "budget_param", "report_steps"})
+
+    def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
+        try:
+            cls = import_estimator(self.options.get("estimator"))
+        except KubetuneError as exc:
+            raise SpecError(f"trainer.estimator: {exc}") from None
+        try:
+            self._check_task(cls(), data.task, cls.__name__)
+        except InvalidConfigError as exc:
+            raise SpecError(
+                f"trainer.estimator: {exc} (the data's task is {data.task}; pick a"
+                f" {'classifier' if data.task == 'classification' else 'regressor'})"
+            ) from None
+        except TypeError:
+            pass  # needs constructor arguments: judged when the first trial builds it
+        accepted = constructor_params(cls)
+        unknown = sorted(set(param_names) - (accepted or set(param_names)))
+        if unknown:
+            valid = ", ".join(sorted(accepted or ()))
+            raise SpecError(
+                f"search_space.{unknown[0]}: {cls.__name__} does not accept param(s)"
+                f" {', '.join(map(repr, unknown))}; valid params: {valid}"
+            )
 
     def check(self, *, fidelity_param: str | None, base_dir: Path) -> None:
         # Without it the budget the scheduler hands out would change nothing.

@@ -13,7 +13,7 @@ torch-mlp: ``optimizer`` (adam), ``lr`` (1e-3), ``weight_decay`` (0.0), ``moment
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,17 @@ from torch import nn
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
-from kubetune.errors import DataError, InvalidConfigError
+from kubetune.errors import DataError, InvalidConfigError, SpecError
 from kubetune.trainers.base import Trainer
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
     OPTIMIZER_PARAMS,
+    TORCH_OPTIONS,
     TorchModel,
     activation,
     boolean,
     check_known,
+    check_param_names,
     dropout_rate,
     fit_network,
     get,
@@ -123,6 +125,14 @@ def build_cnn(architecture: Mapping[str, Any]) -> nn.Sequential:
 
 class TorchCNNTrainer(Trainer):
     kind = KIND
+    known_options = TORCH_OPTIONS
+
+    def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
+        try:
+            image_shape_of(data)  # tabular data cannot feed a convolutional net
+        except DataError as exc:
+            raise SpecError(f"trainer.kind: {exc}") from None
+        check_param_names(param_names, PARAMS, KIND)
 
     def fit(
         self,

@@ -25,7 +25,7 @@ from torch import nn
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
-from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError
+from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError, SpecError
 from kubetune.trainers.base import TrainedModel
 from kubetune.trainers.metrics import check_metric, compute_metric, count_classes
 
@@ -48,6 +48,20 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 T = TypeVar("T")
 Convert = Callable[[str, Any], T]
+
+
+#: ``trainer:`` options of the torch trainers.
+TORCH_OPTIONS = frozenset({"epochs", "device", "threads"})
+
+
+def check_param_names(names: Iterable[str], allowed: Iterable[str], kind: str) -> None:
+    """The search space's names against the trainer's, before any trial (SpecError)."""
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise SpecError(
+            f"search_space.{unknown[0]}: {kind} does not accept param(s)"
+            f" {', '.join(map(repr, unknown))}; valid params: {', '.join(sorted(allowed))}"
+        )
 
 
 def check_known(params: Mapping[str, Any], allowed: Iterable[str], kind: str) -> None:

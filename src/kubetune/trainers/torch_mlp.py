@@ -10,7 +10,7 @@ Options: ``epochs`` (20, used when no budget is given), ``device`` (auto).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ from kubetune.trainers.base import Trainer
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
     OPTIMIZER_PARAMS,
+    TORCH_OPTIONS,
     TorchModel,
     activation,
     boolean,
     check_known,
+    check_param_names,
     dropout_rate,
     fit_network,
     get,
@@ -75,6 +77,10 @@ def build_mlp(architecture: Mapping[str, Any]) -> nn.Sequential:
 
 class TorchMLPTrainer(Trainer):
     kind = KIND
+    known_options = TORCH_OPTIONS
+
+    def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
+        check_param_names(param_names, PARAMS, KIND)
 
     def fit(
         self,
