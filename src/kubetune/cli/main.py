@@ -4,6 +4,7 @@
     kubetune validate SPEC                   check a spec, show the resolved search
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull           browse the model repository
+    kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
 traceback means a bug.
@@ -69,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     mpull.add_argument("name")
     mpull.add_argument("ref", nargs="?", default="latest")
     mpull.add_argument("--dest", required=True)
+
+    pred = sub.add_parser("predict", help="predict raw rows with a stored model version")
+    pred.add_argument("model", help="NAME[:REF]; REF: version, alias or latest (default)")
+    pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
+    pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
+    pred.add_argument("--model-repo", default="model-repo", help="directory or URI")
     return parser
 
 
@@ -122,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "models":
         return _models(args)
+    if args.command == "predict":
+        from kubetune.cli.predict_cmd import run_predict
+
+        return run_predict(args.model, args.data, args.output, args.model_repo)
     raise AssertionError(args.command)
 
 
