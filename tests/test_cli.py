@@ -170,7 +170,11 @@ def test_run_writes_summary_report_and_model(finished_run: FinishedRun) -> None:
     assert manifest.version == 1
     assert manifest.metrics["test_accuracy"] == pytest.approx(summary["test_metrics"]["accuracy"])
     assert manifest.params == summary["best_params"]
-    assert {f.path for f in manifest.files} == {"model.safetensors", "architecture.json", "preprocessing.json"}
+    assert {f.path for f in manifest.files} == {
+        "model.safetensors",
+        "architecture.json",
+        "preprocessing.json",
+    }
     assert manifest.extra["budget"] == 2  # the final model got the best trial's epochs
     assert "no production model yet" in finished_run.stderr
 

@@ -141,12 +141,15 @@ def load_model_dir(
     *,
     trainer: str | None = None,
     options: dict[str, Any] | None = None,
+    where: str | None = None,
 ) -> LoadedModel:
     """Load a model directory (as written by push, or pulled with ``kubetune models pull``).
 
-    Every way a stored file can be broken becomes a RepositoryError naming the directory.
+    Every way a stored file can be broken becomes a RepositoryError naming the directory
+    (or ``where``, e.g. the version it was pulled from).
     """
     directory = Path(directory)
+    where = where or str(directory)
     if not directory.is_dir():
         raise RepositoryError(f"model directory not found: {directory}")
     version = None
@@ -160,8 +163,10 @@ def load_model_dir(
     except RepositoryError:
         raise
     except _load_errors() as exc:
-        raise RepositoryError(f"cannot load the model in {directory}: {exc}") from exc
-    return LoadedModel(model, encoder, trainer, str(directory), version)
+        raise RepositoryError(
+            f"cannot load the model in {where}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return LoadedModel(model, encoder, trainer, where, version)
 
 
 def load_model(source: str | Path, *, repo: str | Path | None = None) -> LoadedModel:
@@ -180,8 +185,8 @@ def load_model(source: str | Path, *, repo: str | Path | None = None) -> LoadedM
     repository = open_repository(str(repo), base_dir=Path.cwd())
     with tempfile.TemporaryDirectory(prefix="kubetune-load-") as tmp:
         manifest = repository.pull(name, ref, Path(tmp) / "model")
-        loaded = load_model_dir(Path(tmp) / "model", trainer=manifest.trainer)
+        where = f"{name} v{manifest.version} of {repository.uri}"
+        loaded = load_model_dir(Path(tmp) / "model", trainer=manifest.trainer, where=where)
     # Models are in memory now (sklearn, torch): the temporary files are no longer needed.
-    loaded.source = f"{repo}:{name} v{manifest.version}"
     loaded.version = manifest.version
     return loaded

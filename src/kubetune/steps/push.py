@@ -77,7 +77,12 @@ def _rescore(
     with tempfile.TemporaryDirectory(prefix="kubetune-champion-") as tmp:
         try:
             repo.pull(current.name, current.version, Path(tmp) / "model")
-            champion = load_model_dir(Path(tmp) / "model", trainer=current.trainer, options=options)
+            champion = load_model_dir(
+                Path(tmp) / "model",
+                trainer=current.trainer,
+                options=options,
+                where=f"{current.name} v{current.version} of {repo.uri}",
+            )
         except KubetuneError as exc:
             return None, f"cannot be loaded: {exc}"
         try:
