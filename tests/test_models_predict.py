@@ -187,6 +187,8 @@ def test_run_push_then_predict_raw_rows_in_any_column_order(
     out = pd.read_csv(tmp_path / "out.csv")
     assert out["prediction"].tolist() == list(pred)
     assert list(out.columns) == ["prediction", *(f"proba_{label}" for label in LABELS)]
+    assert main(["predict", "m", "new.csv", "--output", "dir.parquet"]) == 0  # a pulled dir
+    assert pd.read_parquet(tmp_path / "dir.parquet")["prediction"].tolist() == list(pred)
 
     _csv(tmp_path / "broken.csv", shuffled.drop(columns=["color"]))
     assert (

@@ -151,7 +151,10 @@ def load_model_dir(
     directory = Path(directory)
     where = where or str(directory)
     if not directory.is_dir():
-        raise RepositoryError(f"model directory not found: {directory}")
+        raise RepositoryError(
+            f"model directory not found: {directory} (for NAME[:REF] in a model repository,"
+            " also give the repository)"
+        )
     version = None
     try:
         if trainer is None:
@@ -169,16 +172,22 @@ def load_model_dir(
     return LoadedModel(model, encoder, trainer, where, version)
 
 
-def load_model(source: str | Path, *, repo: str | Path | None = None) -> LoadedModel:
+def load_model(
+    source: str | Path,
+    *,
+    repo: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+) -> LoadedModel:
     """A model that predicts on raw rows.
 
     ``source`` is a directory pulled with ``kubetune models pull``; or, with ``repo`` (a
     model repository path or URI), ``NAME[:REF]`` where REF is a version number, an alias
     such as ``production``, or ``latest`` (the default). Files are verified against the
-    version's sha256 manifest while pulling.
+    version's sha256 manifest while pulling. ``options`` are trainer options the loader
+    needs: ``{"function": "module:fn"}`` for custom models, ``{"device": "cpu"}`` for torch.
     """
     if repo is None:
-        return load_model_dir(source)
+        return load_model_dir(source, options=options)
     from kubetune.repository import open_repository
 
     name, ref = parse_model_ref(str(source))
@@ -186,7 +195,9 @@ def load_model(source: str | Path, *, repo: str | Path | None = None) -> LoadedM
     with tempfile.TemporaryDirectory(prefix="kubetune-load-") as tmp:
         manifest = repository.pull(name, ref, Path(tmp) / "model")
         where = f"{name} v{manifest.version} of {repository.uri}"
-        loaded = load_model_dir(Path(tmp) / "model", trainer=manifest.trainer, where=where)
+        loaded = load_model_dir(
+            Path(tmp) / "model", trainer=manifest.trainer, options=options, where=where
+        )
     # Models are in memory now (sklearn, torch): the temporary files are no longer needed.
     loaded.version = manifest.version
     return loaded

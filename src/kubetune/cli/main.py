@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     mpull.add_argument("--dest", required=True)
 
     pred = sub.add_parser("predict", help="predict raw rows with a stored model version")
-    pred.add_argument("model", help="NAME[:REF]; REF: version, alias or latest (default)")
+    pred.add_argument(
+        "model", help="NAME[:REF] (REF: version, alias, latest) or a pulled directory"
+    )
     pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
     pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
     pred.add_argument("--model-repo", default="model-repo", help="directory or URI")

@@ -1,4 +1,4 @@
-"""``kubetune predict NAME[:REF] DATA --output FILE``: predictions of a stored model."""
+"""``kubetune predict NAME[:REF]|DIR DATA --output FILE``: predictions of a stored model."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def run_predict(model_ref: str, data: str, output: str, model_repo: str) -> int:
     out = Path(output)
     if out.suffix.lower() not in _WRITERS:
         raise DataError(f"--output must end in .csv or .parquet, got {output!r}")
-    model = load_model(model_ref, repo=model_repo)  # checks the model before reading data
+    # A pulled directory, else NAME[:REF] in the repository; checked before reading data.
+    local = Path(model_ref).expanduser()
+    model = load_model(local) if local.is_dir() else load_model(model_ref, repo=model_repo)
     frame = read_table(Path(data).expanduser().resolve())
     try:
         result = pd.DataFrame({"prediction": model.predict(frame)})

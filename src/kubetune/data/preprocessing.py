@@ -147,10 +147,10 @@ class FeatureEncoder:
         for column in self.columns:
             series = frame[column.name]
             if column.kind == "text":
-                codes = {c: i for i, c in enumerate(column.categories)}
-                index = np.array([codes.get(v, -1) for v in _texts(series)], dtype=np.int64)
-                # An unseen category matches no column: all zeros.
-                blocks.append((index[:, None] == np.arange(len(codes))).astype(np.float32))
+                # An unseen category gets code -1, which matches no column: all zeros.
+                index = pd.Index(column.categories).get_indexer(_texts(series))
+                width = len(column.categories)
+                blocks.append((index[:, None] == np.arange(width)).astype(np.float32))
             else:
                 # Through float64 so values beyond float32's range become inf and are caught
                 # below, instead of raising inside pandas with a message naming no column.
