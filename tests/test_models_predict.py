@@ -389,3 +389,13 @@ def test_a_torch_model_loads_and_predicts_original_labels(tmp_path: Path) -> Non
     assert data.raw_test is not None
     expected = np.asarray(LABELS, dtype=object)[model.predict(data.X_test)]
     np.testing.assert_array_equal(loaded.predict(data.raw_test.iloc[:, ::-1]), expected)
+
+
+def test_a_champion_with_other_classes_cannot_be_scored(tmp_path: Path) -> None:
+    frame = _mixed()
+    repo = tmp_path / "repo"
+    assert _train_and_push(_spec(_csv(tmp_path / "a.csv", frame)), repo, {"C": 1.0}).promoted
+    two = frame[frame["species"] != "gamma"]
+    result = _train_and_push(_spec(_csv(tmp_path / "b.csv", two)), repo, {"C": 1.0})
+    assert result.promoted
+    assert "cannot be scored on the new data: its classes" in result.gate

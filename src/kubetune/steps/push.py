@@ -86,9 +86,13 @@ def _rescore(
         except KubetuneError as exc:
             return None, f"cannot be loaded: {exc}"
         try:
-            return score_champion(champion, data, metric), ""
-        except (KubetuneError, ValueError, RuntimeError, KeyError, TypeError, IndexError) as exc:
-            return None, f"cannot be scored on the new data: {exc}"
+            value = score_champion(champion, data, metric)
+        # Broad on purpose: a champion may be a custom model running user code, and whatever
+        # it raises must not lose this run's model, which is already stored.
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, KubetuneError) else f"{type(exc).__name__}: {exc}"
+            return None, f"cannot be scored on the new data: {detail}"
+        return value, "" if value is not None else f"has no {metric} on the new data"
 
 
 def score_champion(champion: LoadedModel, data: Dataset, metric: str) -> float | None:
