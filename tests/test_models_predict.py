@@ -336,11 +336,11 @@ def test_hist_gradient_boosting_takes_nan_and_knn_imputes(tmp_path: Path) -> Non
     np.testing.assert_array_equal(loaded.predict(data.X_test), knn.predict(data.X_test))
 
 
-def test_preprocessing_option_is_checked(tmp_path: Path) -> None:
-    data = load_dataset(_badly_scaled(tmp_path), target="y")
-    trainer = get_trainer("sklearn", {"estimator": LOGREG, "preprocessing": {"scale": "maybe"}})
+def test_preprocessing_option_is_checked() -> None:
     with pytest.raises(InvalidConfigError, match=r"preprocessing\.scale"):
-        trainer.fit({}, data, budget=None, seed=0, reporter=NullReporter(), metric="accuracy")
+        get_trainer("sklearn", {"estimator": LOGREG, "preprocessing": {"scale": "maybe"}})
+    with pytest.raises(InvalidConfigError, match="keys scale and/or impute"):
+        get_trainer("sklearn", {"estimator": LOGREG, "preprocessing": {"scaling": True}})
 
 
 def test_convergence_warnings_are_counted_in_the_trial_record(

@@ -162,6 +162,10 @@ class SklearnModel(TrainedModel):
 class SklearnTrainer(Trainer):
     kind = KIND
 
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        _preprocessing_options(self.options)  # a typo fails the run, not every trial
+
     def fit(
         self,
         params: dict[str, Any],
@@ -201,6 +205,10 @@ class SklearnTrainer(Trainer):
         X_fit = np.asarray(X_train, dtype=np.float64)
         for _, step in steps:
             X_fit = step.fit_transform(X_fit)
+        meta["input_handling"] = {
+            "missing_numbers": "median-imputed" if "impute" in dict(steps) else "NaN to estimator",
+            "scaled": "scale" in dict(steps),
+        }
         model = SklearnModel(_pipeline(steps, estimator), meta)
         fitter = _Fitter(path)
 
@@ -237,13 +245,7 @@ class SklearnTrainer(Trainer):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import StandardScaler
 
-        options = self.options.get("preprocessing") or {}
-        if not isinstance(options, dict) or set(options) - {"scale", "impute"}:
-            raise InvalidConfigError(
-                "trainer option preprocessing must be a mapping with keys scale and/or impute"
-                f" (each auto, true or false); got {options!r}"
-            )
-        scale, impute = (_switch(options, key) for key in ("scale", "impute"))
+        scale, impute = _preprocessing_options(self.options)
         if scale is None:
             scale = path.startswith(_SCALE_SENSITIVE)
         if impute is None:
@@ -344,6 +346,17 @@ class SklearnTrainer(Trainer):
 
 def _trusted(type_name: str) -> bool:
     return type_name.startswith(_TRUSTED_ROOTS) or type_name in _TRUSTED_BUILTINS
+
+
+def _preprocessing_options(options: Mapping[str, Any]) -> tuple[bool | None, bool | None]:
+    """(scale, impute) from the ``preprocessing`` option; None means auto."""
+    section = options.get("preprocessing") or {}
+    if not isinstance(section, dict) or set(section) - {"scale", "impute"}:
+        raise InvalidConfigError(
+            "trainer option preprocessing must be a mapping with keys scale and/or impute"
+            f" (each auto, true or false); got {section!r}"
+        )
+    return _switch(section, "scale"), _switch(section, "impute")
 
 
 def _switch(options: Mapping[str, Any], key: str) -> bool | None:
