@@ -170,7 +170,11 @@ def test_run_writes_summary_report_and_model(finished_run: FinishedRun) -> None:
     assert manifest.version == 1
     assert manifest.metrics["test_accuracy"] == pytest.approx(summary["test_metrics"]["accuracy"])
     assert manifest.params == summary["best_params"]
-    assert {f.path for f in manifest.files} == {"model.safetensors", "architecture.json"}
+    assert {f.path for f in manifest.files} == {
+        "model.safetensors",
+        "architecture.json",
+        "preprocessing.json",
+    }
     assert manifest.extra["budget"] == 2  # the final model got the best trial's epochs
     assert "no production model yet" in finished_run.stderr
 
@@ -185,7 +189,7 @@ def test_models_pull_list_and_show(
     assert f"pulled {NAME} v1" in capsys.readouterr().out
     manifest = json.loads((dest / "manifest.json").read_text())
     manifest_hashes = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
-    assert set(manifest_hashes) == {"model.safetensors", "architecture.json"}
+    assert set(manifest_hashes) == {"model.safetensors", "architecture.json", "preprocessing.json"}
     for entry in manifest["files"]:
         assert _sha256(dest / entry["path"]) == entry["sha256"]
         assert (dest / entry["path"]).stat().st_size == entry["size"]
@@ -414,7 +418,11 @@ def test_models_list_and_show_json_with_the_repo_flag_after_the_subcommand(
     assert shown["name"] == NAME and shown["version"] == 1
     assert shown["aliases"] == ["production"]
     assert "test_accuracy" in shown["metrics"] and "units" in shown["params"]
-    assert {f["path"] for f in shown["files"]} == {"model.safetensors", "architecture.json"}
+    assert {f["path"] for f in shown["files"]} == {
+        "model.safetensors",
+        "architecture.json",
+        "preprocessing.json",
+    }
 
 
 def test_model_repo_comes_from_the_flag_else_the_environment(

@@ -357,11 +357,6 @@ BAD_INPUTS: list[tuple[str, Setup, list[str]]] = [
         ["2 of 40 rows", "'label'"],
     ),
     (
-        "missing-feature-values",
-        _file(_with(x1=[np.nan] + [1.0] * 39, x2=[2.0] * 39 + [np.nan]), target="label"),
-        ["'x1'", "'x2'", "missing"],
-    ),
-    (
         "high-cardinality-text",
         _file(_with(user=[f"user{i}" for i in range(40)]), target="label"),
         ["'user'", "40 distinct", "features"],

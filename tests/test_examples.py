@@ -120,7 +120,7 @@ def test_breast_cancer_hgb_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert summary["metric"] == "val_roc_auc"
     assert summary["test_metrics"]["roc_auc"] > 0.9
     manifest = open_repository(tmp_path / "repo").get("breast-cancer-hgb", "production")
-    assert {f.path for f in manifest.files} == {"model.skops", "model.json"}
+    assert {f.path for f in manifest.files} == {"model.skops", "model.json", "preprocessing.json"}
     assert manifest.extra["budget"] == 200  # max_iter of the best (completed) trial
     assert set(manifest.params) == {
         "learning_rate",
@@ -140,4 +140,4 @@ def test_custom_trainer_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert summary["metric"] == "val_log_loss" and summary["direction"] == "minimize"
     assert summary["test_metrics"]["accuracy"] > 0.8
     manifest = open_repository(tmp_path / "repo").get("custom-trainer", "production")
-    assert {f.path for f in manifest.files} == {"softmax.npz", "softmax.json"}
+    assert {f.path for f in manifest.files} == {"softmax.npz", "softmax.json", "preprocessing.json"}

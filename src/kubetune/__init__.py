@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["TrialContext", "TuneResult", "__version__", "load_spec", "tune"]
+__all__ = ["TrialContext", "TuneResult", "__version__", "load_model", "load_spec", "tune"]
 
 if TYPE_CHECKING:
     from kubetune.api import TrialContext, TuneResult, tune
     from kubetune.core.spec import load_spec
+    from kubetune.inference import load_model
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from kubetune.core.spec import load_spec
 
         return load_spec
+    if name == "load_model":
+        from kubetune.inference import load_model
+
+        return load_model
     raise AttributeError(name)

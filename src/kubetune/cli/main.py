@@ -4,6 +4,7 @@
     kubetune validate SPEC                   check a spec, show the resolved search
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull           browse the model repository
+    kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
 traceback means a bug. ``--output json`` prints one JSON document on stdout (progress stays
@@ -101,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     for command in (mlist, mshow, mpull):
         # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
         command.add_argument("--model-repo", default=argparse.SUPPRESS, help=repo_help)
+
+    pred = sub.add_parser("predict", help="predict raw rows with a stored model version")
+    pred.add_argument(
+        "model", help="NAME[:REF] (REF: version, alias, latest) or a pulled directory"
+    )
+    pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
+    pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
+    pred.add_argument("--model-repo", default="model-repo", help="directory or URI")
     return parser
 
 
@@ -163,6 +172,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "models":
         return _models(args)
+    if args.command == "predict":
+        from kubetune.cli.predict_cmd import run_predict
+
+        return run_predict(args.model, args.data, args.output, args.model_repo)
     raise AssertionError(args.command)
 
 

@@ -1,4 +1,4 @@
-"""Turn feature and target columns into the arrays trainers expect (no scaling)."""
+"""Column kinds, task detection and target encoding (features: ``preprocessing``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from kubetune.data.dataset import Task
-from kubetune.data.raw import quoted
 from kubetune.errors import DataError
 
 # A string column with more distinct values than this is likely an id or free text:
@@ -15,7 +14,6 @@ MAX_CATEGORIES = 32
 # Auto-detection: an integer-valued target with at most this many values is a class label.
 MAX_AUTO_CLASSES = 20
 
-_EXCLUDE_HINT = "leave them out with `features:`"
 # pandas' infer_dtype names for object columns that hold plain numbers or booleans.
 _NUMERIC_OBJECTS = {"integer", "floating", "mixed-integer-float", "decimal"}
 
@@ -39,7 +37,7 @@ def _is_text_like(series: pd.Series) -> bool:
     )
 
 
-def _kind(series: pd.Series) -> str:
+def column_kind(series: pd.Series) -> str:
     """'number', 'bool', 'text' or 'other' — how a column can be encoded."""
     if pd.api.types.is_bool_dtype(series.dtype):
         return "bool"
@@ -63,67 +61,17 @@ def _as_float32(series: pd.Series) -> np.ndarray:
 
 
 def encode_features(frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Numbers as float32, bools as 0/1, low-cardinality text one-hot as ``col=value``."""
-    if frame.shape[1] == 0:
-        raise DataError("there are no feature columns: the data holds only the target column")
-    missing = [c for c in frame.columns if frame[c].isna().any()]
-    if missing:
-        raise DataError(
-            f"feature column(s) {quoted(missing)} have missing values; fill or drop those"
-            f" rows, or {_EXCLUDE_HINT}"
-        )
+    """Numbers as float32 (missing ones NaN), bools as 0/1, low-cardinality text one-hot as
+    ``col=value``; see :class:`kubetune.data.preprocessing.FeatureEncoder`."""
+    from kubetune.data.preprocessing import FeatureEncoder  # it builds on this module
 
-    blocks: list[np.ndarray] = []
-    names: list[str] = []
-    too_many: list[str] = []
-    unusable: list[str] = []
-    for column in frame.columns:
-        series = frame[column]
-        kind = _kind(series)
-        if kind in ("number", "bool"):
-            blocks.append(_as_float32(series.astype(np.float64))[:, None])
-            names.append(str(column))
-        elif kind == "text":
-            values, codes = np.unique(
-                series.astype(str).to_numpy(dtype=object), return_inverse=True
-            )
-            if len(values) > MAX_CATEGORIES:
-                too_many.append(f"{column!r} ({len(values)} distinct values)")
-                continue
-            blocks.append((codes[:, None] == np.arange(len(values))).astype(np.float32))
-            names.extend(f"{column}={value}" for value in values)
-        else:
-            unusable.append(f"{column!r} ({series.dtype})")
-
-    problems = []
-    if too_many:
-        problems.append(
-            f"text column(s) {', '.join(too_many)} have more than {MAX_CATEGORIES} distinct"
-            " values and can't be used as features"
-        )
-    if unusable:
-        problems.append(f"column(s) {', '.join(unusable)} have a type that can't be a feature")
-    if problems:
-        raise DataError("; ".join(problems) + f"; convert them to numbers or {_EXCLUDE_HINT}")
-
-    X = np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
-    bad = ~np.isfinite(X).all(axis=0)
-    if bad.any():
-        raise DataError(
-            f"feature column(s) {quoted(np.asarray(names)[bad])} hold infinite values or"
-            f" values too large for float32; fix them or {_EXCLUDE_HINT}"
-        )
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise DataError(
-            f"feature names {quoted(dupes)} occur twice after one-hot encoding; rename a column"
-        )
-    return X, tuple(names)
+    encoder = FeatureEncoder.fit(frame)
+    return encoder.transform(frame), encoder.feature_names
 
 
 def detect_task(target: pd.Series) -> Task:
     """Text/bool targets and integer targets with few values are classes; the rest is a value."""
-    kind = _kind(target)
+    kind = column_kind(target)
     if kind != "number":
         return "classification"
     values = target.to_numpy(dtype=np.float64)
@@ -137,7 +85,7 @@ def detect_task(target: pd.Series) -> Task:
 
 def _label_values(target: pd.Series) -> np.ndarray:
     """Values whose np.unique order is the class order: numbers sort numerically."""
-    if _kind(target) == "number":
+    if column_kind(target) == "number":
         values = target.to_numpy(dtype=np.float64)
         if np.isfinite(values).all() and np.all(values == np.round(values)):
             return values.astype(np.int64)  # so 1.0 is labelled "1"
@@ -151,7 +99,7 @@ def encode_target(
     """Classification: int64 indices into the sorted labels; regression: float32 values."""
     name = str(target.name)
     if task == "regression":
-        if _kind(target) != "number":
+        if column_kind(target) != "number":
             raise DataError(
                 f"target column {name!r} is not numeric ({target.dtype}), so it can't be a"
                 " regression target; use task: classification"

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
 import pandas as pd
 
 from kubetune.data.dataset import Dataset, Task
-from kubetune.data.encoding import detect_task, encode_features, encode_target
+from kubetune.data.encoding import detect_task, encode_target
 from kubetune.data.files import load_file_table, load_stored_table
 from kubetune.data.fingerprint import compute_fingerprint
+from kubetune.data.preprocessing import FeatureEncoder, TargetEncoding, target_labels
 from kubetune.data.raw import RawTable, quoted
 from kubetune.data.sklearn_datasets import SKLEARN_DATASETS, load_sklearn_table
 from kubetune.data.splits import check_fractions, check_seed, split_indices, split_sizes
@@ -152,10 +154,16 @@ def load_dataset(
             )
         sizes = split_sizes(len(table.target), validation_fraction, test_fraction)
         resolved_task = _resolve_task(table, task)
-        X, feature_names = encode_features(frame)
+        # Layout (kinds, categories) from all rows, as the split needs no features; the
+        # fill values (medians) from the training rows only.
+        encoder = FeatureEncoder.fit(frame)
+        X, feature_names = encoder.transform(frame), encoder.feature_names
         y, class_labels = encode_target(table.target, resolved_task, table.class_names)
         shape = _resolve_image_shape(requested_shape, table.default_image_shape, X.shape[1])
         train, val, test = split_indices(y, resolved_task, class_labels, sizes, split_seed)
+        labels = target_labels(table.target, class_labels, bool(table.class_names))
+        target_encoding = TargetEncoding(str(table.target.name), resolved_task, labels)
+        encoder = replace(encoder.with_fill(X[train]), target=target_encoding)
     except DataError as exc:
         # Content problems name the source, like loading problems do.
         raise DataError(f"{os.fspath(source)}: {exc}") from None
@@ -187,6 +195,10 @@ def load_dataset(
         class_labels=class_labels,
         image_shape=shape,
         fingerprint=fingerprint,
+        encoder=encoder,
+        # Every feature column, not only the selected ones: a champion trained on other
+        # columns can still be scored.
+        raw_test=table.features.iloc[test].reset_index(drop=True),
     )
 
 

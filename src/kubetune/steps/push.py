@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kubetune.core.spec import ExperimentSpec
 from kubetune.data import Dataset
-from kubetune.errors import KubetuneError, RepositoryError
+from kubetune.errors import DataError, KubetuneError, RepositoryError
+from kubetune.inference import LoadedModel, load_model_dir
 from kubetune.repository import PRODUCTION, Manifest, ModelRepository, open_repository
 from kubetune.repository.repository import AliasMovedError
-from kubetune.steps.trial import evaluate_split
 from kubetune.storage.scratch import scratch_dir
-from kubetune.trainers import TrainedModel, get_trainer
+from kubetune.trainers import TrainedModel, compute_metrics
 
 _GATE_ATTEMPTS = 20
 
@@ -43,23 +45,27 @@ def champion_gate(
     """Whether the new model should become ``production``, and why.
 
     When the data changed since the champion was pushed (another fingerprint: new rows,
-    another split), its recorded score is not comparable, so the champion is pulled and
-    scored again on this run's test split.
+    another split, other columns), its recorded score is not comparable, so the champion is
+    pulled and scored again on this run's raw test rows through its own stored encoder.
     """
     name, direction = spec.name, spec.direction
     try:
-        current = repo.get(name, PRODUCTION)
-    except RepositoryError:
+        has_champion = PRODUCTION in repo.aliases(name)
+    except RepositoryError as exc:
+        return True, f"promoted: the {PRODUCTION} alias cannot be read ({exc})"
+    if not has_champion:
         return True, "no production model yet"
+    try:
+        current = repo.get(name, PRODUCTION)
+    except RepositoryError as exc:  # tampered or missing manifest: not a champion to keep
+        return True, f"promoted: the {PRODUCTION} model cannot be read ({exc})"
     champion = current.metrics.get(metric)
     basis = "recorded"
     if data is not None and current.data_fingerprint != data.fingerprint:
-        champion = _rescore(repo, current, spec, data, metric)
+        champion, problem = _rescore(repo, current, spec, data, metric)
         basis = "re-scored on this run's test split"
         if champion is None:
-            return True, (
-                f"promoted: production v{current.version} cannot be scored on the new data"
-            )
+            return True, f"promoted: production v{current.version} {problem}"
     if champion is None:
         return True, f"production v{current.version} has no {metric}"
     better = value >= champion if direction == "maximize" else value <= champion
@@ -71,15 +77,83 @@ def champion_gate(
 
 def _rescore(
     repo: ModelRepository, current: Manifest, spec: ExperimentSpec, data: Dataset, metric: str
-) -> float | None:
+) -> tuple[float | None, str]:
+    """The champion's ``metric`` on this run's test rows, through its *own* stored encoder;
+    or None and why it cannot be scored (never an exception: the run's model is safe)."""
     options = spec.trainer.options if spec.trainer and spec.trainer.kind == current.trainer else {}
-    try:
-        with scratch_dir("champion") as tmp:
+    with scratch_dir("champion") as tmp:
+        try:
             repo.pull(current.name, current.version, Path(tmp) / "model")
-            model = get_trainer(current.trainer, options).load(Path(tmp) / "model")
-            return evaluate_split(model, data, "test").get(metric)
-    except (KubetuneError, ValueError, RuntimeError, KeyError):
-        return None  # e.g. the features changed: the old model cannot serve this data
+            champion = load_model_dir(
+                Path(tmp) / "model",
+                trainer=current.trainer,
+                options=options,
+                where=f"{current.name} v{current.version} of {repo.uri}",
+            )
+        except KubetuneError as exc:
+            return None, f"cannot be loaded: {exc}"
+        try:
+            value = score_champion(champion, data, metric)
+        # Broad on purpose: a champion may be a custom model running user code, and whatever
+        # it raises must not lose this run's model, which is already stored.
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, KubetuneError) else f"{type(exc).__name__}: {exc}"
+            return None, f"cannot be scored on the new data: {detail}"
+        return value, "" if value is not None else f"has no {metric} on the new data"
+
+
+def score_champion(champion: LoadedModel, data: Dataset, metric: str) -> float | None:
+    """``metric`` of a stored model on ``data``'s test split, from the raw test rows."""
+    if champion.encoder is None:
+        # Stored before kubetune kept the feature layout: only this run's encoding can feed
+        # it, and nothing but the width can be checked.
+        width = _input_width(champion.model)
+        if width is not None and width != data.n_features:
+            raise DataError(
+                f"it was stored without its feature layout and takes {width} features, not"
+                f" {data.n_features}"
+            )
+        X = data.X_test
+    else:
+        if data.raw_test is None:
+            raise DataError("this run kept no raw test rows")
+        X = champion.encoder.transform(data.raw_test)
+    pred = np.asarray(champion.model.predict(X))
+    proba = champion.model.predict_proba(X) if data.task == "classification" else None
+    if data.task == "classification" and champion.classes:
+        pred, proba = _to_run_classes(champion.classes, data.class_labels, pred, proba)
+    scores = compute_metrics(data.task, data.y_test, pred, proba, data.n_classes or None)
+    value = scores.get(metric.removeprefix("test_"))
+    return None if value is None else float(value)
+
+
+def _to_run_classes(
+    labels: tuple[object, ...],
+    run_labels: tuple[str, ...],
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Champion class indices -> this run's (labels compared as text, like the data)."""
+    names = [str(label) for label in labels]
+    if sorted(names) != sorted(run_labels):
+        raise DataError(f"its classes {names} differ from this run's {list(run_labels)}")
+    order = np.array([run_labels.index(name) for name in names], dtype=np.int64)
+    mapped = order[pred.astype(np.int64)]
+    if proba is not None:
+        reordered = np.zeros_like(proba)
+        reordered[:, order] = proba
+        proba = reordered
+    return mapped, proba
+
+
+def _input_width(model: TrainedModel) -> int | None:
+    estimator = getattr(model, "estimator", None)
+    if estimator is not None and hasattr(estimator, "n_features_in_"):
+        return int(estimator.n_features_in_)
+    architecture = getattr(model, "architecture", None)
+    if isinstance(architecture, dict) and isinstance(architecture.get("input_dim"), int):
+        return int(architecture["input_dim"])
+    return None
 
 
 def push(
@@ -101,6 +175,9 @@ def push(
     assert spec.trainer is not None
     with scratch_dir("model") as tmp:
         model.save(Path(tmp))
+        if data is not None and data.encoder is not None:
+            # Raw rows -> features travels with the model (covered by the manifest's hashes).
+            data.encoder.save(Path(tmp))
         manifest = repo.push(
             spec.name,
             Path(tmp),

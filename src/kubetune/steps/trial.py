@@ -105,4 +105,8 @@ class BuiltinTrial:
             reporter=reporter,
             metric=trainer_metric(spec),
         )
-        return evaluate_split(model, data, "val")
+        metrics = evaluate_split(model, data, "val")
+        warned = getattr(model, "convergence_warnings", None)  # sklearn: kept in the record
+        if isinstance(warned, int):
+            metrics["convergence_warnings"] = float(warned)
+        return metrics

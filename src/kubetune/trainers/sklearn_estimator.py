@@ -9,8 +9,17 @@ Options:
   ``report_steps`` (5) chunks and the validation metric reported after each (step = the
   budget reached) so pruners can stop it early; otherwise one fit and one report.
 
+- ``preprocessing`` (optional): ``{scale: auto|true|false, impute: auto|true|false}``.
+  ``scale`` puts a StandardScaler before the estimator; ``auto`` scales for linear models,
+  SVMs, neighbours, neural networks, Gaussian processes and kernel ridge, not for trees and
+  ensembles. ``impute`` replaces missing numbers by the training median; ``auto`` imputes
+  unless the estimator takes NaN itself (e.g. HistGradientBoosting*). Both are stored with
+  the estimator as one skops ``Pipeline``.
+
 Params go to the constructor unchanged; ``random_state`` is set to the trial seed when the
-estimator accepts it and the params do not set it.
+estimator accepts it and the params do not set it. Features reach the estimator as float64.
+``ConvergenceWarning``s during fitting are counted (``convergence_warnings``) and reported
+once per fit on stderr.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import importlib
 import inspect
 import json
 import math
+import sys
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +46,17 @@ KIND = "sklearn"
 MODEL_FILE = "model.skops"
 META_FILE = "model.json"
 DEFAULT_REPORT_STEPS = 5
+
+# Estimators whose result depends on the features' scale (distances, penalties, gradients).
+_SCALE_SENSITIVE = (
+    "sklearn.linear_model",
+    "sklearn.svm",
+    "sklearn.neighbors",
+    "sklearn.neural_network",
+    "sklearn.gaussian_process",
+    "sklearn.kernel_ridge",
+)
+_SWITCH = {"auto": None, True: True, False: False, "true": True, "false": False}
 
 # Types a stored model may contain. Builtins are listed one by one: a blanket "builtins."
 # would admit functions such as builtins.eval (e.g. inside a FunctionTransformer).
@@ -97,22 +119,28 @@ def _budget_is_cumulative(cls: type, budget_param: str) -> bool:
 
 
 class SklearnModel(TrainedModel):
-    def __init__(self, estimator: Any, meta: dict[str, Any]) -> None:
-        self.estimator = estimator
+    """``estimator`` is the scikit-learn estimator; ``pipeline`` the object that predicts
+    (the estimator itself, or a Pipeline of imputer/scaler and the estimator)."""
+
+    def __init__(self, pipeline: Any, meta: dict[str, Any]) -> None:
+        self.pipeline = pipeline
+        steps = getattr(pipeline, "steps", None)
+        self.estimator = steps[-1][1] if steps else pipeline
         self.meta = meta
+        self.convergence_warnings = 0
 
     @property
     def task(self) -> str:
         return str(self.meta["task"])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        pred = np.asarray(self.estimator.predict(X))
+        pred = np.asarray(self.pipeline.predict(np.asarray(X, dtype=np.float64)))
         return pred.astype(np.int64) if self.task == "classification" else pred.astype(np.float32)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
         if self.task != "classification" or not hasattr(self.estimator, "predict_proba"):
             return None
-        proba = np.asarray(self.estimator.predict_proba(X))
+        proba = np.asarray(self.pipeline.predict_proba(np.asarray(X, dtype=np.float64)))
         # A class missing from the training split has no column: give it probability 0.
         classes = np.asarray(self.estimator.classes_).astype(np.int64)
         n_classes = max(int(self.meta.get("n_classes") or 0), int(classes.max()) + 1)
@@ -126,7 +154,7 @@ class SklearnModel(TrainedModel):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         model, meta = directory / MODEL_FILE, directory / META_FILE
-        skops.io.dump(self.estimator, model)
+        skops.io.dump(self.pipeline, model)
         meta.write_text(json.dumps(self.meta, indent=1) + "\n")
         return [model, meta]
 
@@ -134,7 +162,11 @@ class SklearnModel(TrainedModel):
 class SklearnTrainer(Trainer):
     kind = KIND
 
-    known_options = frozenset({"estimator", "budget_param", "report_steps"})
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        _preprocessing_options(self.options)  # a typo fails the run, not every trial
+
+    known_options = frozenset({"estimator", "budget_param", "report_steps", "preprocessing"})
 
     def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
         try:
@@ -196,12 +228,26 @@ class SklearnTrainer(Trainer):
             "class_labels": list(data.class_labels),
             "n_classes": n_classes,
         }
-        model = SklearnModel(estimator, meta)
+        X_train, y_train = data.X_train, data.y_train
+        if final:
+            X_train = np.concatenate([data.X_train, data.X_val])
+            y_train = np.concatenate([data.y_train, data.y_val])
+        # Imputer and scaler are fitted once; the estimator then trains (maybe in chunks) on
+        # their output, and all three are stored as one Pipeline.
+        steps = self._preprocessing_steps(estimator, path)
+        X_fit = np.asarray(X_train, dtype=np.float64)
+        for _, step in steps:
+            X_fit = step.fit_transform(X_fit)
+        meta["input_handling"] = {
+            "missing_numbers": "median-imputed" if "impute" in dict(steps) else "NaN to estimator",
+            "scaled": "scale" in dict(steps),
+        }
+        model = SklearnModel(_pipeline(steps, estimator), meta)
+        fitter = _Fitter(path)
 
         if final:
-            X = np.concatenate([data.X_train, data.X_val])
-            y = np.concatenate([data.y_train, data.y_val])
-            _fit(estimator, X, y, path)
+            fitter.fit(estimator, X_fit, y_train)
+            model.convergence_warnings = fitter.report()
             return model
 
         def score() -> float:
@@ -211,17 +257,40 @@ class SklearnTrainer(Trainer):
 
         total = estimator.get_params().get(budget_param) if budget_param else None
         accepted = constructor_params(cls)
-        if (
-            isinstance(total, int)
-            and total >= 1
-            and accepted is not None
-            and "warm_start" in accepted
-        ):
-            self._fit_in_chunks(estimator, data, total, str(budget_param), score, reporter, path)
-        else:
-            _fit(estimator, data.X_train, data.y_train, path)
-            reporter.report(total if isinstance(total, int) and total >= 1 else 1, score())
+        try:
+            if (
+                isinstance(total, int)
+                and total >= 1
+                and accepted is not None
+                and "warm_start" in accepted
+            ):
+                self._fit_in_chunks(
+                    estimator, X_fit, y_train, total, str(budget_param), score, reporter, fitter
+                )
+            else:
+                fitter.fit(estimator, X_fit, y_train)
+                reporter.report(total if isinstance(total, int) and total >= 1 else 1, score())
+        finally:
+            model.convergence_warnings = fitter.report()
         return model
+
+    def _preprocessing_steps(self, estimator: Any, path: str) -> list[tuple[str, Any]]:
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import StandardScaler
+
+        scale, impute = _preprocessing_options(self.options)
+        if scale is None:
+            scale = path.startswith(_SCALE_SENSITIVE)
+        if impute is None:
+            impute = not _allows_nan(estimator)
+        steps: list[tuple[str, Any]] = []
+        if impute:
+            # keep_empty_features: a column with no value in training stays (as 0), so the
+            # stored feature layout and the estimator's input keep the same width.
+            steps.append(("impute", SimpleImputer(strategy="median", keep_empty_features=True)))
+        if scale:
+            steps.append(("scale", StandardScaler()))
+        return steps
 
     def _construct(
         self,
@@ -265,12 +334,13 @@ class SklearnTrainer(Trainer):
     def _fit_in_chunks(
         self,
         estimator: Any,
-        data: Dataset,
+        X: np.ndarray,
+        y: np.ndarray,
         total: int,
         budget_param: str,
         score: Callable[[], float],
         reporter: Reporter,
-        path: str,
+        fitter: _Fitter,
     ) -> None:
         """Grow a warm-started estimator towards ``total``, reporting after each chunk."""
         n_steps = int(self.options.get("report_steps", DEFAULT_REPORT_STEPS))
@@ -282,7 +352,7 @@ class SklearnTrainer(Trainer):
         done = 0
         for step in steps:
             estimator.set_params(**{budget_param: step if cumulative else step - done})
-            _fit(estimator, data.X_train, data.y_train, path)
+            fitter.fit(estimator, X, y)
             done = step
             reporter.report(step, score())
         # Leave the params as configured, so the stored model describes the real config.
@@ -311,10 +381,79 @@ def _trusted(type_name: str) -> bool:
     return type_name.startswith(_TRUSTED_ROOTS) or type_name in _TRUSTED_BUILTINS
 
 
-def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, path: str) -> None:
+def _preprocessing_options(options: Mapping[str, Any]) -> tuple[bool | None, bool | None]:
+    """(scale, impute) from the ``preprocessing`` option; None means auto."""
+    section = options.get("preprocessing") or {}
+    if not isinstance(section, dict) or set(section) - {"scale", "impute"}:
+        raise InvalidConfigError(
+            "trainer option preprocessing must be a mapping with keys scale and/or impute"
+            f" (each auto, true or false); got {section!r}"
+        )
+    return _switch(section, "scale"), _switch(section, "impute")
+
+
+def _switch(options: Mapping[str, Any], key: str) -> bool | None:
+    value = options.get(key, "auto")
+    if isinstance(value, str):
+        value = value.lower()
+    if not isinstance(value, bool | str) or value not in _SWITCH:
+        raise InvalidConfigError(
+            f"trainer option preprocessing.{key} must be auto, true or false; got {value!r}"
+        )
+    return _SWITCH[value]
+
+
+def _allows_nan(estimator: Any) -> bool:
+    """Whether the estimator takes NaN features itself (scikit-learn's input tags)."""
     try:
-        estimator.fit(X, y)
-    except ValueError as exc:
-        # Includes sklearn's InvalidParameterError and incompatible param combinations
-        # (e.g. a penalty the solver does not support): the config cannot work.
-        raise InvalidConfigError(f"{path} cannot be fitted with these params: {exc}") from exc
+        return bool(estimator.__sklearn_tags__().input_tags.allow_nan)
+    except AttributeError:  # scikit-learn < 1.6
+        get_tags = getattr(estimator, "_get_tags", None)
+        return bool(get_tags().get("allow_nan", False)) if callable(get_tags) else False
+
+
+def _pipeline(steps: list[tuple[str, Any]], estimator: Any) -> Any:
+    if not steps:
+        return estimator  # stored as before: a plain estimator
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([*steps, ("model", estimator)])
+
+
+class _Fitter:
+    """Fits an estimator, counting its ConvergenceWarnings instead of letting them scroll by."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count = 0
+        self.first = ""
+
+    def fit(self, estimator: Any, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            try:
+                estimator.fit(X, y)
+            except ValueError as exc:
+                # Includes sklearn's InvalidParameterError and incompatible param combinations
+                # (e.g. a penalty the solver does not support): the config cannot work.
+                raise InvalidConfigError(
+                    f"{self.path} cannot be fitted with these params: {exc}"
+                ) from exc
+        for item in caught:
+            if issubclass(item.category, ConvergenceWarning):
+                self.count += 1
+                self.first = self.first or str(item.message).strip().splitlines()[0]
+            else:  # not ours to swallow
+                warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+
+    def report(self) -> int:
+        """One stderr line per fit with warnings; the count for the trial's record."""
+        if self.count:
+            print(
+                f"warning: {self.path} did not converge ({self.count} ConvergenceWarning"
+                f"{'s' if self.count > 1 else ''}): {self.first}",
+                file=sys.stderr,
+            )
+        return self.count

@@ -219,6 +219,20 @@ def standardizer(
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def fill_values(X: np.ndarray) -> np.ndarray:
+    """Per-feature median of the non-missing values (0 where none): what NaN becomes."""
+    fill = np.zeros(X.shape[1], dtype=np.float32)
+    missing = np.isnan(X)
+    for j in np.flatnonzero(missing.any(axis=0)):
+        seen = X[~missing[:, j], j]
+        fill[j] = np.median(seen) if len(seen) else 0.0
+    # Columns without NaN need no fill, but a real median keeps the record meaningful.
+    complete = ~missing.any(axis=0)
+    if complete.any() and len(X):
+        fill[complete] = np.median(X[:, complete], axis=0)
+    return fill
+
+
 def run_epochs(
     net: nn.Module,
     X: torch.Tensor,
@@ -275,8 +289,12 @@ class TorchModel(TrainedModel):
         return str(self.architecture["task"])
 
     def inputs(self, X: np.ndarray) -> torch.Tensor:
-        """Standardized inputs on the model's device."""
-        X_t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device)
+        """Standardized inputs on the model's device; missing values imputed."""
+        X = np.asarray(X, dtype=np.float32)
+        fill = self.architecture.get("x_fill")  # absent in models stored before imputation
+        if fill is not None and np.isnan(X).any():
+            X = np.where(np.isnan(X), np.asarray(fill, dtype=np.float32), X)
+        X_t = torch.as_tensor(X, device=self.device)
         return (X_t - self._mean) / self._std
 
     def outputs(self, X_t: torch.Tensor) -> torch.Tensor:
@@ -357,7 +375,8 @@ def fit_network(
     X, y = data.X_train, data.y_train
     if final:
         X, y = np.concatenate([X, data.X_val]), np.concatenate([y, data.y_val])
-    x_mean, x_std = standardizer(X, image_shape)
+    x_fill = fill_values(X)
+    x_mean, x_std = standardizer(np.where(np.isnan(X), x_fill, X), image_shape)
     classes = 0
     if task == "classification":
         classes = count_classes(data.class_labels, data.y_train, data.y_val, data.y_test)
@@ -368,6 +387,7 @@ def fit_network(
         output_dim=classes if task == "classification" else 1,
         x_mean=x_mean.tolist(),
         x_std=x_std.tolist(),
+        x_fill=x_fill.tolist(),
         class_labels=list(data.class_labels),
     )
     if task == "regression":
