@@ -236,11 +236,11 @@ def test_huge_ranges_and_long_chains_are_counted_quickly(tmp_path: Path, content
     assert time.perf_counter() - start < 2.0
 
 
-def test_every_space_problem_is_reported_at_once() -> None:
+def test_every_space_and_fidelity_problem_is_reported_at_once() -> None:
     data = {
         "name": "f",
         "objective": {"metric": "loss"},
-        "fidelity": {"param": "a", "max": 9},
+        "fidelity": {"param": "a", "min": 10, "max": 9},
         "search_space": {
             "a": {"type": "int", "low": 0, "high": 3, "when": {"zz": 1}},
             "b": {"type": "int", "low": 0, "high": 3, "per_layer": "yy"},
@@ -259,6 +259,7 @@ def test_every_space_problem_is_reported_at_once() -> None:
         "search_space.c.when: a can never be 7 (range: [0, 3])",
         "search_space.d.when: a parameter cannot depend on itself",
         "search_space.n.high: a layer count must be <= 64 (got 100; 'e' has one value per layer)",
+        "fidelity.min: must be <= max (10 > 9)",
         "fidelity.param: 'a' is the budget; remove it from search_space (the scheduler sets it)",
     ]
 
@@ -485,11 +486,13 @@ SCALARS = st.one_of(
     NASTY_TEXT,
     st.dates(),
     st.datetimes(),
+    st.sampled_from([[], {}]),
 )
 ANY = st.recursive(
     SCALARS,
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+        st.lists(inner, min_size=1, max_size=4)
+        | st.dictionaries(st.text(max_size=6), inner, min_size=1, max_size=4)
     ),
     max_leaves=12,
 )

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -195,22 +196,27 @@ class ExperimentSpec(_Section):
             return {k: shorthand_to_param(v) for k, v in value.items()}
         return value
 
-    @model_validator(mode="after")
-    def _check_cross_fields(self) -> ExperimentSpec:
-        # Every problem at once, one line each (the formatter splits the lines).
-        problems = []
+    @field_validator("search_space")
+    @classmethod
+    def _check_space(cls, value: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        # A field validator, not a model one: its problems (all of them, one line each)
+        # show up together with those of other fields.
         try:
-            self._space = SearchSpace(self.search_space)
+            SearchSpace(value)
         except SpaceError as exc:
-            problems.append(str(exc))
-        if self.fidelity and self.fidelity.param in self.search_space:
-            problems.append(
-                f"fidelity.param: '{self.fidelity.param}' is the budget; remove it from"
-                " search_space (the scheduler sets it)"
-            )
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("fidelity")
+    @classmethod
+    def _check_fidelity_param(
+        cls, value: FidelitySpec | None, info: ValidationInfo
+    ) -> FidelitySpec | None:
+        # search_space is declared first: here when valid (else parse_spec checks the input)
+        problem = _budget_in_space(value, info.data.get("search_space"))
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @property
     def space(self) -> SearchSpace:
@@ -248,6 +254,18 @@ class ExperimentSpec(_Section):
     def with_base_dir(self, base_dir: Path) -> ExperimentSpec:
         self._base_dir = base_dir
         return self
+
+
+def _budget_in_space(fidelity: Any, space: Any) -> str | None:
+    param = (
+        fidelity.get("param") if isinstance(fidelity, dict) else getattr(fidelity, "param", None)
+    )
+    if isinstance(param, str) and isinstance(space, dict) and param in space:
+        return (
+            f"fidelity.param: '{param}' is the budget; remove it from search_space (the"
+            " scheduler sets it)"
+        )
+    return None
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -291,8 +309,19 @@ def parse_spec(
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{source} is not a valid spec:\n{format_validation_error(exc)}") from None
+        problems = format_validation_error(exc)
+        # Checked on the input too: a broken search space (or fidelity) must not hide it.
+        budget = _budget_in_space(data.get("fidelity"), data.get("search_space"))
+        if budget and budget not in problems:
+            problems += "\n" + budget
+        raise SpecError(f"{source} is not a valid spec:\n{problems}") from None
     return spec.with_base_dir(base_dir or Path.cwd())
+
+
+# A spec is a few KB; the limits keep a hostile or broken file cheap to refuse.
+MAX_SPEC_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000  # counting every use of an alias (``*x``) again
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -343,14 +372,8 @@ def _load_yaml(text: str, path: Path) -> Any:
         ) from None
     except yaml.YAMLError:
         raise SpecError(f"{path}: YAML syntax error: invalid YAML") from None
-    except RecursionError:  # the depth limit below should come first; this is the backstop
+    except RecursionError:  # MAX_YAML_DEPTH should come first; this is the backstop
         raise SpecError(f"{path}: YAML syntax error: nested too deeply") from None
-
-
-# A spec is a few KB; the limits keep a hostile or broken file cheap to refuse.
-MAX_SPEC_BYTES = 256 * 1024
-MAX_YAML_DEPTH = 64
-MAX_YAML_NODES = 100_000  # counting every use of an alias (``*x``) again
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -408,7 +431,10 @@ class _SpecLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node)
                 if key in seen:
                     line = seen[key].start_mark.line + 1
-                    self._fail(f"duplicate key '{key}' (first at line {line})", key_node.start_mark)
+                    shown = str(key) if len(str(key)) <= 30 else str(key)[:27] + "..."
+                    self._fail(
+                        f"duplicate key '{shown}' (first at line {line})", key_node.start_mark
+                    )
                 seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
 

@@ -15,9 +15,10 @@ Condition = dict[str, Scalar | list[Scalar]]
 # Ranges stay within the integers a float holds exactly: samplers compute in floats, and a
 # larger range (10**30) overflows counting and grid building.
 MAX_ABS_INT = 2**53
-# A stepped float range holds at most this many values (step 1e-300 would be "countable").
+# A stepped float range holds at most this many values: step 1e-300 on [0, 1] is no grid.
 MAX_STEPS = 2**53
 _SCALARS = "strings, numbers or true/false"
+_OK = object()
 
 
 def _kind(value: Any) -> str:
@@ -142,8 +143,7 @@ class CategoricalParam(_Repeatable):
             if first != i:
                 raise ValueError(
                     f"choices: {self.choices[first]!r} and {choice!r} are the same value to"
-                    " the search;"
-                    " keep one (quote it to make it a string)"
+                    " the search; keep one (quote it to make it a string)"
                 )
         return self
 
@@ -158,8 +158,6 @@ def _short(value: int) -> str:
         return str(value)
     return f"{'-' if value < 0 else ''}about 10**{int(abs(value).bit_length() * math.log10(2))}"
 
-
-_OK = object()
 
 ParamSpec = Annotated[
     FloatParam | IntParam | CategoricalParam | FixedParam, Field(discriminator="type")
