@@ -18,6 +18,7 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,7 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_optuna()
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        # `kubetune validate spec.yaml | head -1`: the reader is gone; stop quietly, like
+        # other commands killed by SIGPIPE, and send what is still buffered nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except KubetuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,7 +26,13 @@ from kubetune.core.durations import parse_duration
 from kubetune.core.metrics import infer_direction
 from kubetune.core.paths import local_path
 from kubetune.core.schedulers import known_schedulers
-from kubetune.core.space import ParamSpec, SearchSpace, SpaceError, shorthand_to_param
+from kubetune.core.space import (
+    MAX_PARAMS,
+    ParamSpec,
+    SearchSpace,
+    SpaceError,
+    shorthand_to_param,
+)
 from kubetune.core.strategies import known_strategies
 from kubetune.errors import SpecError
 
@@ -157,7 +164,7 @@ class ExperimentSpec(_Section):
     fidelity: FidelitySpec | None = None
     limits: LimitsSpec = LimitsSpec()
     executor: ExecutorSpec = Field(default_factory=lambda: ExecutorSpec(kind="local"))
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
     storage: str | None = None
     model_repo: str | None = None
     runs_dir: str = "kubetune-runs"
@@ -190,21 +197,32 @@ class ExperimentSpec(_Section):
     @classmethod
     def _expand_shorthands(cls, value: Any) -> Any:
         if isinstance(value, dict):
+            if len(value) > MAX_PARAMS:  # before validating thousands of parameters
+                raise ValueError(f"{len(value)} parameters; at most {MAX_PARAMS}")
             return {k: shorthand_to_param(v) for k, v in value.items()}
         return value
 
-    @model_validator(mode="after")
-    def _check_cross_fields(self) -> ExperimentSpec:
+    @field_validator("search_space")
+    @classmethod
+    def _check_space(cls, value: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        # A field validator, not a model one: its problems (all of them, one line each)
+        # show up together with those of other fields.
         try:
-            self._space = SearchSpace(self.search_space)
+            SearchSpace(value)
         except SpaceError as exc:
             raise ValueError(str(exc)) from None
-        if self.fidelity and self.fidelity.param in self.search_space:
-            raise ValueError(
-                f"fidelity.param: '{self.fidelity.param}' is the budget; remove it from"
-                " search_space (the scheduler sets it)"
-            )
-        return self
+        return value
+
+    @field_validator("fidelity")
+    @classmethod
+    def _check_fidelity_param(
+        cls, value: FidelitySpec | None, info: ValidationInfo
+    ) -> FidelitySpec | None:
+        # search_space is declared first: here when valid (else parse_spec checks the input)
+        problem = _budget_in_space(value, info.data.get("search_space"))
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @property
     def space(self) -> SearchSpace:
@@ -256,30 +274,49 @@ def _local(value: str, base_dir: Path) -> Path:
     return path
 
 
+def _budget_in_space(fidelity: Any, space: Any) -> str | None:
+    param = (
+        fidelity.get("param") if isinstance(fidelity, dict) else getattr(fidelity, "param", None)
+    )
+    if isinstance(param, str) and isinstance(space, dict) and param in space:
+        return (
+            f"fidelity.param: '{param}' is the budget; remove it from search_space (the"
+            " scheduler sets it)"
+        )
+    return None
+
+
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One ``field.path: message`` line per problem."""
     lines = []
     tags = {"float", "int", "categorical", "fixed"}
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if p not in tags and not str(p).startswith("function-")]
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        # Validators name the sub-field as "field: problem" (pydantic can't locate them).
-        sub = re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg, re.S)
-        if sub and " " not in sub.group(1):
-            head = sub.group(1)
-            loc = loc if head.startswith(".".join(loc)) and loc else [*loc, head]
-            if head.startswith("search_space.") or head.startswith("fidelity."):
-                loc = [head]
-            msg = sub.group(2)
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        if err["type"] == "union_tag_invalid":
-            msg = "type must be one of float, int, categorical, fixed"
-        if err["type"] == "union_tag_not_found":
-            msg = "type is required (one of float, int, categorical, fixed)"
-        field = ".".join([p for p in [prefix, *loc] if p])
-        lines.append(f"{field or '<spec>'}: {msg}")
+        text = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        # A validator may report several problems, one per line.
+        for msg in text.splitlines() or [""]:
+            lines.append(_format_problem(err["type"], loc, msg, prefix))
     return "\n".join(lines)
+
+
+def _format_problem(kind: str, loc: list[str], msg: str, prefix: str) -> str:
+    """``field.path: problem`` for one problem pydantic (or a validator) found."""
+    # Validators name the sub-field as "field: problem" (pydantic can't locate them).
+    sub = re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg, re.S)
+    if sub and " " not in sub.group(1):
+        head = sub.group(1)
+        loc = loc if head.startswith(".".join(loc)) and loc else [*loc, head]
+        if head.startswith("search_space.") or head.startswith("fidelity."):
+            loc = [head]
+        msg = sub.group(2)
+    if kind == "extra_forbidden":
+        msg = "unknown field"
+    if kind == "union_tag_invalid":
+        msg = "type must be one of float, int, categorical, fixed"
+    if kind == "union_tag_not_found":
+        msg = "type is required (one of float, int, categorical, fixed)"
+    field = ".".join([p for p in [prefix, *loc] if p])
+    return f"{field or '<spec>'}: {msg}"
 
 
 def parse_spec(
@@ -290,24 +327,142 @@ def parse_spec(
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{source} is not a valid spec:\n{format_validation_error(exc)}") from None
+        problems = format_validation_error(exc)
+        # Checked on the input too: a broken search space (or fidelity) must not hide it.
+        budget = _budget_in_space(data.get("fidelity"), data.get("search_space"))
+        if budget and budget not in problems:
+            problems += "\n" + budget
+        raise SpecError(f"{source} is not a valid spec:\n{problems}") from None
     return spec.with_base_dir(base_dir or Path.cwd())
+
+
+# A spec is a few KB; the limits keep a hostile or broken file cheap to refuse.
+MAX_SPEC_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000  # counting every use of an alias (``*x``) again
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a spec file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as file:  # bounded: /dev/zero or a huge file must not hang
+            raw = file.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec file ({exc.strerror})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: spec file is larger than {MAX_SPEC_BYTES // 1024} KiB")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line},"
+            f" column {column}; save the file as UTF-8"
+        ) from None
+    return parse_spec(_load_yaml(text, path), source=str(path), base_dir=path.resolve().parent)
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    try:
+        loader = _SpecLoader(text)  # the reader checks the characters here already
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        mark = exc.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: YAML error{at}: {exc.problem}") from None
+    except yaml.MarkedYAMLError as exc:
+        where = exc.problem_mark or exc.context_mark
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        reason = getattr(exc, "problem", None) or "invalid YAML"
+        reason = exc.problem or exc.context or "invalid YAML"
         raise SpecError(f"{path}: YAML syntax error{at}: {reason}") from None
-    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError(
+            f"{path}: YAML syntax error at line {line}: character U+{exc.character:04X}"
+            " is not allowed in YAML"
+        ) from None
+    except yaml.YAMLError:
+        raise SpecError(f"{path}: YAML syntax error: invalid YAML") from None
+    except RecursionError:  # MAX_YAML_DEPTH should come first; this is the backstop
+        raise SpecError(f"{path}: YAML syntax error: nested too deeply") from None
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a spec may not contain."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses repeated keys, deep nesting, alias bombs, bad tags."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._open_anchors: set[str] = set()
+        self._anchor_sizes: dict[str, int] = {}
+
+    def _fail(self, problem: str, mark: Any) -> NoReturn:
+        raise _Refused(None, None, problem, mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                self._fail(f"alias *{event.anchor} is inside its own anchor", event.start_mark)
+            self._count(self._anchor_sizes.get(event.anchor or "", 1), event.start_mark)
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            self._fail(f"nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark)
+        before = self._nodes
+        self._count(1, event.start_mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if anchor is not None:
+            self._open_anchors.discard(anchor)
+            self._anchor_sizes[anchor] = self._nodes - before
+        return node
+
+    def _count(self, nodes: int, mark: Any) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_YAML_NODES:
+            self._fail(f"more than {MAX_YAML_NODES} values (aliases counted at every use)", mark)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    line = seen[key].start_mark.line + 1
+                    shown = str(key) if len(str(key)) <= 30 else str(key)[:27] + "..."
+                    self._fail(
+                        f"duplicate key '{shown}' (first at line {line})", key_node.start_mark
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError):
+            # e.g. ``!!int abc``, ``!!float x``, ``!!bool maybe``: PyYAML's constructors
+            # raise plain Python errors for text that does not fit the tag.
+            value = str(node.value)
+            shown = value if len(value) <= 30 else value[:27] + "..."
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self._fail(f"'{shown}' is not a valid {tag} value", node.start_mark)

@@ -38,6 +38,7 @@ import numpy as np
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
+from kubetune.data.raw import quoted
 from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError, SpecError
 from kubetune.trainers.base import TrainedModel, Trainer
 from kubetune.trainers.metrics import PROBA_METRICS, check_metric, compute_metric, count_classes
@@ -188,7 +189,7 @@ class SklearnTrainer(Trainer):
             valid = ", ".join(sorted(accepted or ()))
             raise SpecError(
                 f"search_space.{unknown[0]}: {cls.__name__} does not accept param(s)"
-                f" {', '.join(map(repr, unknown))}; valid params: {valid}"
+                f" {quoted(unknown)}; valid params: {valid}"
             )
 
     def check(self, *, fidelity_param: str | None, base_dir: Path) -> None:

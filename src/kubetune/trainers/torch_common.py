@@ -25,6 +25,7 @@ from torch import nn
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
+from kubetune.data.raw import quoted
 from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError, SpecError
 from kubetune.trainers.base import TrainedModel
 from kubetune.trainers.metrics import check_metric, compute_metric, count_classes
@@ -60,7 +61,7 @@ def check_param_names(names: Iterable[str], allowed: Iterable[str], kind: str) -
     if unknown:
         raise SpecError(
             f"search_space.{unknown[0]}: {kind} does not accept param(s)"
-            f" {', '.join(map(repr, unknown))}; valid params: {', '.join(sorted(allowed))}"
+            f" {quoted(unknown)}; valid params: {', '.join(sorted(allowed))}"
         )
 
 

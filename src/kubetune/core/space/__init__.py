@@ -9,9 +9,17 @@ from kubetune.core.space.params import (
     ParamSpec,
     shorthand_to_param,
 )
-from kubetune.core.space.search_space import SearchSpace, SpaceError, to_distribution
+from kubetune.core.space.search_space import (
+    MAX_LAYERS,
+    MAX_PARAMS,
+    SearchSpace,
+    SpaceError,
+    to_distribution,
+)
 
 __all__ = [
+    "MAX_LAYERS",
+    "MAX_PARAMS",
     "CategoricalParam",
     "FixedParam",
     "FloatParam",

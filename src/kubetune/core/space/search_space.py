@@ -7,6 +7,7 @@ optuna sampler works unchanged; trainers receive the structured form
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,6 +27,21 @@ from kubetune.core.space.params import (
     ParamSpec,
 )
 
+# A spec is written by hand: these bound what validation, counting and grids must handle.
+MAX_PARAMS = 1000
+MAX_LAYERS = 64
+# Names become optuna parameter names, JSON/file keys and Kubernetes-style labels.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _shown(value: Any) -> str:
+    """``value`` for an error line, cut short."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit limit for str()
+        return "a very long number"
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 class SpaceError(ValueError):
     """A search space refers to unknown parameters or has cycles. Message: ``name.field: ...``."""
@@ -36,8 +52,24 @@ class SearchSpace:
         self._params = dict(params)
         if not self._params:
             raise SpaceError("search_space: must define at least one parameter")
-        self._check_references()
-        self._order = self._dependency_order()
+        # Every problem at once, one line each.
+        self._choice_sets: dict[str, frozenset[Any]] = {}
+        self._cardinality: dict[int, int] = {}
+        problems = self._problems()
+        self._order, cycle = self._dependency_order()
+        if cycle:
+            problems.append(cycle)
+        if problems:
+            raise SpaceError("\n".join(problems))
+        # Conditions as sets: counting a space checks them once per branch, and a list of
+        # thousands of allowed values must not make that quadratic.
+        self._conditions = {
+            name: [
+                (other, frozenset(expected if isinstance(expected, list) else [expected]))
+                for other, expected in (p.when or {}).items()
+            ]
+            for name, p in self._params.items()
+        }
 
     # --- introspection -------------------------------------------------------------------
 
@@ -86,7 +118,11 @@ class SearchSpace:
             return None
         from kubetune.core.space.grid import count_configs
 
-        return count_configs(self, points=None, cap=cap)
+        # Planning and `validate` ask more than once; a branchy space costs a fraction of a
+        # second to count.
+        if cap not in self._cardinality:
+            self._cardinality[cap] = count_configs(self, points=None, cap=cap)
+        return self._cardinality[cap]
 
     # --- sampling ------------------------------------------------------------------------
 
@@ -133,14 +169,13 @@ class SearchSpace:
         layers = getattr(param, "per_layer", None)
         if layers is not None and layers not in values:
             return False  # no layer count (it is itself inactive): no per-layer values
-        when = param.when
-        if not when:
-            return True
-        for other, expected in when.items():
+        for other, allowed in self._conditions[name]:
             if other not in values:
                 return False  # the parameter it depends on is itself inactive
-            allowed = expected if isinstance(expected, list) else [expected]
-            if values[other] not in allowed:
+            try:
+                if values[other] not in allowed:
+                    return False
+            except TypeError:  # a fixed list or mapping never equals a condition's scalar
                 return False
         return True
 
@@ -164,85 +199,139 @@ class SearchSpace:
         assert isinstance(count_param, IntParam)
         return count_param.high
 
-    def _check_references(self) -> None:
+    def _problems(self) -> list[str]:
+        if len(self._params) > MAX_PARAMS:
+            return [f"search_space: {len(self._params)} parameters; at most {MAX_PARAMS}"]
+        problems = [
+            f"search_space: parameter name {_shown(name)} must be 1-64 ASCII letters, digits"
+            " or '_', not starting with a digit (names become optuna parameters, file keys"
+            " and labels)"
+            for name in self._params
+            if not isinstance(name, str) or not _NAME.fullmatch(name)
+        ]
         for name, param in self._params.items():
-            for other, expected in (param.when or {}).items():
-                if other not in self._params:
-                    raise SpaceError(
-                        f"search_space.{name}.when: refers to unknown parameter '{other}'"
-                        f" (known: {', '.join(sorted(self._params))})"
-                    )
-                if other == name:
-                    raise SpaceError(
-                        f"search_space.{name}.when: a parameter cannot depend on itself"
-                    )
-                if getattr(self._params[other], "per_layer", None) is not None:
-                    raise SpaceError(
-                        f"search_space.{name}.when: cannot depend on per-layer parameter '{other}'"
-                    )
-                self._check_condition_values(name, other, expected)
-            layers = getattr(param, "per_layer", None)
-            if layers is not None:
-                target = self._params.get(layers)
-                if target is None:
-                    raise SpaceError(
-                        f"search_space.{name}.per_layer: refers to unknown parameter '{layers}'"
-                    )
-                if not isinstance(target, IntParam) or getattr(target, "per_layer", None):
-                    raise SpaceError(
-                        f"search_space.{name}.per_layer: '{layers}' must be a plain int parameter"
-                    )
-                if target.low < 0:
-                    raise SpaceError(f"search_space.{layers}.low: a layer count must be >= 0")
+            problems += self._when_problems(name, param)
+            problems += self._layer_problems(name, param)
+        if not problems:
+            problems += self._flat_name_problems()
+        return problems
 
-    def _check_condition_values(self, name: str, other: str, expected: Any) -> None:
+    def _when_problems(self, name: str, param: ParamSpec) -> list[str]:
+        problems = []
+        for other, expected in (param.when or {}).items():
+            if other not in self._params:
+                known = ", ".join(sorted(self._params)[:20])
+                more = ", ..." if len(self._params) > 20 else ""
+                problems.append(
+                    f"search_space.{name}.when: refers to unknown parameter {_shown(other)}"
+                    f" (known: {known}{more})"
+                )
+            elif other == name:
+                problems.append(f"search_space.{name}.when: a parameter cannot depend on itself")
+            elif getattr(self._params[other], "per_layer", None) is not None:
+                problems.append(
+                    f"search_space.{name}.when: cannot depend on per-layer parameter '{other}'"
+                )
+            elif problem := self._condition_problem(name, other, expected):
+                problems.append(problem)
+        return problems
+
+    def _layer_problems(self, name: str, param: ParamSpec) -> list[str]:
+        layers = getattr(param, "per_layer", None)
+        if layers is None:
+            return []
+        target = self._params.get(layers)
+        if target is None:
+            return [f"search_space.{name}.per_layer: refers to unknown parameter {_shown(layers)}"]
+        if not isinstance(target, IntParam) or getattr(target, "per_layer", None):
+            return [f"search_space.{name}.per_layer: '{layers}' must be a plain int parameter"]
+        if target.low < 0:
+            return [f"search_space.{layers}.low: a layer count must be >= 0"]
+        if target.high > MAX_LAYERS:
+            # Every layer is its own optuna parameter; grids and counts grow as choices**layers.
+            return [
+                f"search_space.{layers}.high: a layer count must be <= {MAX_LAYERS}"
+                f" (got {target.high}; '{name}' has one value per layer)"
+            ]
+        return []
+
+    def _flat_name_problems(self) -> list[str]:
+        """Per-layer names (``units_0``...) must not be another parameter's name.
+
+        (Two per-layer names cannot meet: a layer suffix is ``_`` and digits only.)
+        """
+        plain = {n for n, p in self._params.items() if getattr(p, "per_layer", None) is None}
+        return [
+            f"search_space.{name}.per_layer: its layer '{flat}' has the same name as"
+            f" parameter '{flat}'; rename one"
+            for name in self._params
+            if name not in plain
+            for flat in self._flat_names(name, self._max_layers(name))
+            if flat in plain
+        ]
+
+    def _condition_problem(self, name: str, other: str, expected: Any) -> str | None:
         target = self._params[other]
         wanted = expected if isinstance(expected, list) else [expected]
         if isinstance(target, CategoricalParam):
-            unknown = [v for v in wanted if v not in target.choices]
+            if other not in self._choice_sets:
+                self._choice_sets[other] = frozenset(target.choices)
+            unknown = [v for v in wanted if v not in self._choice_sets[other]]
             if unknown:
-                raise SpaceError(
+                return (
                     f"search_space.{name}.when: {other} can never be {unknown[0]!r}"
-                    f" (choices: {target.choices})"
+                    f" (choices: {_shown(target.choices)})"
                 )
         elif isinstance(target, FixedParam):
             if target.value not in wanted:
-                raise SpaceError(
+                return (
                     f"search_space.{name}.when: {other} can never be {wanted[0]!r}"
-                    f" (it is fixed to {target.value!r})"
+                    f" (it is fixed to {_shown(target.value)})"
                 )
         else:
             impossible = [v for v in wanted if not _in_range(target, v)]
             if impossible:
                 step = f", step {target.step}" if target.step not in (None, 1) else ""
-                raise SpaceError(
+                return (
                     f"search_space.{name}.when: {other} can never be {impossible[0]!r}"
                     f" (range: [{target.low}, {target.high}]{step})"
                 )
+        return None
 
-    def _dependency_order(self) -> list[str]:
-        deps: dict[str, set[str]] = {}
+    def _dependency_order(self) -> tuple[list[str], str | None]:
+        """Dependencies first, else the user's order; and a cycle's problem line, if any.
+
+        Iterative (a chain of a thousand conditions must not exhaust Python's stack).
+        """
+        deps: dict[str, list[str]] = {}
         for name, p in self._params.items():
             layers: str | None = getattr(p, "per_layer", None)
-            deps[name] = set((p.when or {}).keys()) | ({layers} if layers else set())
+            wanted = set((p.when or {}).keys()) | ({layers} if layers else set())
+            # (unknown names and self-dependencies are reported already)
+            deps[name] = sorted(d for d in wanted if d in self._params and d != name)
         order: list[str] = []
-        visiting: set[str] = set()
-
-        def visit(name: str, path: list[str]) -> None:
-            if name in order:
-                return
-            if name in visiting:
-                cycle = " -> ".join([*path, name])
-                raise SpaceError(f"search_space.{name}.when: conditions form a cycle ({cycle})")
-            visiting.add(name)
-            for dep in sorted(deps[name]):
-                visit(dep, [*path, name])
-            visiting.discard(name)
-            order.append(name)
-
-        for name in self._params:  # keep the user's order where dependencies allow
-            visit(name, [])
-        return order
+        done: set[str] = set()
+        for root in self._params:  # keep the user's order where dependencies allow
+            if root in done:
+                continue
+            path, on_path = [root], {root}
+            pending = [iter(deps[root])]
+            while pending:
+                dep = next(pending[-1], None)
+                if dep is None:
+                    pending.pop()
+                    name = path.pop()
+                    on_path.discard(name)
+                    done.add(name)
+                    order.append(name)
+                elif dep in on_path:
+                    cycle = " -> ".join([*path, dep])
+                    return order, f"search_space.{dep}.when: conditions form a cycle ({cycle})"
+                elif dep not in done:
+                    path.append(dep)
+                    on_path.add(dep)
+                    pending.append(iter(deps[dep]))
+        return order, None
 
 
 def _in_range(param: FloatParam | IntParam, value: Any) -> bool:

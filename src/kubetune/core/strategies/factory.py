@@ -16,6 +16,8 @@ from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.errors import SpecError
 
+MAX_GRID_POINTS = 10_000
+
 
 @dataclass(frozen=True)
 class SamplerContext:
@@ -101,6 +103,8 @@ def _evolution(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
 
 def _grid(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     points = _int_opt(opts, "grid_points", 5, 2)
+    if points > MAX_GRID_POINTS:  # values per continuous range: the grid grows as points**n
+        raise SpecError(f"strategy.grid_points: must be <= {MAX_GRID_POINTS} (got {points})")
     try:
         grid = build_grid(ctx.space, points)
     except GridTooLargeError as exc:
