@@ -24,6 +24,7 @@ import optuna
 import pytest
 
 from kubetune.cli.main import main
+from kubetune.core.attrs import FAILURE, FIXED_PARAMS
 from kubetune.core.storage import journal_storage
 from kubetune.repository import open_repository
 
@@ -348,10 +349,10 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_finishes_the_study(tmp_path: Path) -
     assert not (tmp_path / "repo" / "slow").exists()  # nothing trained or pushed
 
     trials = optuna.load_study(study_name="slow", storage=storage).trials
-    cancelled = [t for t in trials if t.user_attrs.get("failure") == "cancelled"]
+    cancelled = [t for t in trials if t.user_attrs.get(FAILURE) == "cancelled"]
     assert cancelled, "trials running at Ctrl-C are recorded as cancelled"
     queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
-    assert sorted(str(t.system_attrs["fixed_params"]) for t in queued) == sorted(
+    assert sorted(str(t.system_attrs[FIXED_PARAMS]) for t in queued) == sorted(
         str(t.params) for t in cancelled
     )
 

@@ -25,3 +25,7 @@ class RepositoryError(KubetuneError):
 
 class InvalidConfigError(KubetuneError):
     """Raised by a trainer when a sampled config cannot be trained (never retried)."""
+
+
+class StudyInUseError(KubetuneError):
+    """Another controller holds the study's lease: one controller runs a study at a time."""

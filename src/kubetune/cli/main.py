@@ -109,7 +109,7 @@ def _load(path: str, overrides: dict[str, int | None] | None = None):  # type: i
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from kubetune.core.loop import INTERRUPTED
+    from kubetune.core.stop_reason import StopKind
     from kubetune.report import render_summary
     from kubetune.steps.run import run_experiment
 
@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     summary = run_experiment(spec, model_repo=args.model_repo, console=console)
     render_summary(summary, Console())
-    if summary.stop_reason == INTERRUPTED:
+    if summary.stop_kind == StopKind.INTERRUPTED.value:
         return 130
     return 0 if summary.best_trial_number is not None else 1
 

@@ -12,11 +12,13 @@ from typing import Any
 
 import optuna
 
+from kubetune.core.attrs import SCHEDULER, STRATEGY
 from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
 from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.plan import open_study, plan_search
 from kubetune.core.spec import ExperimentSpec
+from kubetune.core.stop_reason import StopReason
 from kubetune.core.strategies import SamplerContext, build_sampler
 
 __all__ = ["TuneResult", "run_search"]
@@ -28,7 +30,8 @@ class TuneResult:
     best_params: dict[str, Any]
     best_value: float | None
     best_trial: int | None
-    stop_reason: str
+    # a str (the message, as shown and stored) that also carries ``.kind``, a StopKind
+    stop_reason: StopReason
     strategy: str
     scheduler: str
     elapsed_s: float
@@ -53,8 +56,8 @@ def run_search(
             space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.limits.parallel
         )
         study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
-    study.set_user_attr("kubetune:strategy", plan.strategy)
-    study.set_user_attr("kubetune:scheduler", plan.scheduler)
+    study.set_user_attr(STRATEGY, plan.strategy)
+    study.set_user_attr(SCHEDULER, plan.scheduler)
     budget = spec.fidelity.max if spec.fidelity else None
     loop = TuningLoop(
         study,

@@ -18,6 +18,8 @@ from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core.attrs import FAILURE, MESSAGE
+
 from .summary import RunSummary, format_duration, format_number, summary_rows
 
 __all__ = ["write_html_report"]
@@ -208,8 +210,8 @@ def _trial_value(trial: FrozenTrial) -> str:
 
 
 def _trial_reason(trial: FrozenTrial) -> str:
-    failure = trial.user_attrs.get("failure")
-    message = trial.user_attrs.get("message")
+    failure = trial.user_attrs.get(FAILURE)
+    message = trial.user_attrs.get(MESSAGE)
     text = ": ".join(str(p).strip() for p in (failure, message) if p)
     if len(text) > _MAX_MESSAGE_CHARS:
         text = text[:_MAX_MESSAGE_CHARS] + "…"
