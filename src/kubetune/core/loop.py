@@ -273,7 +273,10 @@ class TuningLoop:
     def _wind_down(self, reason: StopReason) -> None:
         """Stop asking; let running trials finish, except when time is up."""
         if reason.kind is StopKind.TIMEOUT:
+            # Time is up: wait no longer than the executor's cancel grace. A trial that did
+            # not confirm its cancel stays RUNNING in storage; a resumed run reconciles it.
             self._cancel_all(f"cancelled: {reason}")
+            return
         while self._in_flight:
             self._lease_lost()  # keeps renewing while the last trials finish
             self._poll()
