@@ -9,7 +9,8 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.storages.journal._file import BaseJournalFileLock
+
+from kubetune.core.optuna_compat import BaseJournalFileLock
 
 
 class FlockLock(BaseJournalFileLock):
