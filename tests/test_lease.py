@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,18 @@ from kubetune.errors import KubetuneError, StudyInUseError
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(params=["journal", "sqlite"])
+@pytest.fixture(params=["journal", "sqlite", "postgresql"])
 def study(request: pytest.FixtureRequest, tmp_path: Path) -> optuna.Study:
     url = {
         "journal": f"journal:{tmp_path / 'study.journal'}",
         "sqlite": f"sqlite:///{tmp_path / 'study.db'}",
+        "postgresql": os.environ.get("KUBETUNE_TEST_POSTGRES_URL"),
     }[request.param]
-    return optuna.create_study(study_name="leased", storage=open_storage(url))
+    if url is None:
+        pytest.skip("set KUBETUNE_TEST_POSTGRES_URL to a PostgreSQL database (CI does)")
+    # a fresh name: a PostgreSQL database outlives the test
+    name = f"leased-{uuid.uuid4().hex[:8]}"
+    return optuna.create_study(study_name=name, storage=open_storage(url))
 
 
 def _foreign(study: optuna.Study, **fields: Any) -> None:
@@ -76,7 +82,7 @@ def test_a_second_controller_is_refused_naming_the_holder(study: optuna.Study) -
     with pytest.raises(StudyInUseError) as refused:
         StudyLease(study, settle_s=0).acquire()
     message = str(refused.value)
-    assert "study 'leased'" in message
+    assert f"study '{study.study_name}'" in message
     assert f"host {socket.gethostname()}, pid {os.getpid()}, since 20" in message
     assert isinstance(refused.value, KubetuneError)  # the CLI prints `error: ...`, exits 2
     assert first.current() is not None and first.current().owner == first._owner  # type: ignore[union-attr]

@@ -6,6 +6,8 @@ rest of kubetune only reaches optuna's internals through it.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import optuna
@@ -21,14 +23,19 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 HINT = "optuna's private API changed: update kubetune/core/optuna_compat.py"
 
 
-@pytest.fixture(params=["memory", "journal", "sqlite"])
+@pytest.fixture(params=["memory", "journal", "sqlite", "postgresql"])
 def study(request: pytest.FixtureRequest, tmp_path: Path) -> optuna.Study:
     url = {
         "memory": None,
         "journal": f"journal:{tmp_path / 'study.journal'}",
         "sqlite": f"sqlite:///{tmp_path / 'study.db'}",
+        "postgresql": os.environ.get("KUBETUNE_TEST_POSTGRES_URL"),
     }[request.param]
-    return optuna.create_study(study_name="compat", storage=open_storage(url))
+    if request.param == "postgresql" and url is None:
+        pytest.skip("set KUBETUNE_TEST_POSTGRES_URL to a PostgreSQL database (CI does)")
+    # a fresh name: a PostgreSQL database outlives the test
+    name = f"compat-{uuid.uuid4().hex[:8]}"
+    return optuna.create_study(study_name=name, storage=open_storage(url))
 
 
 def test_private_attributes_exist(study: optuna.Study) -> None:
@@ -62,7 +69,7 @@ def test_study_system_attrs_round_trip(study: optuna.Study) -> None:
     assert compat.study_system_attrs(study)["k"] is None, HINT
     # another handle on the same storage sees the write (what the lease relies on)
     if not compat.is_in_memory(study):
-        other = optuna.load_study(study_name="compat", storage=compat.storage_of(study))
+        other = optuna.load_study(study_name=study.study_name, storage=compat.storage_of(study))
         compat.set_study_system_attr(other, "k", "from another handle")
         assert compat.study_system_attrs(study)["k"] == "from another handle", HINT
 
