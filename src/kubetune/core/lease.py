@@ -133,20 +133,15 @@ class StudyLease:
         self._write()
         # Wait for a controller that read the old lease at the same time as we did to write
         # its own; then whichever write landed last holds the lease.
-        round_trip = time.monotonic() - started
-        time.sleep(
-            self._settle_s if self._settle_s is not None else min(2.0, max(0.1, 10 * round_trip))
-        )
+        time.sleep(self._settle_time(time.monotonic() - started))
         holder = self.current()
-        if holder is None or holder.owner != self._owner:
-            raise (
-                self._in_use(holder)
-                if holder is not None
-                else StudyInUseError(
-                    f"study '{self.study.study_name}': the controller lease was cleared while"
-                    " this controller was taking it; another controller is starting or stopping"
-                )
+        if holder is None:
+            raise StudyInUseError(
+                f"study '{self.study.study_name}': the controller lease was cleared while"
+                " this controller was taking it; another controller is starting or stopping"
             )
+        if holder.owner != self._owner:
+            raise self._in_use(holder)
         self.held = True
         self._renewed_mono = time.monotonic()
 
@@ -181,6 +176,12 @@ class StudyLease:
         if self._clock() - holder.renewed_at > holder.ttl_s:
             return True  # not renewed in time: its holder is gone or stuck
         return holder.host == self._host and not process_alive(holder.pid, holder.pid_start)
+
+    def _settle_time(self, round_trip: float) -> float:
+        """Long enough for a rival's read-then-write to land: many of our own round trips."""
+        if self._settle_s is not None:
+            return self._settle_s
+        return min(2.0, max(0.1, 10 * round_trip))
 
     def _write(self) -> None:
         holder = LeaseHolder(
