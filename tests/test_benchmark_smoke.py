@@ -105,6 +105,9 @@ def test_loop_scaling_structure(scaling: ModuleType) -> None:
         assert c["last_ratio"] == pytest.approx(
             by_loop["kubetune,"]["last_ms_per_trial"] / by_loop["optuna"]["last_ms_per_trial"]
         )
+    for row in data["results"]:
+        if row["storage"] == "journal":  # ask, 4 params, tell at least; kubetune adds attrs
+            assert row["writes_per_trial"] >= 6, row
     assert isinstance(data["meets_target"], bool)
     table = scaling.format_table(data)
     assert "last/first" in table and "kubetune / optuna" in table and "local executor" in table
