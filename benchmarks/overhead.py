@@ -31,7 +31,8 @@ from typing import Any
 import cloudpickle
 import optuna
 
-from kubetune.core.loop import DURATION, TuningLoop
+from kubetune.core.attrs import DURATION
+from kubetune.core.loop import TuningLoop
 from kubetune.core.space import SearchSpace
 from kubetune.core.spec import parse_spec
 from kubetune.core.storage import journal_storage

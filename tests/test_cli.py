@@ -24,6 +24,8 @@ import optuna
 import pytest
 
 from kubetune.cli.main import main
+from kubetune.core.attrs import FAILURE, FIXED_PARAMS
+from kubetune.core.lease import StudyLease
 from kubetune.core.storage import journal_storage
 from kubetune.repository import open_repository
 
@@ -292,6 +294,36 @@ def test_run_resumes_the_study(
     assert [m.version for m in open_repository(workdir / "repo").versions(NAME)] == [1, 2, 3]
 
 
+def test_run_refuses_a_study_another_controller_runs(
+    finished_run: FinishedRun,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = json.loads(
+        (finished_run.workdir / "kubetune-runs" / NAME / "summary.json").read_text()
+    )
+    assert summary["stop_reason"].startswith("max_trials reached")
+    assert summary["stop_kind"] == "max_trials"
+
+    workdir = tmp_path / "leased"
+    shutil.copytree(finished_run.workdir, workdir)
+    monkeypatch.chdir(workdir)
+    journal = workdir / "kubetune-runs" / NAME / "study.journal"
+    before = [(t.number, t.state) for t in _study_trials(workdir)]
+    holder = StudyLease(optuna.load_study(study_name=NAME, storage=journal_storage(journal)))
+    holder.acquire()  # another controller (this process) runs the study
+    try:
+        spec = str(workdir / "specs" / "tiny.yaml")
+        assert main(["run", spec, "--model-repo", "repo", "--max-trials", "4"]) == 2
+    finally:
+        holder.release()
+    err = capsys.readouterr().err
+    assert f"error: study '{NAME}' is run by another controller (host " in err
+    assert f"pid {os.getpid()}" in err
+    assert [(t.number, t.state) for t in _study_trials(workdir)] == before
+
+
 SLOW_TRAINER = """\
 import time
 
@@ -352,10 +384,10 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_finishes_the_study(tmp_path: Path) -
     assert not (tmp_path / "repo" / "slow").exists()  # nothing trained or pushed
 
     trials = optuna.load_study(study_name="slow", storage=storage).trials
-    cancelled = [t for t in trials if t.user_attrs.get("failure") == "cancelled"]
+    cancelled = [t for t in trials if t.user_attrs.get(FAILURE) == "cancelled"]
     assert cancelled, "trials running at Ctrl-C are recorded as cancelled"
     queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
-    assert sorted(str(t.system_attrs["fixed_params"]) for t in queued) == sorted(
+    assert sorted(str(t.system_attrs[FIXED_PARAMS]) for t in queued) == sorted(
         str(t.params) for t in cancelled
     )
 

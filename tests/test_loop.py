@@ -18,8 +18,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 import kubetune
+from kubetune.core.attrs import ATTEMPT, DURATION, FAILURE, MESSAGE, METRICS, RETRIED, RETRY_OF
 from kubetune.core.executor import FinishedEvent, ReportEvent
-from kubetune.core.loop import ATTEMPT, DURATION, FAILURE, MESSAGE, METRICS, RETRIED, RETRY_OF
 from kubetune.core.trial import Reporter, TrialRequest, TrialStatus
 from kubetune.errors import InvalidConfigError
 from kubetune.executors.local import LocalExecutor

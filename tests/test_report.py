@@ -20,6 +20,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from rich.console import Console
 
+from kubetune.core.attrs import FAILURE, MESSAGE
 from kubetune.core.events import LoopProgress
 from kubetune.report import (
     CompositeObserver,
@@ -68,7 +69,7 @@ def _failed() -> FrozenTrial:
         params={"lr": 0.001, "depth": 3, "act": "relu"},
         distributions=DISTRIBUTIONS,
         state=TrialState.FAIL,
-        user_attrs={"failure": "error", "message": FAIL_MESSAGE},
+        user_attrs={FAILURE: "error", MESSAGE: FAIL_MESSAGE},
     )
 
 

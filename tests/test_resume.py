@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from kubetune.core.loop import ATTEMPT, FAILURE, MESSAGE, RETRIED, RETRY_OF
+from kubetune.core.attrs import ATTEMPT, FAILURE, MESSAGE, RETRIED, RETRY_OF
 from kubetune.core.storage import FlockLock, journal_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

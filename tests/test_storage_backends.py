@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -99,8 +100,7 @@ def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(
 ) -> None:
     import errno
 
-    from optuna.storages.journal import JournalFileBackend
-
+    import kubetune.core.storage as storage_module
     from kubetune.cli.main import main
 
     (tmp_path / "spec.yaml").write_text(
@@ -113,24 +113,28 @@ def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(
         "limits: {max_trials: 6, parallel: 1}\n"
     )
     monkeypatch.chdir(tmp_path)
-    real_append = JournalFileBackend.append_logs
+    real_write = storage_module.write_records
     calls = {"n": 0}
 
-    def append_until_full(self: JournalFileBackend, logs: list) -> None:
+    def write_until_full(fh: Any, data: bytes) -> None:
         calls["n"] += 1
         if calls["n"] == 25:  # the disk fills up mid-record, as a real ENOSPC does
-            with open(self._file_path, "ab") as fh:
-                fh.write(b'{"op_code": 6, "trial_')
-            raise OSError(errno.ENOSPC, "No space left on device", self._file_path)
-        real_append(self, logs)
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            raise OSError(errno.ENOSPC, "No space left on device", fh.name)
+        real_write(fh, data)
 
-    monkeypatch.setattr(JournalFileBackend, "append_logs", append_until_full)
+    monkeypatch.setattr(storage_module, "write_records", write_until_full)
     assert main(["run", "spec.yaml"]) == 2
     err = capsys.readouterr().err
     assert "error: no space left on the device writing" in err and "study.journal" in err
     assert "Traceback" not in err
+    # the half-written record was undone at once: nothing torn was left to repair
+    journal = tmp_path / "kubetune-runs" / "full-disk" / "study.journal"
+    assert journal.read_bytes().endswith(b"\n")
+    assert not list(journal.parent.glob("study.journal.torn-*"))
 
-    monkeypatch.setattr(JournalFileBackend, "append_logs", real_append)  # space freed
+    monkeypatch.setattr(storage_module, "write_records", real_write)  # space freed
     assert main(["run", "spec.yaml"]) == 0, capsys.readouterr().err
     study = optuna.load_study(
         study_name="full-disk",

@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 import kubetune
-from kubetune.core.loop import PARAMS
+from kubetune.core.attrs import PARAMS, SCHEDULER, STRATEGY
 from kubetune.core.search import TuneResult
 from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.spec import parse_spec
@@ -409,7 +409,7 @@ def test_auto_strategy_reported_by_tune(
 ) -> None:
     result = kubetune.tune(cheap_objective, raw, max_trials=max_trials)
     assert result.strategy == expected
-    assert result.study.user_attrs["kubetune:strategy"] == expected
+    assert result.study.user_attrs[STRATEGY] == expected
     assert result.scheduler == "none"
     if expected == "grid":
         assert "exhausted" in result.stop_reason
@@ -428,7 +428,7 @@ def test_auto_scheduler_with_a_fidelity_is_hyperband() -> None:
         max_trials=8,
     )
     assert result.scheduler == "hyperband"
-    assert result.study.user_attrs["kubetune:scheduler"] == "hyperband"
+    assert result.study.user_attrs[SCHEDULER] == "hyperband"
     assert isinstance(result.study.pruner, optuna.pruners.HyperbandPruner)
     finished = result.study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == 8

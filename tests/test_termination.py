@@ -13,8 +13,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 import kubetune
+from kubetune.core.attrs import FAILURE, FIXED_PARAMS, MESSAGE, RETRIED
 from kubetune.core.termination import (
-    RETRIED,
     MaxTrials,
     Patience,
     SpaceExhausted,
@@ -264,14 +264,14 @@ def test_tune_stops_at_timeout() -> None:
     assert elapsed < 15  # the running trial was cancelled, not waited for forever
     for trial in result.study.trials:
         if trial.state == TrialState.FAIL:  # in flight at the timeout: cancelled, queued again
-            assert trial.user_attrs["failure"] == "cancelled"
-            assert trial.user_attrs["message"].startswith("cancelled: timeout reached")
-            assert trial.user_attrs["kubetune:retried"] is True
+            assert trial.user_attrs[FAILURE] == "cancelled"
+            assert trial.user_attrs[MESSAGE].startswith("cancelled: timeout reached")
+            assert trial.user_attrs[RETRIED] is True
     waiting = [t for t in result.study.trials if t.state == TrialState.WAITING]
     cancelled = [t for t in result.study.trials if t.state == TrialState.FAIL]
     assert cancelled, "a trial was running when time ran out"
     # queued with the same params, so a resumed run finishes it
-    assert [t.system_attrs["fixed_params"] for t in waiting] == [t.params for t in cancelled]
+    assert [t.system_attrs[FIXED_PARAMS] for t in waiting] == [t.params for t in cancelled]
 
 
 @pytest.mark.parametrize(("direction", "target"), [("minimize", 0.3), ("maximize", 0.7)])

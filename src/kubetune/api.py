@@ -18,10 +18,11 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
+from kubetune.core.attrs import MESSAGE
 from kubetune.core.events import LoopObserver
-from kubetune.core.loop import INTERRUPTED, MESSAGE
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import parse_spec
+from kubetune.core.stop_reason import StopKind
 from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.errors import AllTrialsFailedError, SpecError
 from kubetune.executors import create_executor
@@ -136,7 +137,7 @@ def tune(
         result = run_search(
             spec, executor, observer=observer, in_memory=True, sampler=sampler, pruner=given_pruner
         )
-    if result.stop_reason == INTERRUPTED:
+    if result.stop_reason.kind is StopKind.INTERRUPTED:
         # The study is saved (and resumable with storage=); the script must not go on as if
         # the search had finished.
         raise KeyboardInterrupt

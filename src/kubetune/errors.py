@@ -39,3 +39,7 @@ class InvalidConfigError(KubetuneError):
 
 class AllTrialsFailedError(KubetuneError):
     """Every trial of a search failed: there is no best config. Carries the first reason."""
+
+
+class StudyInUseError(KubetuneError):
+    """Another controller holds the study's lease: one controller runs a study at a time."""

@@ -190,7 +190,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from kubetune.core.loop import INTERRUPTED
+    from kubetune.core.stop_reason import StopKind
     from kubetune.report import render_summary
     from kubetune.steps.run import run_experiment
 
@@ -212,7 +212,7 @@ def _run(args: argparse.Namespace) -> int:
         print_json(summary.to_dict())
     else:
         render_summary(summary, Console())
-    if summary.stop_reason == INTERRUPTED:
+    if summary.stop_kind == StopKind.INTERRUPTED.value:
         return 130
     return 0 if summary.best_trial_number is not None else 1
 

@@ -1,13 +1,19 @@
 """The tuning loop: asynchronous ask -> run -> tell with up to N trials in flight.
 
-The controller owns every write to the study; trials only talk to their executor.
-Re-running the loop on the same study resumes it: trials left RUNNING by a controller
-that died are failed and queued again (when retries remain), queued retries run first,
-and completed trials are never run again.
+The controller owns every write to the study; trials only talk to their executor. One
+controller runs a study at a time (a lease on the study, see :mod:`kubetune.core.lease`).
+Re-running the loop on the same study resumes it: trials left RUNNING by a controller that
+died are adopted by the executor when they still run (pods, Jobs), or else failed and queued
+again (when retries remain); queued retries run first, and completed trials never run again.
+
+What the stop conditions and progress need is kept in a :class:`StudyState`, read from the
+study once at start and then updated as trials are told, so the controller's cost per trial
+stays flat however long the study grows.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,28 +22,49 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core import optuna_compat as compat
+from kubetune.core.attrs import (
+    ATTEMPT,
+    DURATION,
+    FAILURE,
+    MESSAGE,
+    METRICS,
+    PARAMS,
+    RETRIED,
+    RETRY_OF,
+)
 from kubetune.core.events import LoopObserver, LoopProgress
-from kubetune.core.executor import Executor, FinishedEvent, ReportEvent
+from kubetune.core.executor import Executor, ExecutorEvent, ReportEvent
+from kubetune.core.lease import DEFAULT_TTL_S, StudyLease, release_quietly
 from kubetune.core.space import SearchSpace
-from kubetune.core.termination import RETRIED, StopCondition, StudySnapshot, first_reason
+from kubetune.core.stop_reason import INTERRUPTED, StopKind, StopReason
+from kubetune.core.study_state import Direction, StudyState
+from kubetune.core.termination import StopCondition, first_reason
 from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, TrialStatus
 
-# user_attrs kubetune keeps on trials (and RETRIED, from termination)
-ATTEMPT = "kubetune:attempt"
-RETRY_OF = "kubetune:retry_of"
-FAILURE = "failure"
-MESSAGE = "message"
-METRICS = "metrics"
-DURATION = "duration_s"
-PARAMS = "kubetune:params"
+__all__ = [
+    # attribute keys, re-exported for code written before kubetune.core.attrs
+    "ATTEMPT",
+    "DURATION",
+    "FAILURE",
+    "INTERRUPTED",
+    "MESSAGE",
+    "METRICS",
+    "PARAMS",
+    "RETRIED",
+    "RETRY_OF",
+    "LoopResult",
+    "TuningLoop",
+    "trial_seed",
+]
 
 _POLL_S = 0.5
-INTERRUPTED = "interrupted by the user"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoopResult:
-    stop_reason: str
+    stop_reason: StopReason
     elapsed_s: float
     progress: LoopProgress
 
@@ -62,7 +89,10 @@ class TuningLoop:
         trial_deadline_s: float | None = None,
         observer: LoopObserver | None = None,
         output_dir: str | None = None,
+        lease_ttl_s: float | None = DEFAULT_TTL_S,
     ) -> None:
+        """``lease_ttl_s``: how long a controller's lease outlives its last renewal; None
+        takes no lease (a study in memory never takes one: no other process can reach it)."""
         self.study = study
         self.space = space
         self.executor = executor
@@ -74,78 +104,104 @@ class TuningLoop:
         self.trial_deadline_s = trial_deadline_s
         self.observer = observer
         self.output_dir = output_dir
-        self.direction: Any = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+        self.lease_ttl_s = lease_ttl_s
+        self.direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
         self._in_flight: dict[int, optuna.Trial] = {}
         self._started_at = time.monotonic()
+        self._state = StudyState(direction=self.direction, started_at=self._started_at)
+        self._lease: StudyLease | None = None
 
     # --- public --------------------------------------------------------------------------
 
     def run(self) -> LoopResult:
         self._started_at = time.monotonic()
-        self._reconcile_stale_trials()
-        if self.observer:
-            self.observer.on_start(self._progress(self._snapshot()))
-        reason = self._drive()
-        progress = self._progress(self._snapshot())
-        if self.observer:
-            self.observer.on_stop(reason, progress)
+        # The lease comes first: a second controller must not fail the first one's trials.
+        if self.lease_ttl_s is not None and not compat.is_in_memory(self.study):
+            self._lease = StudyLease(self.study, ttl_s=self.lease_ttl_s)
+            self._lease.acquire()
+        try:
+            self._reconcile_stale_trials()
+            # The one full read of the study; from here on the state follows what is told.
+            self._state = StudyState(
+                self.study.get_trials(deepcopy=False), self.direction, self._started_at
+            )
+            if self.observer:
+                self.observer.on_start(self._progress())
+            reason = self._drive()
+            progress = self._progress()
+            if self.observer:
+                self.observer.on_stop(reason, progress)
+        except BaseException:
+            if self._lease is not None:
+                release_quietly(self._lease)
+            raise
+        if self._lease is not None:
+            self._lease.release()
         return LoopResult(reason, time.monotonic() - self._started_at, progress)
 
     # --- the loop ------------------------------------------------------------------------
 
-    def _drive(self) -> str:
+    def _drive(self) -> StopReason:
         try:
             while True:
-                snap = self._snapshot()
-                reason = first_reason(self.conditions, snap)
+                reason = first_reason(self.conditions, self._state) or self._lease_lost()
                 if reason is not None:
-                    self._wind_down(reason)
+                    if reason.kind is StopKind.LEASE_LOST:
+                        self._drop_all(reason)
+                    else:
+                        self._wind_down(reason)
                     return reason
-                self._fill(snap)
+                self._fill()
                 if not self._in_flight:
                     return self._nothing_left_reason()
-                for event in self.executor.poll(timeout=_POLL_S):
-                    self._handle(event)
+                self._poll()
         except KeyboardInterrupt:
             self._cancel_all(INTERRUPTED)
             return INTERRUPTED
 
-    def _fill(self, snap: StudySnapshot) -> None:
-        planned = snap.finished_count + len(self._in_flight)
-        # Queued retries, counted from the snapshot: study.ask() takes them first.
-        waiting = sum(1 for t in snap.trials if t.state == TrialState.WAITING)
+    def _poll(self) -> None:
+        for event in self.executor.poll(timeout=_POLL_S):
+            self._handle(event)
+
+    def _fill(self) -> None:
+        planned = self._state.finished_count + len(self._in_flight)
         while len(self._in_flight) < self.executor.capacity:
+            # Queued retries (and enqueued configs): study.ask() takes them first.
+            waiting = self._state.waiting > 0
             full = self.max_trials is not None and planned >= self.max_trials
             if full and not waiting:
                 return
             if not waiting and not self._sampler_has_more():
                 return
-            self._start_trial()
+            self._start_trial(from_queue=waiting)
             planned += 1
-            waiting = max(0, waiting - 1)
 
-    def _start_trial(self) -> None:
+    def _start_trial(self, *, from_queue: bool) -> None:
         trial = self.study.ask()
         params = self.space.suggest(trial)
-        attempt = int(trial.user_attrs.get(ATTEMPT, 1))
-        origin = int(trial.user_attrs.get(RETRY_OF, trial.number))
-        request = TrialRequest(
-            study=self.study.study_name,
-            number=trial.number,
-            params=params,
-            seed=trial_seed(self.seed, origin),
-            budget=self.budget,
-            attempt=attempt,
-            deadline_s=self.trial_deadline_s,
-            output_dir=self.output_dir,
-        )
+        attrs = trial.user_attrs
+        request = self._request(trial.number, params, attrs)
         self._in_flight[trial.number] = trial
+        self._state.started(from_queue=from_queue)
         self.executor.submit(request)
         # written once the trial is on its way: a worker waits on no storage round trip it
         # does not need (with a journal file each one is an fsync)
         trial.set_user_attr(PARAMS, params)
 
-    def _handle(self, event: ReportEvent | FinishedEvent) -> None:
+    def _request(self, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> TrialRequest:
+        origin = int(attrs.get(RETRY_OF, number))
+        return TrialRequest(
+            study=self.study.study_name,
+            number=number,
+            params=params,
+            seed=trial_seed(self.seed, origin),
+            budget=self.budget,
+            attempt=int(attrs.get(ATTEMPT, 1)),
+            deadline_s=self.trial_deadline_s,
+            output_dir=self.output_dir,
+        )
+
+    def _handle(self, event: ExecutorEvent) -> None:
         trial = self._in_flight.get(event.number)
         if trial is None:
             return
@@ -163,18 +219,30 @@ class TuningLoop:
         trial.set_user_attr(DURATION, round(outcome.duration_s, 4))
         if outcome.metrics:
             trial.set_user_attr(METRICS, outcome.metrics)
+        retried = False
         if outcome.status is TrialStatus.COMPLETED:
             frozen = self.study.tell(trial, outcome.value)
         elif outcome.status is TrialStatus.PRUNED:
             frozen = self.study.tell(trial, state=TrialState.PRUNED)
         else:
-            frozen = self._fail(trial.number, trial.params, trial.user_attrs, outcome)
+            frozen, retried = self._fail(
+                compat.trial_id(trial), trial.number, trial.params, trial.user_attrs, outcome
+            )
+        self._state.finished(frozen)
+        if retried:
+            self._state.queued()
         if self.observer:
-            self.observer.on_trial_finished(frozen, self._progress(self._snapshot()))
+            self.observer.on_trial_finished(frozen, self._progress())
 
     def _fail(
-        self, number: int, flat_params: dict[str, Any], attrs: dict[str, Any], outcome: TrialOutcome
-    ) -> FrozenTrial:
+        self,
+        trial_id: int,
+        number: int,
+        flat_params: dict[str, Any],
+        attrs: dict[str, Any],
+        outcome: TrialOutcome,
+    ) -> tuple[FrozenTrial, bool]:
+        """Record a failed trial, and queue its config again when it is retried."""
         failure = outcome.failure or TrialFailure.ERROR
         attempt = int(attrs.get(ATTEMPT, 1))
         if failure is TrialFailure.CANCELLED:
@@ -182,13 +250,9 @@ class TuningLoop:
             retry, next_attempt = True, attempt
         else:
             retry, next_attempt = failure.retryable and attempt <= self.retries, attempt + 1
-        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
-            self.study._study_id, number
-        )
-        storage = self.study._storage
-        storage.set_trial_user_attr(trial_id, FAILURE, failure.value)
-        storage.set_trial_user_attr(trial_id, MESSAGE, outcome.message[:2000])
-        storage.set_trial_user_attr(trial_id, RETRIED, retry)
+        compat.set_trial_user_attr(self.study, trial_id, FAILURE, failure.value)
+        compat.set_trial_user_attr(self.study, trial_id, MESSAGE, outcome.message[:2000])
+        compat.set_trial_user_attr(self.study, trial_id, RETRIED, retry)
         frozen = self.study.tell(number, state=TrialState.FAIL)
         if retry:
             self.study.enqueue_trial(
@@ -196,26 +260,31 @@ class TuningLoop:
                 user_attrs={ATTEMPT: next_attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))},
                 skip_if_exists=False,
             )
-        return frozen
+        return frozen, retry
 
-    def _nothing_left_reason(self) -> str:
+    def _nothing_left_reason(self) -> StopReason:
         size = getattr(self.study.sampler, "size", None)
         if size is not None and getattr(self.study.sampler, "remaining", None) is not None:
-            return f"search space exhausted (all {size} grid configs tried)"
-        return "no trials left to run"
+            return StopReason(
+                StopKind.EXHAUSTED, f"search space exhausted (all {size} grid configs tried)"
+            )
+        return StopReason(StopKind.NOTHING_LEFT, "no trials left to run")
 
-    def _wind_down(self, reason: str) -> None:
+    def _wind_down(self, reason: StopReason) -> None:
         """Stop asking; let running trials finish, except when time is up."""
-        if reason.startswith("timeout"):
+        if reason.kind is StopKind.TIMEOUT:
+            # Time is up: wait no longer than the executor's cancel grace. A trial that did
+            # not confirm its cancel stays RUNNING in storage; a resumed run reconciles it.
             self._cancel_all(f"cancelled: {reason}")
+            return
         while self._in_flight:
-            for event in self.executor.poll(timeout=_POLL_S):
-                self._handle(event)
+            self._lease_lost()  # keeps renewing while the last trials finish
+            self._poll()
 
     def _cancel_all(self, reason: str) -> None:
         for number in list(self._in_flight):
             self.executor.cancel(number, reason)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.executor.cancel_grace_s
         while self._in_flight and time.monotonic() < deadline:
             for event in self.executor.poll(timeout=_POLL_S):
                 if isinstance(event, ReportEvent):
@@ -227,53 +296,90 @@ class TuningLoop:
                     # config's: it is queued again and runs first when the study resumes.
                     self._record(trial, event.outcome)
 
+    def _drop_all(self, reason: StopReason) -> None:
+        """Another controller owns the study now (and failed our trials as stale): stop ours
+        without writing anything more."""
+        for number in list(self._in_flight):
+            self.executor.cancel(number, f"cancelled: {reason}")
+        deadline = time.monotonic() + self.executor.cancel_grace_s
+        while self._in_flight and time.monotonic() < deadline:
+            for event in self.executor.poll(timeout=_POLL_S):
+                if isinstance(event, ReportEvent):
+                    self.executor.answer(event.number, True)
+                else:
+                    self._in_flight.pop(event.number, None)
+        self._in_flight.clear()
+
+    # --- the lease -----------------------------------------------------------------------
+
+    def _lease_lost(self) -> StopReason | None:
+        if self._lease is None:
+            return None
+        successor = self._lease.keep()
+        if successor is None:
+            return None
+        _log.warning("study %s taken over by %s", self.study.study_name, successor.describe())
+        return StopReason(
+            StopKind.LEASE_LOST,
+            f"another controller took the study over ({successor.describe()})",
+        )
+
     # --- resume --------------------------------------------------------------------------
 
     def _reconcile_stale_trials(self) -> None:
-        """Trials RUNNING in storage belong to a controller that died: fail and re-queue them."""
-        for stale in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not stale.params and self.space.searched_names:
+        """Trials RUNNING in storage belong to a controller that died: the executor adopts
+        those it still runs; the others are failed and queued again."""
+        stale: list[FrozenTrial] = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not trial.params and self.space.searched_names:
                 # Killed between ask and suggest: nothing ran and there is no config to
                 # retry. It does not count as a finished trial; a fresh one takes its place.
-                self._abandon(stale.number, "the controller stopped before this trial started")
+                self._abandon(trial, "the controller stopped before this trial started")
+            else:
+                stale.append(trial)
+        offered = {t.number for t in stale}
+        adopted = set(self.executor.recover([self._rebuilt_request(t) for t in stale])) & offered
+        for trial in stale:
+            if trial.number in adopted:
+                self._in_flight[trial.number] = compat.live_trial(
+                    self.study, compat.trial_id(trial)
+                )
                 continue
             outcome = TrialOutcome.failed(
                 TrialFailure.INFRASTRUCTURE, "the controller stopped while this trial was running"
             )
-            self._fail(stale.number, stale.params, stale.user_attrs, outcome)
+            self._fail(
+                compat.trial_id(trial), trial.number, trial.params, trial.user_attrs, outcome
+            )
 
-    def _abandon(self, number: int, message: str) -> None:
-        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
-            self.study._study_id, number
-        )
-        storage = self.study._storage
-        storage.set_trial_user_attr(trial_id, FAILURE, TrialFailure.INFRASTRUCTURE.value)
-        storage.set_trial_user_attr(trial_id, MESSAGE, message)
-        storage.set_trial_user_attr(trial_id, RETRIED, True)  # replaced: not a final failure
-        self.study.tell(number, state=TrialState.FAIL)
+    def _rebuilt_request(self, trial: FrozenTrial) -> TrialRequest:
+        """The request a trial from storage was (most likely) submitted with."""
+        params = trial.user_attrs.get(PARAMS)
+        if not isinstance(params, dict):  # died before PARAMS was written
+            params = self.space.structure(trial.params)
+        return self._request(trial.number, params, trial.user_attrs)
 
-    # --- snapshots -----------------------------------------------------------------------
+    def _abandon(self, trial: FrozenTrial, message: str) -> None:
+        trial_id = compat.trial_id(trial)
+        compat.set_trial_user_attr(self.study, trial_id, FAILURE, TrialFailure.INFRASTRUCTURE.value)
+        compat.set_trial_user_attr(self.study, trial_id, MESSAGE, message)
+        # replaced: not a final failure
+        compat.set_trial_user_attr(self.study, trial_id, RETRIED, True)
+        self.study.tell(trial.number, state=TrialState.FAIL)
+
+    # --- reads ---------------------------------------------------------------------------
 
     def _sampler_has_more(self) -> bool:
         remaining = getattr(self.study.sampler, "remaining", None)
         return remaining is None or int(remaining(self.study)) > 0
 
-    def _snapshot(self) -> StudySnapshot:
-        trials = self.study.get_trials(deepcopy=False)
-        final_failures = sum(
-            1 for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(RETRIED)
-        )
-        return StudySnapshot(trials, self.direction, self._started_at, final_failures)
-
-    def _progress(self, snap: StudySnapshot) -> LoopProgress:
-        counts = {state: 0 for state in TrialState}
-        for t in snap.trials:
-            counts[t.state] += 1
+    def _progress(self) -> LoopProgress:
+        state = self._state
         return LoopProgress(
-            completed=counts[TrialState.COMPLETE],
-            pruned=counts[TrialState.PRUNED],
-            failed=counts[TrialState.FAIL],
+            completed=state.completed,
+            pruned=state.pruned,
+            failed=state.failed,
             running=len(self._in_flight),
-            best_value=snap.best_value(),
+            best_value=state.best_value,
             max_trials=self.max_trials,
         )

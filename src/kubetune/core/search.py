@@ -14,6 +14,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
+from kubetune.core.attrs import SCHEDULER, STRATEGY
 from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
 from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
@@ -21,6 +22,7 @@ from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.plan import open_study, plan_search
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
+from kubetune.core.stop_reason import StopReason
 from kubetune.core.strategies import SamplerContext, build_sampler
 
 __all__ = ["TuneResult", "run_search"]
@@ -34,7 +36,8 @@ class TuneResult:
     # A trial, as optuna's ``study.best_trial`` is; its number is ``best_trial_number``.
     best_trial: optuna.trial.FrozenTrial | None
     best_trial_number: int | None
-    stop_reason: str
+    # a str (the message, as shown and stored) that also carries ``.kind``, a StopKind
+    stop_reason: StopReason
     strategy: str
     scheduler: str
     elapsed_s: float
@@ -75,8 +78,8 @@ def run_search(
             space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.limits.parallel
         )
         study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
-    study.set_user_attr("kubetune:strategy", plan.strategy)
-    study.set_user_attr("kubetune:scheduler", plan.scheduler)
+    study.set_user_attr(STRATEGY, plan.strategy)
+    study.set_user_attr(SCHEDULER, plan.scheduler)
     budget = spec.fidelity.max if spec.fidelity else None
     loop = TuningLoop(
         study,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.storages.journal._file import BaseJournalFileLock
+
+from kubetune.core.optuna_compat import BaseJournalFileLock
 
 _TAIL_BYTES = 4 * 1024 * 1024  # far more than one record
 
@@ -68,7 +71,43 @@ def journal_storage(path: Path) -> JournalStorage:
         repair_torn_tail(path)
     finally:
         lock.release()
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    return JournalStorage(_AllOrNothingJournal(str(path), lock))
+
+
+class _AllOrNothingJournal(JournalFileBackend):
+    """optuna's journal file, but an append that fails midway (a full disk) is undone.
+
+    Otherwise the half-written record stays, this process's next append is glued to it, and
+    the journal becomes unreadable while the process goes on (a lease release, a cancel).
+    A killed writer cannot undo anything: ``repair_torn_tail`` handles that at the next open.
+    """
+
+    def __init__(self, file_path: str, lock: FlockLock) -> None:
+        super().__init__(file_path, lock_obj=lock)
+        self._path = file_path
+        self._flock = lock
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        self._flock.acquire()
+        try:
+            with open(self._path, "ab") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                try:
+                    write_records(fh, data)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        fh.truncate(size)
+                    raise
+        finally:
+            self._flock.release()
+
+
+def write_records(fh: BinaryIO, data: bytes) -> None:
+    """Write and fsync journal records (one place, so tests can make the disk fill up)."""
+    fh.write(data)
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def repair_torn_tail(path: Path) -> Path | None:

@@ -16,6 +16,7 @@ from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core.attrs import FAILURE, MESSAGE
 from kubetune.storage import atomic_write_text
 
 from .summary import RunSummary, format_duration, format_number, summary_rows
@@ -208,8 +209,8 @@ def _trial_value(trial: FrozenTrial) -> str:
 
 
 def _trial_reason(trial: FrozenTrial) -> str:
-    failure = trial.user_attrs.get("failure")
-    message = trial.user_attrs.get("message")
+    failure = trial.user_attrs.get(FAILURE)
+    message = trial.user_attrs.get(MESSAGE)
     text = ": ".join(str(p).strip() for p in (failure, message) if p)
     if len(text) > _MAX_MESSAGE_CHARS:
         text = text[:_MAX_MESSAGE_CHARS] + "…"

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from kubetune.core.attrs import FAILURE, MESSAGE
 from kubetune.core.events import LoopObserver, LoopProgress
 
 from .summary import format_duration, format_number
@@ -37,8 +38,8 @@ def failure_reason(trial: FrozenTrial, max_chars: int | None = None) -> str:
     With ``max_chars`` the message is reduced to one line: the last non-empty one, because
     that is where a Python traceback names the exception.
     """
-    failure = trial.user_attrs.get("failure")
-    message = trial.user_attrs.get("message")
+    failure = trial.user_attrs.get(FAILURE)
+    message = trial.user_attrs.get(MESSAGE)
     message = "" if message is None else str(message).strip()
     if max_chars is not None and message:
         lines = [line.strip() for line in message.splitlines() if line.strip()]

@@ -75,7 +75,8 @@ class RunSummary:
     completed: int = 0
     pruned: int = 0
     failed: int = 0
-    stop_reason: str = ""
+    stop_reason: str = ""  # the message
+    stop_kind: str = ""  # a kubetune.core.stop_reason.StopKind value ("max_trials", ...)
     elapsed_s: float = 0.0
     model_uri: str | None = None
     model_version: int | None = None

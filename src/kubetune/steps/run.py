@@ -11,11 +11,12 @@ import time
 
 from rich.console import Console
 
-from kubetune.core.loop import INTERRUPTED
+from kubetune.core.attrs import METRICS
 from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
 from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult
 from kubetune.core.spec import ExperimentSpec
+from kubetune.core.stop_reason import StopKind
 from kubetune.report import RichProgressObserver, RunSummary, write_html_report
 from kubetune.repository import open_repository
 from kubetune.steps.evaluate import evaluate
@@ -70,14 +71,15 @@ def run_experiment(
         experiment=spec.name,
         metric=spec.objective.metric,
         direction=spec.direction,
-        stop_reason=result.stop_reason,
+        stop_reason=result.stop_reason.message,
+        stop_kind=result.stop_reason.kind.value,
     )
     trials = result.study.get_trials(deepcopy=False)
     summary.completed = sum(t.state.name == "COMPLETE" for t in trials)
     summary.pruned = sum(t.state.name == "PRUNED" for t in trials)
     summary.failed = sum(t.state.name == "FAIL" for t in trials)
 
-    interrupted = result.stop_reason == INTERRUPTED
+    interrupted = result.stop_reason.kind is StopKind.INTERRUPTED
     if interrupted:
         console.print(
             f"[yellow]interrupted[/]: the study is saved in {out_dir}; run the same command"
@@ -88,7 +90,7 @@ def run_experiment(
         summary.best_params = result.best_params
         summary.best_value = result.best_value
         summary.best_trial_number = best.number
-        val_metrics = dict(best.user_attrs.get("metrics", {}))
+        val_metrics = dict(best.user_attrs.get(METRICS, {}))
         summary.validation_metrics = unprefixed(val_metrics, VAL)
 
     step = "final training"

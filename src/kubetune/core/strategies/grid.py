@@ -13,9 +13,9 @@ from typing import Any
 from optuna import Study
 from optuna.trial import FrozenTrial
 
+from kubetune.core import optuna_compat as compat
+from kubetune.core.attrs import FIXED_PARAMS, GRID_ID
 from kubetune.core.strategies.planned import PlannedConfigSampler
-
-GRID_ID_ATTR = "kubetune:grid_id"
 
 
 class ConditionalGridSampler(PlannedConfigSampler):
@@ -26,6 +26,12 @@ class ConditionalGridSampler(PlannedConfigSampler):
         self._order = list(range(len(self._grid)))
         if shuffle:  # a budget smaller than the grid still covers the space evenly
             random.Random(seed).shuffle(self._order)
+        # Grid ids already given out, read from the study once and then kept up to date as
+        # this sampler hands ids out: asking costs O(1), not a scan of every trial. One
+        # controller plans a study at a time (the lease), so nobody else hands ids out.
+        self._used: set[int] = set()
+        self._next = 0  # position in _order before which every id is used
+        self._study_key: tuple[int, int] | None = None
         super().__init__(seed=seed)
 
     @property
@@ -33,21 +39,28 @@ class ConditionalGridSampler(PlannedConfigSampler):
         return len(self._grid)
 
     def used_ids(self, study: Study) -> set[int]:
-        return {
-            int(t.system_attrs[GRID_ID_ATTR])
-            for t in study.get_trials(deepcopy=False)
-            if GRID_ID_ATTR in t.system_attrs
-        }
+        key = (id(compat.storage_of(study)), compat.study_id(study))
+        if key != self._study_key:
+            self._study_key, self._next = key, 0
+            self._used = {
+                int(t.system_attrs[GRID_ID])
+                for t in study.get_trials(deepcopy=False)
+                if GRID_ID in t.system_attrs
+            }
+        return self._used
 
     def remaining(self, study: Study) -> int:
         return self.size - len(self.used_ids(study))
 
     def plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
-        if "fixed_params" in trial.system_attrs:
+        if FIXED_PARAMS in trial.system_attrs:
             return None  # a retry of an earlier config: it carries its own params
         used = self.used_ids(study)
-        grid_id = next((i for i in self._order if i not in used), None)
-        if grid_id is None:
+        while self._next < len(self._order) and self._order[self._next] in used:
+            self._next += 1
+        if self._next == len(self._order):
             return None  # exhausted: the loop stops asking; a stray ask samples at random
-        study._storage.set_trial_system_attr(trial._trial_id, GRID_ID_ATTR, grid_id)
+        grid_id = self._order[self._next]
+        compat.set_trial_system_attr(study, compat.trial_id(trial), GRID_ID, grid_id)
+        used.add(grid_id)
         return self._grid[grid_id]

@@ -16,6 +16,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core.optuna_compat import distribution_contains, trial_id
+
 
 class PlannedConfigSampler(BaseSampler):
     def __init__(self, *, seed: int | None = None) -> None:
@@ -42,7 +44,7 @@ class PlannedConfigSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         planned = self.plan(study, trial)
         if planned is not None:
-            self._plans[trial._trial_id] = planned
+            self._plans[trial_id(trial)] = planned
 
     def sample_independent(
         self,
@@ -51,14 +53,12 @@ class PlannedConfigSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        planned = self._plans.get(trial._trial_id, {})
+        planned = self._plans.get(trial_id(trial), {})
         if param_name in planned:
             value = planned[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass  # the space changed since this config was planned: draw afresh
+            # not contained: the space changed since this config was planned; draw afresh
+            if distribution_contains(param_distribution, value):
+                return value
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
@@ -68,4 +68,4 @@ class PlannedConfigSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._plans.pop(trial._trial_id, None)
+        self._plans.pop(trial_id(trial), None)

@@ -1,0 +1,53 @@
+"""Every study and trial attribute key kubetune writes, defined once.
+
+Readers (the report, the steps, tests, other tools reading a study) import the names from
+here, so a key cannot drift between the writer and its readers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ATTEMPT",
+    "DURATION",
+    "FAILURE",
+    "FIXED_PARAMS",
+    "GRID_ID",
+    "LEASE",
+    "MESSAGE",
+    "METRICS",
+    "PARAMS",
+    "RETRIED",
+    "RETRY_OF",
+    "SCHEDULER",
+    "STRATEGY",
+]
+
+# --- trial user_attrs -------------------------------------------------------------------
+#: 1 for a config's first run, n for its n-th (a retry is a trial of its own).
+ATTEMPT = "kubetune:attempt"
+#: On a retry: the number of the config's first trial (its seed derives from it).
+RETRY_OF = "kubetune:retry_of"
+#: On a failed trial: True when the same config is queued again (not a final failure).
+RETRIED = "kubetune:retried"
+#: The structured params the trial ran with (lists per layer, as the trainer saw them).
+PARAMS = "kubetune:params"
+#: On a failed trial: the failure kind (a ``TrialFailure`` value) and its message.
+FAILURE = "failure"
+MESSAGE = "message"
+#: Every metric the trial reported, and its own measured duration in seconds.
+METRICS = "metrics"
+DURATION = "duration_s"
+
+# --- trial system_attrs -----------------------------------------------------------------
+#: Index of the grid config a grid-search trial runs.
+GRID_ID = "kubetune:grid_id"
+#: Written by optuna's ``enqueue_trial`` (read, never written, by kubetune).
+FIXED_PARAMS = "fixed_params"
+
+# --- study user_attrs -------------------------------------------------------------------
+STRATEGY = "kubetune:strategy"
+SCHEDULER = "kubetune:scheduler"
+
+# --- study system_attrs -----------------------------------------------------------------
+#: The controller lease: who runs the study now (see ``kubetune.core.lease``).
+LEASE = "kubetune:lease"

@@ -1,0 +1,87 @@
+"""Every use of optuna's private API, in one place.
+
+kubetune needs a few things optuna's public API does not offer: writing attributes of a
+trial by number (the loop fails trials it holds no ``Trial`` object for), study system
+attributes (the controller lease), a ``Trial`` handle for a trial adopted from storage, and
+a distribution's membership test. They all go through here, and
+``tests/test_optuna_compat.py`` checks each one against the installed optuna, so an upgrade
+that changes them fails there with a clear message instead of somewhere in the loop.
+(pyproject caps optuna below the next major version.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.storages import BaseStorage, InMemoryStorage
+from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.trial import FrozenTrial
+
+__all__ = [
+    "BaseJournalFileLock",
+    "distribution_contains",
+    "is_in_memory",
+    "live_trial",
+    "set_study_system_attr",
+    "set_trial_system_attr",
+    "set_trial_user_attr",
+    "storage_of",
+    "study_id",
+    "study_system_attrs",
+    "trial_id",
+    "trial_id_of_number",
+]
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    return study._study_id
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The storage id of a trial (unique across studies, unlike its number)."""
+    return trial._trial_id
+
+
+def trial_id_of_number(study: optuna.Study, number: int) -> int:
+    return storage_of(study).get_trial_id_from_study_id_trial_number(study_id(study), number)
+
+
+def live_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """A ``Trial`` handle (report, should_prune, tell) on a RUNNING trial from storage."""
+    return optuna.Trial(study, trial_id)
+
+
+def set_trial_user_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
+    storage_of(study).set_trial_user_attr(trial_id, key, value)
+
+
+def set_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
+    storage_of(study).set_trial_system_attr(trial_id, key, value)
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attrs, read fresh from storage (another process may write them)."""
+    return storage_of(study).get_study_system_attrs(study_id(study))
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    storage_of(study).set_study_system_attr(study_id(study), key, value)
+
+
+def is_in_memory(study: optuna.Study) -> bool:
+    """True when no other process can reach the study (optuna's InMemoryStorage)."""
+    return isinstance(storage_of(study), InMemoryStorage)
+
+
+def distribution_contains(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` (external representation) lies in ``distribution``."""
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
