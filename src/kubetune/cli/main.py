@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
     pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
-    pred.add_argument("--model-repo", default="model-repo", help="directory or URI")
+    pred.add_argument("--model-repo", help=repo_help)
     return parser
 
 
@@ -182,8 +182,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _models(args)
     if args.command == "predict":
         from kubetune.cli.predict_cmd import run_predict
+        from kubetune.core.spec import DEFAULT_MODEL_REPO
 
-        return run_predict(args.model, args.data, args.output, args.model_repo)
+        repo = first_set(args.model_repo, ENV_MODEL_REPO, os.environ) or DEFAULT_MODEL_REPO
+        return run_predict(args.model, args.data, args.output, repo)
     raise AssertionError(args.command)
 
 
