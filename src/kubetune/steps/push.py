@@ -54,7 +54,7 @@ def champion_gate(
     except RepositoryError as exc:
         return True, f"promoted: the {PRODUCTION} alias cannot be read ({exc})"
     if not has_champion:
-        return True, "no production model yet"
+        return True, "promoted to production: there was no production model yet"
     try:
         current = repo.get(name, PRODUCTION)
     except RepositoryError as exc:  # tampered or missing manifest: not a champion to keep
