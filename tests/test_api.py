@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 import kubetune
+from conftest import restore_default_sigint
 from kubetune.core.storage import open_storage
 from kubetune.errors import AllTrialsFailedError, SpecError
 
@@ -179,7 +180,10 @@ def test_ctrl_c_inside_tune_reaches_the_caller_after_the_study_is_saved(tmp_path
     script.write_text(SCRIPT)
     journal = tmp_path / "study.journal"
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(journal)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), str(journal)],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_default_sigint,
     )
     deadline = time.monotonic() + 180  # generous: CI machines can be slow to start
     while time.monotonic() < deadline and not _completed(journal):

@@ -23,6 +23,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from conftest import restore_default_sigint
 from kubetune.cli.main import main
 from kubetune.core.attrs import FAILURE, FIXED_PARAMS
 from kubetune.core.lease import StudyLease
@@ -364,7 +365,13 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_finishes_the_study(tmp_path: Path) -
     _write(tmp_path / "slow_trainer.py", SLOW_TRAINER)
     spec = _write(tmp_path / "slow.yaml", SLOW_SPEC)
     cmd = [sys.executable, "-m", "kubetune.cli.main", "run", str(spec), "--model-repo", "repo"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=restore_default_sigint,
+    )
     journal = tmp_path / "kubetune-runs" / "slow" / "study.journal"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until a trial is done and others are running
