@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kubetune.core import optuna_compat as compat
 from kubetune.core.attrs import (
     ATTEMPT,
+    CONTROLLER_DEATHS,
     FAILURE,
     FIXED_PARAMS,
     LEASE,
@@ -380,3 +381,26 @@ def test_the_lease_is_released_on_every_exit(tmp_path: Path, storage: str) -> No
     with pytest.raises(RuntimeError, match="executor bug"):
         _run(study, Broken(), max_trials=5)
     assert compat.study_system_attrs(study).get(LEASE) is None
+
+
+@pytest.mark.parametrize(
+    ("deaths_before", "attempt_after", "deaths_after"),
+    [(0, 1, 1), (2, 1, 3), (3, 2, None)],  # the 4th death in a row spends a retry
+)
+def test_a_controller_death_costs_no_retry_up_to_a_cap(
+    deaths_before: int, attempt_after: int, deaths_after: int | None
+) -> None:
+    """Issue 7.13: every controller kill cost each in-flight trial a retry, so under
+    repeated kills configs ended as final failures without ever failing themselves."""
+    study = _study()
+    attrs: dict[str, Any] = {ATTEMPT: 1}
+    if deaths_before:
+        attrs[CONTROLLER_DEATHS] = deaths_before
+    stale = _left_running(study, attrs)
+    _run(study, FakeExecutor(), max_trials=1, retries=2)
+    trials = study.get_trials(deepcopy=False)
+    assert trials[stale].state == TrialState.FAIL and trials[stale].user_attrs[RETRIED] is True
+    (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF) == stale]
+    assert retry.params == trials[stale].params
+    assert retry.user_attrs[ATTEMPT] == attempt_after
+    assert retry.user_attrs.get(CONTROLLER_DEATHS) == deaths_after

@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from kubetune.core.attrs import ATTEMPT, FAILURE, MESSAGE, RETRIED, RETRY_OF
+from kubetune.core.attrs import ATTEMPT, CONTROLLER_DEATHS, FAILURE, MESSAGE, RETRIED, RETRY_OF
 from kubetune.core.storage import FlockLock, journal_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -190,7 +190,9 @@ def test_resume_after_the_controller_is_sigkilled(tmp_path: Path) -> None:
         assert "while this trial was running" in stale.user_attrs[MESSAGE]
         assert len(retries) == 1
         assert retries[0].params == stale.params
-        assert retries[0].user_attrs[ATTEMPT] == 2
+        # issue 7.13: the controller's death is not the config's fault and costs no retry
+        assert retries[0].user_attrs[ATTEMPT] == stale.user_attrs.get(ATTEMPT, 1)
+        assert retries[0].user_attrs[CONTROLLER_DEATHS] == 1
         assert retries[0].state == TrialState.COMPLETE
         assert retries[0].number > max(after_kill)
 

@@ -259,3 +259,30 @@ def test_validate_shows_the_executor_and_refuses_unknown_kinds(
     (tmp_path / "s.yaml").write_text(SPEC.replace("{kind: subprocess}", "{kind: warp}"))
     assert main(["validate", "s.yaml"]) == 2
     assert "executor.kind: unknown executor 'warp'" in capsys.readouterr().err
+
+
+def test_a_result_finished_before_the_controller_died_is_recorded_not_rerun(
+    tmp_path: Path,
+) -> None:
+    """Issue 7.13: a trial that computed its result while the controller died must not
+    lose it. Its result file is complete (atomic), so recover() hands it back."""
+    from kubetune.core.executor import FinishedEvent
+    from kubetune.executors.subprocess import SubprocessExecutor
+
+    spec = {
+        "name": "s",
+        "objective": {"metric": "value", "direction": "minimize"},
+        "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    done = TrialOutcome(TrialStatus.COMPLETED, value=0.25, metrics={"value": 0.25})
+    folder = tmp_path / "trials" / "7-a1"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps(done.to_dict()))
+    (tmp_path / "trials" / "8-a1").mkdir()  # never finished: nothing to recover
+    with SubprocessExecutor(
+        spec_data=spec, spec_dir=str(tmp_path), capacity=2, work_dir=tmp_path / "trials"
+    ) as executor:
+        requests = [TrialRequest(study="s", number=n, params={}, seed=1) for n in (7, 8)]
+        assert executor.recover(requests) == [7]
+        events = executor.poll(0.1)
+    assert events == [FinishedEvent(7, done)]

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kubetune.core import optuna_compat as compat
 from kubetune.core.attrs import (
     ATTEMPT,
+    CONTROLLER_DEATHS,
     DURATION,
     FAILURE,
     MESSAGE,
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 _POLL_S = 0.5
+# Controller deaths in a row a config may sit through without spending a retry.
+MAX_CONTROLLER_DEATHS = 3
 _log = logging.getLogger(__name__)
 
 
@@ -241,25 +244,32 @@ class TuningLoop:
         flat_params: dict[str, Any],
         attrs: dict[str, Any],
         outcome: TrialOutcome,
+        *,
+        controller_died: bool = False,
     ) -> tuple[FrozenTrial, bool]:
         """Record a failed trial, and queue its config again when it is retried."""
         failure = outcome.failure or TrialFailure.ERROR
         attempt = int(attrs.get(ATTEMPT, 1))
+        deaths = int(attrs.get(CONTROLLER_DEATHS, 0)) + 1 if controller_died else 0
         if failure is TrialFailure.CANCELLED:
             # the run stopped, the trial did not fail: it costs no retry, it just runs again
             retry, next_attempt = True, attempt
+        elif controller_died and deaths <= MAX_CONTROLLER_DEATHS:
+            # Not the config's fault either. The cap keeps a config that takes the whole
+            # machine down with it (and the controller too) from looping forever.
+            retry, next_attempt = True, attempt
         else:
             retry, next_attempt = failure.retryable and attempt <= self.retries, attempt + 1
+            deaths = 0
         compat.set_trial_user_attr(self.study, trial_id, FAILURE, failure.value)
         compat.set_trial_user_attr(self.study, trial_id, MESSAGE, outcome.message[:2000])
         compat.set_trial_user_attr(self.study, trial_id, RETRIED, retry)
         frozen = self.study.tell(number, state=TrialState.FAIL)
         if retry:
-            self.study.enqueue_trial(
-                flat_params,
-                user_attrs={ATTEMPT: next_attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))},
-                skip_if_exists=False,
-            )
+            queued = {ATTEMPT: next_attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))}
+            if deaths:
+                queued[CONTROLLER_DEATHS] = deaths
+            self.study.enqueue_trial(flat_params, user_attrs=queued, skip_if_exists=False)
         return frozen, retry
 
     def _nothing_left_reason(self) -> StopReason:
@@ -349,7 +359,12 @@ class TuningLoop:
                 TrialFailure.INFRASTRUCTURE, "the controller stopped while this trial was running"
             )
             self._fail(
-                compat.trial_id(trial), trial.number, trial.params, trial.user_attrs, outcome
+                compat.trial_id(trial),
+                trial.number,
+                trial.params,
+                trial.user_attrs,
+                outcome,
+                controller_died=True,
             )
 
     def _rebuilt_request(self, trial: FrozenTrial) -> TrialRequest:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ class SubprocessExecutor(Executor):
         self._env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._server = ReportServer(secrets.token_urlsafe(24), host=report_host)
         self._running: dict[int, _Running] = {}
+        self._recovered: list[FinishedEvent] = []
 
     @property
     def capacity(self) -> int:
@@ -187,7 +189,8 @@ class SubprocessExecutor(Executor):
     # --- events --------------------------------------------------------------------------
 
     def poll(self, timeout: float) -> list[ExecutorEvent]:
-        events: list[ExecutorEvent] = []
+        events: list[ExecutorEvent] = list(self._recovered)
+        self._recovered.clear()
         deadline = time.monotonic() + timeout
         while True:
             events.extend(self._drain_reports())
@@ -271,6 +274,18 @@ class SubprocessExecutor(Executor):
             return None
         except (OSError, ValueError, UnusableRequestError):
             return None  # unreadable: judged by the exit code alone
+
+    def recover(self, running: Sequence[TrialRequest]) -> list[int]:
+        """Trials die with their controller here, but one may have finished first: its
+        result file is complete (written atomically), so it is recorded, not run again."""
+        adopted = []
+        for request in running:
+            folder = self._work_dir / f"{request.number}-a{request.attempt}"
+            outcome = self._read_result(folder / "result.json")
+            if outcome is not None:
+                self._recovered.append(FinishedEvent(request.number, outcome))
+                adopted.append(request.number)
+        return adopted
 
     # --- answers, cancel, close ----------------------------------------------------------
 
