@@ -215,7 +215,9 @@ def test_ctrl_c_cancels_running_trials_and_queues_them() -> None:
         assert trial.user_attrs[RETRIED] is True  # a cancelled trial costs no retry
     assert [t.system_attrs[FIXED_PARAMS] for t in waiting] == [t.params for t in failed]
     assert [t.user_attrs[ATTEMPT] for t in waiting] == [1, 1]
-    assert result.progress.running == 0 and result.progress.failed == 2
+    # issue 7.18: cancelled trials queued to run again are not failed trials
+    assert result.progress.running == 0 and result.progress.failed == 0
+    assert result.progress.requeued == 2
 
 
 def test_wind_down_lets_running_trials_finish() -> None:

@@ -398,3 +398,20 @@ def test_summary_to_dict_is_json_safe_and_round_trips() -> None:
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_requeued_attempts_are_not_failures_and_kinds_are_not_doubled() -> None:
+    """Issue 7.18: cancelled and retried attempts inflated the failed count, and the
+    reason read "cancelled: cancelled: timeout reached"."""
+    from kubetune.core.events import LoopProgress
+    from kubetune.report.progress import _counts, failure_reason
+
+    progress = LoopProgress(
+        completed=2, pruned=0, failed=1, running=0, best_value=0.5, max_trials=6, requeued=4
+    )
+    assert _counts(progress) == "3 done: 2 ok, 0 pruned, 1 failed, 4 to run again"
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={"failure": "cancelled", "message": "cancelled: timeout reached (60s)"},
+    )
+    assert failure_reason(trial) == "cancelled: timeout reached (60s)"

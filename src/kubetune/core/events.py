@@ -14,10 +14,13 @@ class LoopProgress:
 
     completed: int
     pruned: int
-    failed: int
+    failed: int  # failed for good: not queued to run again
     running: int
     best_value: float | None
     max_trials: int | None  # None when the loop has no trial limit
+    # Attempts that ended (a dead worker, a cancel at timeout) with their config queued to
+    # run again: not finished trials, so not counted as failed either.
+    requeued: int = 0
 
     @property
     def finished(self) -> int:

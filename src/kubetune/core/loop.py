@@ -393,7 +393,8 @@ class TuningLoop:
         return LoopProgress(
             completed=state.completed,
             pruned=state.pruned,
-            failed=state.failed,
+            failed=state.final_failures,
+            requeued=state.failed - state.final_failures,
             running=len(self._in_flight),
             best_value=state.best_value,
             max_trials=self.max_trials,

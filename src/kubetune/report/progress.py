@@ -46,14 +46,17 @@ def failure_reason(trial: FrozenTrial, max_chars: int | None = None) -> str:
         message = lines[-1] if lines else ""
         if len(message) > max_chars:
             message = message[: max_chars - 1] + "…"
+    if failure and message.startswith(f"{failure}:"):
+        return message  # the message already starts with its kind ("cancelled: timeout...")
     parts = [str(p) for p in (failure, message) if p]
     return ": ".join(parts)
 
 
 def _counts(progress: LoopProgress) -> str:
+    again = f", {progress.requeued} to run again" if progress.requeued else ""
     return (
         f"{progress.finished} done: {progress.completed} ok, "
-        f"{progress.pruned} pruned, {progress.failed} failed"
+        f"{progress.pruned} pruned, {progress.failed} failed{again}"
     )
 
 

@@ -74,7 +74,8 @@ class RunSummary:
     test_metrics: dict[str, float] = field(default_factory=dict)
     completed: int = 0
     pruned: int = 0
-    failed: int = 0
+    failed: int = 0  # failed for good
+    requeued: int = 0  # attempts whose config was queued to run again (not counted above)
     stop_reason: str = ""  # the message
     stop_kind: str = ""  # a kubetune.core.stop_reason.StopKind value ("max_trials", ...)
     elapsed_s: float = 0.0
@@ -141,7 +142,8 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         (
             "trials",
             f"{summary.finished} finished: {summary.completed} completed, "
-            f"{summary.pruned} pruned, {summary.failed} failed",
+            f"{summary.pruned} pruned, {summary.failed} failed"
+            + (f" ({summary.requeued} more attempts ran again)" if summary.requeued else ""),
         ),
         ("stopped because", summary.stop_reason or _MISSING),
         ("time", format_duration(summary.elapsed_s)),

@@ -11,7 +11,7 @@ import time
 
 from rich.console import Console
 
-from kubetune.core.attrs import METRICS
+from kubetune.core.attrs import METRICS, RETRIED
 from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
 from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult
@@ -77,7 +77,10 @@ def run_experiment(
     trials = result.study.get_trials(deepcopy=False)
     summary.completed = sum(t.state.name == "COMPLETE" for t in trials)
     summary.pruned = sum(t.state.name == "PRUNED" for t in trials)
-    summary.failed = sum(t.state.name == "FAIL" for t in trials)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    # A failed attempt whose config was queued again is not a failed trial: its rerun is.
+    summary.requeued = sum(bool(t.user_attrs.get(RETRIED)) for t in failed)
+    summary.failed = len(failed) - summary.requeued
 
     interrupted = result.stop_reason.kind is StopKind.INTERRUPTED
     if interrupted:
