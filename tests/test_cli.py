@@ -628,3 +628,23 @@ def test_a_hand_edited_manifest_is_refused_through_its_alias(
     assert main(["models", "list", "--model-repo", uri]) == 0
     out = capsys.readouterr().out
     assert "good" in out and "clf" in out and "no readable manifest" in out
+
+
+def test_every_argument_of_every_subcommand_has_help() -> None:
+    """Issue 7.19: `--help` should explain every argument."""
+    import argparse
+
+    from kubetune.cli.main import _parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(_parser(), "kubetune")
+    assert missing == []

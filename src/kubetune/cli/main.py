@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
-    val.add_argument("spec")
+    val.add_argument("spec", help="experiment spec (YAML); its data is loaded and checked too")
     _output_option(val, "the resolved search")
 
     trial = sub.add_parser("trial", help="run one trial from a serialized request")
@@ -89,17 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--model-repo", help=repo_help)
     msub = models.add_subparsers(dest="models_command", required=True)
     mlist = msub.add_parser("list", help="models, or the versions of one model")
-    mlist.add_argument("name", nargs="?")
+    mlist.add_argument("name", nargs="?", help="a model: list its versions (default: all models)")
     _output_option(mlist, "the listing")
     mshow = msub.add_parser("show", help="a version's manifest")
-    mshow.add_argument("name")
+    mshow.add_argument("name", help="model name")
     ref_help = "version, alias or 'latest' (default: production if it exists, else latest)"
     mshow.add_argument("ref", nargs="?", help=ref_help)
     _output_option(mshow, "the manifest")
     mpull = msub.add_parser("pull", help="download and verify a version")
-    mpull.add_argument("name")
+    mpull.add_argument("name", help="model name")
     mpull.add_argument("ref", nargs="?", help=ref_help)
-    mpull.add_argument("--dest", required=True)
+    mpull.add_argument(
+        "--dest", required=True, help="empty or new directory to put the verified files in"
+    )
     for command in (mlist, mshow, mpull):
         # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
         command.add_argument("--model-repo", default=argparse.SUPPRESS, help=repo_help)
