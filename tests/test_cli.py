@@ -341,7 +341,8 @@ class Majority:
 
 def train(params, data, budget, reporter, seed, final):
     for step in range(1, (budget or 1) + 1):
-        time.sleep(0.4)
+        # long enough that the Ctrl-C below lands while trials run, even on a loaded machine
+        time.sleep(1.0)
         if not final:
             reporter.report(step, params["x"])
     return Majority(int(np.bincount(data.y_train).argmax()))
