@@ -36,6 +36,7 @@ from kubetune.core.executor import (
 from kubetune.core.run_trial import TrialFunction
 from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, process_death
 from kubetune.errors import SpecError
+from kubetune.executors.options import check_known, whole_number
 
 # Numeric libraries size their thread pools from these when first imported.
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -65,16 +66,8 @@ class LocalExecutor(Executor):
 
     @classmethod
     def from_context(cls, options: dict[str, Any], context: ExecutorContext) -> LocalExecutor:
-        unknown = sorted(set(options) - {"threads_per_worker"})
-        if unknown:
-            raise SpecError(f"executor.{unknown[0]}: unknown option for the local executor")
-        threads = options.get("threads_per_worker")
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-        ):
-            raise SpecError(
-                f"executor.threads_per_worker: must be an integer >= 1 (got {threads!r})"
-            )
+        check_known("local", options, {"threads_per_worker"})
+        threads = whole_number(options, "threads_per_worker")
         if context.trial_fn is None:
             raise SpecError("executor.kind: the local executor needs a trial function")
         return cls(

@@ -44,7 +44,7 @@ from kubetune.core.trial import (
     UnusableRequestError,
     outcome_from_exit,
 )
-from kubetune.errors import SpecError
+from kubetune.executors.options import check_known, positive_number, whole_number
 from kubetune.executors.report_channel import ReportServer
 
 __all__ = ["STARTED_MARKER", "SubprocessExecutor"]
@@ -73,25 +73,10 @@ class SubprocessExecutor(Executor):
 
     @classmethod
     def from_context(cls, options: dict[str, Any], context: ExecutorContext) -> Executor:
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            known = ", ".join(sorted(_OPTIONS))
-            raise SpecError(
-                f"executor.{unknown[0]}: unknown option for subprocess (known: {known})"
-            )
-        for key in ("startup_allowance_s", "cancel_grace_s"):
-            value = options.get(key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
-            ):
-                raise SpecError(f"executor.{key}: must be a positive number (got {value!r})")
-        threads = options.get("threads_per_trial")
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-        ):
-            raise SpecError(
-                f"executor.threads_per_trial: must be an integer >= 1 (got {threads!r})"
-            )
+        check_known("subprocess", options, _OPTIONS)
+        startup = positive_number(options, "startup_allowance_s")
+        grace = positive_number(options, "cancel_grace_s")
+        threads = whole_number(options, "threads_per_trial")
         spec = context.spec
         return cls(
             spec_data=spec.model_dump(mode="json", exclude_none=True),
@@ -100,8 +85,8 @@ class SubprocessExecutor(Executor):
             work_dir=context.work_dir,
             python=options.get("python") or sys.executable,
             function=options.get("function"),
-            startup_allowance_s=float(options.get("startup_allowance_s", 120.0)),
-            cancel_grace_s=float(options.get("cancel_grace_s", 10.0)),
+            startup_allowance_s=120.0 if startup is None else startup,
+            cancel_grace_s=10.0 if grace is None else grace,
             threads_per_trial=threads,
         )
 
