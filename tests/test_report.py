@@ -415,3 +415,28 @@ def test_requeued_attempts_are_not_failures_and_kinds_are_not_doubled() -> None:
         user_attrs={"failure": "cancelled", "message": "cancelled: timeout reached (60s)"},
     )
     assert failure_reason(trial) == "cancelled: timeout reached (60s)"
+
+
+def test_a_failed_trial_line_points_to_its_traceback() -> None:
+    """Issue 7.18: a one-line reason cannot hold a traceback; say where it is."""
+    from kubetune.core.events import LoopProgress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=200)
+    observer = RichProgressObserver(console, details_at="kubetune-runs/x/report.html")
+    progress = LoopProgress(
+        completed=0, pruned=0, failed=1, running=0, best_value=None, max_trials=3
+    )
+    crashed = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={"failure": "error", "message": "ValueError: bad\nTraceback ...\n  line"},
+    )
+    one_line = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={"failure": "not_finite", "message": "objective 'value' is nan"},
+    )
+    observer.on_trial_finished(crashed, progress)
+    observer.on_trial_finished(one_line, progress)
+    first, second = [line for line in buffer.getvalue().splitlines() if " failed (" in line]
+    assert f"[traceback: kubetune-runs/x/report.html, trial {crashed.number}]" in first
+    assert "traceback" not in second  # nothing more to read than the line says

@@ -115,7 +115,10 @@ class RichProgressObserver:
         console: Console | None = None,
         metric: str = "value",
         direction: str = "maximize",
+        details_at: str | None = None,
     ) -> None:
+        """``details_at`` names where a failed trial's full message (its traceback) can be
+        read, e.g. the run's report; a one-line reason cannot hold it."""
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be 'maximize' or 'minimize', not {direction!r}")
         self.console = console or Console()
@@ -126,6 +129,7 @@ class RichProgressObserver:
         self._task: TaskID | None = None
         self._started_at: float | None = None
         self._best: float | None = None
+        self._details_at = details_at
 
     # -- LoopObserver -------------------------------------------------------------------
 
@@ -237,6 +241,8 @@ class RichProgressObserver:
         elif trial.state == TrialState.FAIL:
             reason = failure_reason(trial, _MAX_REASON_CHARS)
             words.append(f"({reason})" if reason else "(no reason recorded)")
+            if self._details_at and len(str(trial.user_attrs.get(MESSAGE, "")).splitlines()) > 1:
+                words.append(f"[traceback: {self._details_at}, trial {trial.number}]")
         words.append(f"best={format_number(progress.best_value)}")
         if improved:
             words.append("(new best)")

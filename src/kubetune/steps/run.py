@@ -56,7 +56,10 @@ def run_experiment(
         f" {data.n_features} features)"
     )
     observer = RichProgressObserver(
-        console=console, metric=spec.objective.metric, direction=spec.direction
+        console=console,
+        metric=spec.objective.metric,
+        direction=spec.direction,
+        details_at=str(context.report_path),
     )
     result = search(
         spec,
