@@ -440,3 +440,17 @@ def test_a_failed_trial_line_points_to_its_traceback() -> None:
     first, second = [line for line in buffer.getvalue().splitlines() if " failed (" in line]
     assert f"[traceback: kubetune-runs/x/report.html, trial {crashed.number}]" in first
     assert "traceback" not in second  # nothing more to read than the line says
+
+
+def test_summary_table_keeps_long_paths_whole_and_labels_its_columns() -> None:
+    """Issue 7.18: piped output cut the report path with "…"; the metric columns came
+    from two models without saying so."""
+    summary = _summary()
+    summary.report_path = "/very/long/" + "folder/" * 20 + "report.html"
+    buffer = io.StringIO()
+    render_summary(summary, Console(file=buffer, force_terminal=False, width=80))
+    text = buffer.getvalue()
+    assert "…" not in text
+    flat = "".join(line.strip(" │|") for line in text.splitlines())
+    assert "report.html" in flat and "folder/folder/" in flat
+    assert "validation (best trial)" in text and "test (final model)" in text

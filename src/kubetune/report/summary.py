@@ -104,8 +104,9 @@ class RunSummary:
 def _metrics_table(summary: RunSummary) -> Table:
     table = Table(title="Metrics", title_justify="left", expand=False)
     table.add_column("metric")
-    table.add_column("validation", justify="right")
-    table.add_column("test", justify="right")
+    # Two different models: say which, so nobody reads them as one model's two scores.
+    table.add_column("validation (best trial)", justify="right")
+    table.add_column("test (final model)", justify="right")
     names = list(summary.validation_metrics)
     names += [n for n in summary.test_metrics if n not in summary.validation_metrics]
     for name in names:
@@ -162,7 +163,7 @@ def render_summary(summary: RunSummary, console: Console | None = None) -> None:
         expand=False,
     )
     facts.add_column(style="bold")
-    facts.add_column()
+    facts.add_column(overflow="fold")  # a path or URI is wrapped, never cut with "…"
     for label, text in summary_rows(summary):
         # Text() rather than str so that user strings are never read as rich markup.
         facts.add_row(Text(label), Text(text))
