@@ -82,7 +82,9 @@ def test_validate_prints_the_space_and_the_strategy(
         assert line in out
     assert "strategy: tpe (chosen in the spec)" in out
     assert "fidelity: epochs from 1 to 2" in out
-    assert "stops on: MaxTrials" in out
+    # issue 7.18: the stop conditions in the spec's words, not class names
+    assert "stops on: 2 finished trials (limits.max_trials)" in out
+    assert "configs: infinite (a float without step)" in out
 
 
 @pytest.mark.parametrize(
@@ -649,3 +651,24 @@ def test_every_argument_of_every_subcommand_has_help() -> None:
 
     walk(_parser(), "kubetune")
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("space", "line"),
+    [
+        ("{a: [x, y, z], b: {type: int, low: 1, high: 2}}", "configs: 6"),
+        (
+            "{a: {type: int, low: 0, high: 99}, b: {type: int, low: 0, high: 99},"
+            " c: {type: int, low: 0, high: 99}}",
+            "configs: more than 100000",
+        ),
+        ("{a: {type: float, low: 0, high: 1}}", "configs: infinite (a float without step)"),
+    ],
+)
+def test_validate_counts_finite_spaces_as_finite(
+    space: str, line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: s\nobjective: {{metric: loss}}\nsearch_space: {space}\n")
+    assert main(["validate", str(spec)]) == 0
+    assert line in capsys.readouterr().out.splitlines()

@@ -97,6 +97,9 @@ class AfterPolls(StopCondition):
             return StopReason(self.kind, "timeout reached (1s)")
         return None
 
+    def describe(self) -> str:
+        return f"{self.n} polls"
+
 
 # --- the plain path ------------------------------------------------------------------------------
 

@@ -265,7 +265,10 @@ def _validate(path: str, *, json_output: bool = False) -> int:
     for name, text in spec.space.describe():
         print(f"  {name.ljust(width)}  {text}")
     size = spec.space.cardinality(cap=100_000)
-    print(f"configs: {size if size is not None and size <= 100_000 else 'infinite (continuous)'}")
+    if size is None:
+        print("configs: infinite (a float without step)")
+    else:
+        print(f"configs: {size}" if size <= 100_000 else "configs: more than 100000")
     print(f"strategy: {plan.strategy} ({plan.strategy_reason})")
     if spec.fidelity:
         f = spec.fidelity
@@ -273,7 +276,7 @@ def _validate(path: str, *, json_output: bool = False) -> int:
             f"fidelity: {f.param} from {f.min} to {f.max}, reduction factor"
             f" {f.reduction_factor}, scheduler {plan.scheduler}"
         )
-    print("stops on: " + "; ".join(type(c).__name__ for c in plan.stop_conditions))
+    print("stops on: " + "; ".join(c.describe() for c in plan.stop_conditions))
     options = "".join(f", {k}: {v}" for k, v in sorted(spec.executor.options.items()))
     print(f"executor: {spec.executor.kind}{options}")
     return 0

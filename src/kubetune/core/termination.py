@@ -37,6 +37,10 @@ class StopCondition(ABC):
     def check(self, state: StudyState) -> StopReason | None:
         """A reason to stop (a ``str`` with a :class:`StopKind`), or None to go on."""
 
+    @abstractmethod
+    def describe(self) -> str:
+        """What the condition waits for, in the spec's words (``kubetune validate``)."""
+
 
 class MaxTrials(StopCondition):
     def __init__(self, max_trials: int) -> None:
@@ -49,6 +53,9 @@ class MaxTrials(StopCondition):
             )
         return None
 
+    def describe(self) -> str:
+        return f"{self.max_trials} finished trials (limits.max_trials)"
+
 
 class WallTime(StopCondition):
     def __init__(self, seconds: float) -> None:
@@ -58,6 +65,9 @@ class WallTime(StopCondition):
         if time.monotonic() - state.started_at >= self.seconds:
             return StopReason(StopKind.TIMEOUT, f"timeout reached ({self.seconds:g}s)")
         return None
+
+    def describe(self) -> str:
+        return f"{self.seconds:g}s of wall time (limits.timeout)"
 
 
 class TargetReached(StopCondition):
@@ -74,6 +84,9 @@ class TargetReached(StopCondition):
         return StopReason(
             StopKind.TARGET, f"target reached (best {best:.6g}, target {self.target:g})"
         )
+
+    def describe(self) -> str:
+        return f"a best value reaching {self.target:g} (objective.target)"
 
 
 class Patience(StopCondition):
@@ -94,6 +107,9 @@ class Patience(StopCondition):
             )
         return None
 
+    def describe(self) -> str:
+        return f"{self.patience} trials without improvement (limits.patience)"
+
 
 class SpaceExhausted(StopCondition):
     """Every config of a finite space has been tried.
@@ -112,6 +128,9 @@ class SpaceExhausted(StopCondition):
                 StopKind.EXHAUSTED, f"search space exhausted (all {self.cardinality} configs tried)"
             )
         return None
+
+    def describe(self) -> str:
+        return f"all {self.cardinality} configs of the space tried"
 
 
 def first_reason(conditions: Sequence[StopCondition], state: StudyState) -> StopReason | None:
