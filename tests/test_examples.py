@@ -141,3 +141,23 @@ def test_custom_trainer_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert summary["test_metrics"]["accuracy"] > 0.8
     manifest = open_repository(tmp_path / "repo").get("custom-trainer", "production")
     assert {f.path for f in manifest.files} == {"softmax.npz", "softmax.json", "preprocessing.json"}
+
+
+@pytest.mark.slow
+def test_predict_raw_rows_example_runs(tmp_path: Path) -> None:
+    """The README's example of predicting raw rows with a stored model, as a user runs it."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "predict_raw_rows.py"), str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    rows = [line.split() for line in lines[lines.index("  predicted actual") + 1 :][:5]]
+    assert [row[1] for row in rows] == [row[2] for row in rows]  # the original labels back
+    assert (tmp_path / "work" / "model-repo" / "plants" / "aliases" / "production.json").exists()

@@ -102,7 +102,9 @@ def _plot(figures: _Figures, make: Callable[[], Any], what: str) -> str:
             figure = make()
         return figures.to_html(figure)
     except Exception as exc:
-        _log.warning("could not draw the %s plot: %s", what, exc, exc_info=True)
+        # One line for the user (the report says the same); the traceback only at debug level.
+        _log.warning("could not draw the %s plot: %s", what, exc)
+        _log.debug("the %s plot failed", what, exc_info=True)
         return _note(f"The {what} plot could not be drawn: {type(exc).__name__}: {exc}")
 
 
