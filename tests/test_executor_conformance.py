@@ -69,5 +69,6 @@ def test_executors_are_imported_only_when_their_kind_is_used() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     modules, kubernetes = done.stdout.splitlines()
-    assert modules == "['kubetune.executors.local']"  # not subprocess, not report_channel
+    # the local executor and the shared option checks; not subprocess, not report_channel
+    assert modules == "['kubetune.executors.local', 'kubetune.executors.options']"
     assert kubernetes == "False"
