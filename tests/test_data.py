@@ -391,7 +391,6 @@ BAD_INPUTS: list[tuple[str, Setup, list[str]]] = [
         ),
         ["test split", "4 rows", "10 classes"],
     ),
-    ("s3", _source("s3://bucket/data.csv", target="y"), ["s3://", "not supported yet"]),
     ("unknown-scheme", _source("http://example.com/d.csv", target="y"), ["'http'", "file://"]),
     ("file-url-relative", _source("file://data.csv", target="y"), ["file:///", "file://data.csv"]),
 ]
@@ -408,3 +407,11 @@ def test_bad_input_raises_data_error(tmp_path: Path, setup: Setup, expected: lis
     message = str(info.value)
     for fragment in expected:
         assert fragment.replace("{tmp}", str(tmp_path.resolve())) in message, message
+
+
+def test_planned_scheme_data_source_is_not_supported_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubetune.storage import registry
+
+    monkeypatch.setattr(registry, "_PLANNED", {"gs": "the GCS support"})
+    with pytest.raises(DataError, match=r"gs:// data sources are not supported yet"):
+        load_dataset("gs://bucket/data.csv", target="y")

@@ -868,11 +868,14 @@ class TestOpenRepository:
         with pytest.raises(RepositoryError, match="absolute path"):
             open_repository("file://relative/dir")
 
-    def test_s3_not_yet(self) -> None:
+    def test_planned_scheme_not_yet(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from kubetune.storage import registry
+
+        monkeypatch.setattr(registry, "_PLANNED", {"gs": "the GCS support"})
         with pytest.raises(RepositoryError) as info:
-            open_repository("s3://bucket/prefix")
+            open_repository("gs://bucket/prefix")
         assert str(info.value) == (
-            "s3:// model repositories arrive with the S3 support; use a directory or file:// URI"
+            "gs:// model repositories arrive with the GCS support; use a directory or file:// URI"
         )
 
     @pytest.mark.parametrize("uri", ["gs://bucket/x", "http://host/x"])

@@ -133,12 +133,19 @@ def test_open_object(tmp_path: Path) -> None:
     assert (store.get_bytes(key), key) == (b"a,b\n", "x.csv")
 
 
-def test_s3_is_announced_not_available(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedSchemeError) as info:
-        open_store("s3://bucket/prefix", base_dir=tmp_path)
-    assert str(info.value).startswith("s3:// arrives with the S3 support")
-    assert (info.value.scheme, info.value.planned) == ("s3", "the S3 support")
+def test_s3_is_served_and_planned_schemes_are_announced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubetune.storage import registry
+
+    assert registry._STORES["s3"] == "kubetune.storage.s3:S3ObjectStore"
     assert "s3" in store_schemes() and "file" in store_schemes()
+    monkeypatch.setattr(registry, "_PLANNED", {"gs": "the GCS support"})
+    with pytest.raises(UnsupportedSchemeError) as info:
+        open_store("gs://bucket/prefix", base_dir=tmp_path)
+    assert str(info.value).startswith("gs:// arrives with the GCS support")
+    assert (info.value.scheme, info.value.planned) == ("gs", "the GCS support")
+    assert "gs" in store_schemes()
 
 
 @pytest.mark.parametrize("location", ["gs://bucket/x", "http://host/x"])
@@ -204,11 +211,15 @@ def test_data_source_from_a_registered_store(
         load_dataset(f"mem://{tmp_path}/d/x.csv", target="label")
 
 
-def test_repository_errors_keep_their_class(tmp_path: Path) -> None:
+def test_repository_errors_keep_their_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kubetune.repository import open_repository
+    from kubetune.storage import registry
 
-    with pytest.raises(RepositoryError, match="model repositories arrive with the S3 support"):
-        open_repository("s3://bucket/models")
+    monkeypatch.setattr(registry, "_PLANNED", {"gs": "the GCS support"})
+    with pytest.raises(RepositoryError, match="model repositories arrive with the GCS support"):
+        open_repository("gs://bucket/models")
     with pytest.raises(RepositoryError):  # a store error is a RepositoryError, as before
         LocalObjectStore(tmp_path).get_bytes("missing")
     with pytest.raises(ObjectNotFoundError):

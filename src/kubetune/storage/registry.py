@@ -26,11 +26,10 @@ __all__ = [
 
 _STORES: dict[str, str] = {
     "file": "kubetune.storage.local:LocalObjectStore",
+    "s3": "kubetune.storage.s3:S3ObjectStore",  # needs the minio client (kubetune[s3])
 }
 # Schemes users can already write, whose store is not there yet: scheme -> what brings it.
-_PLANNED: dict[str, str] = {
-    "s3": "the S3 support",
-}
+_PLANNED: dict[str, str] = {}
 
 
 class UnsupportedSchemeError(StorageError):
