@@ -409,3 +409,62 @@ def test_a_controller_death_costs_no_retry_up_to_a_cap(
     assert retry.params == trials[stale].params
     assert retry.user_attrs[ATTEMPT] == attempt_after
     assert retry.user_attrs.get(CONTROLLER_DEATHS) == deaths_after
+
+
+class InterruptedSubmit(FakeExecutor):
+    """Ctrl-C arrives while the loop hands its ``n``-th trial to the executor."""
+
+    def __init__(self, n: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.n, self.submits = n, 0
+
+    def submit(self, request: TrialRequest) -> None:
+        self.submits += 1
+        if self.submits == self.n:
+            raise KeyboardInterrupt
+        super().submit(request)
+
+
+def test_ctrl_c_while_a_trial_is_handed_over_leaves_nothing_running() -> None:
+    """Found by the Ctrl-C CLI test under load: a trial asked but not yet in flight stayed
+    RUNNING in storage, and the loop waited out the cancel grace for an event that never
+    comes."""
+    study = _study()
+    executor = InterruptedSubmit(2, script={0: TrialScript(hang=True)})
+    result = _run(study, executor, max_trials=4)
+    assert result.stop_reason is INTERRUPTED
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    cancelled = [t for t in trials if t.user_attrs.get(FAILURE) == "cancelled"]
+    assert sorted(t.number for t in cancelled) == [0, 1]  # the handed-over one too
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 2 and all(t.user_attrs[ATTEMPT] == 1 for t in waiting)
+
+
+def test_ctrl_c_while_params_are_suggested_abandons_the_half_started_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = _study()
+    space = _space()
+    calls = {"n": 0}
+    real_suggest = space.suggest
+
+    def interrupted_suggest(trial: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_suggest(trial)
+
+    monkeypatch.setattr(space, "suggest", interrupted_suggest)
+    loop = TuningLoop(
+        study,
+        space,
+        FakeExecutor({0: TrialScript(hang=True)}),
+        stop_conditions=[MaxTrials(4)],
+        max_trials=4,
+    )
+    assert loop.run().stop_reason is INTERRUPTED
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    half = trials[1]
+    assert half.state == TrialState.FAIL and "before this trial started" in half.user_attrs[MESSAGE]

@@ -110,6 +110,8 @@ class TuningLoop:
         self.lease_ttl_s = lease_ttl_s
         self.direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
         self._in_flight: dict[int, optuna.Trial] = {}
+        # The trial being started and whether its params are all suggested (see _start_trial).
+        self._starting: tuple[optuna.Trial, bool] | None = None
         self._started_at = time.monotonic()
         self._state = StudyState(direction=self.direction, started_at=self._started_at)
         self._lease: StudyLease | None = None
@@ -159,6 +161,7 @@ class TuningLoop:
                     return self._nothing_left_reason()
                 self._poll()
         except KeyboardInterrupt:
+            self._settle_interrupted_start()
             self._cancel_all(INTERRUPTED)
             return INTERRUPTED
 
@@ -181,15 +184,44 @@ class TuningLoop:
 
     def _start_trial(self, *, from_queue: bool) -> None:
         trial = self.study.ask()
+        # Until the trial is in flight, Ctrl-C must not leave it RUNNING unseen: suggesting
+        # writes every param to storage (an fsync each on a journal), a wide window.
+        self._starting = (trial, False)
         params = self.space.suggest(trial)
+        self._starting = (trial, True)
         attrs = trial.user_attrs
         request = self._request(trial.number, params, attrs)
         self._in_flight[trial.number] = trial
         self._state.started(from_queue=from_queue)
         self.executor.submit(request)
+        self._starting = None
         # written once the trial is on its way: a worker waits on no storage round trip it
         # does not need (with a journal file each one is an fsync)
         trial.set_user_attr(PARAMS, params)
+
+    def _settle_interrupted_start(self) -> None:
+        """Ctrl-C came while a trial was being started: it costs nothing and runs again."""
+        if self._starting is None:
+            return
+        trial, suggested = self._starting
+        self._starting = None
+        was_in_flight = self._in_flight.pop(trial.number, None) is not None
+        self.executor.cancel(trial.number, str(INTERRUPTED))  # if it got as far as that
+        frozen = self.study.get_trials(deepcopy=False)[trial.number]
+        if frozen.state != TrialState.RUNNING:
+            return
+        if not suggested:  # no config to run again: a fresh trial takes its place
+            self._abandon(frozen, "interrupted before this trial started")
+            return
+        outcome = TrialOutcome.failed(TrialFailure.CANCELLED, str(INTERRUPTED))
+        told, retried = self._fail(
+            compat.trial_id(frozen), frozen.number, frozen.params, frozen.user_attrs, outcome
+        )
+        if not was_in_flight:
+            self._state.started(from_queue=False)  # so that finished() balances
+        self._state.finished(told)
+        if retried:
+            self._state.queued()
 
     def _request(self, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> TrialRequest:
         origin = int(attrs.get(RETRY_OF, number))
