@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: a bare "torch" requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	# dev + torch only: the kfp and k8s extras are not needed by the tests yet (dev has minio).
+	# dev carries what the tests need of the cluster half (minio, kfp, kubernetes, kmock).
 	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	# The simulated S3 server of the S3 tests, in its own call: resolved together with the
 	# rest, pip once backtracked for many minutes.
