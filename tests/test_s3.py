@@ -23,6 +23,7 @@ import pytest
 from kubetune.errors import StorageError
 from kubetune.storage import ObjectNotFoundError, open_store
 from kubetune.testing.storage import ObjectStoreConformance, StoreFactory
+from test_artifacts import ArtifactConformance
 from test_repository import RepositoryConformance, make_model_dir, push_kwargs
 
 _MISSING = [m for m in ("minio", "moto") if importlib.util.find_spec(m) is None]
@@ -110,6 +111,15 @@ class TestS3ObjectStoreOnSimulatedS3(ObjectStoreConformance):
 class TestS3RepositoryOnSimulatedS3(RepositoryConformance):
     """The model repository's semantics (versions, aliases by compare-and-swap, verified
     pulls, concurrent pushes and alias moves) on simulated S3 (moto server)."""
+
+    @pytest.fixture
+    def store_factory(self, s3_factory: StoreFactory) -> StoreFactory:
+        return s3_factory
+
+
+class TestArtifactsOnSimulatedS3(ArtifactConformance):
+    """The trial artifact store (optuna's protocol, checkpoints) on simulated S3 (moto
+    server)."""
 
     @pytest.fixture
     def store_factory(self, s3_factory: StoreFactory) -> StoreFactory:

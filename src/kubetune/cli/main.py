@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from kubetune import __version__
 from kubetune.cli.settings import (
+    ENV_ARTIFACTS,
     ENV_MODEL_REPO,
     ENV_STORAGE,
     duration,
@@ -53,8 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="experiment spec (YAML)")
     run.add_argument(
         "--model-repo",
-        help=f"model repository: a directory or file:// URI (default: ${ENV_MODEL_REPO},"
+        help=f"model repository: a directory, file:// or s3:// URI (default: ${ENV_MODEL_REPO},"
         " else the spec's model_repo, else ./model-repo)",
+    )
+    run.add_argument(
+        "--artifacts",
+        help=f"trial artifact store (checkpoints): a directory, file:// or s3:// URI (default:"
+        f" ${ENV_ARTIFACTS}, else the spec's artifacts, else <run folder>/artifacts)",
     )
     run.add_argument("--max-trials", type=int, help="override limits.max_trials")
     run.add_argument("--parallel", type=int, help="override limits.parallel")
@@ -85,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--started-marker", help="file written when the trial's code starts")
 
     models = sub.add_parser("models", help="browse the model repository")
-    repo_help = f"directory or file:// URI (default: ${ENV_MODEL_REPO}, else ./model-repo)"
+    repo_help = f"directory, file:// or s3:// URI (default: ${ENV_MODEL_REPO}, else ./model-repo)"
     models.add_argument("--model-repo", help=repo_help)
     msub = models.add_subparsers(dest="models_command", required=True)
     mlist = msub.add_parser("list", help="models, or the versions of one model")
@@ -207,6 +213,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_experiment(
         spec,
         model_repo=model_repo,
+        artifacts=first_set(args.artifacts, ENV_ARTIFACTS, os.environ),
         console=console,
         accept_changed_study=args.accept_changed_study,
     )

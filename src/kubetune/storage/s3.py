@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from kubetune.errors import StorageError
@@ -189,6 +189,35 @@ def conditional_put(
     condition. ``tests/test_s3.py`` checks this call still sends the header as is.
     """
     return client._put_object(bucket, name, bytes(data), headers={header: value})
+
+
+class _ObjectStream(io.RawIOBase):
+    """An S3 GET response as a raw binary stream: a failure while reading (the server went
+    away mid-object) is a :class:`StorageError` naming the object, and closing it gives the
+    connection back to the pool."""
+
+    def __init__(self, response: Any, fail: Any) -> None:
+        self._response = response
+        self._fail = fail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        import urllib3
+
+        try:
+            data = self._response.read(len(buffer))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._fail(exc) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+            self._response.release_conn()
+        super().close()
 
 
 def _valid_token(token: str) -> bool:
@@ -367,6 +396,14 @@ class S3ObjectStore(ObjectStore):
             finally:
                 response.close()
                 response.release_conn()
+
+    def open_reader(self, key: str) -> BinaryIO:
+        name = self._name(key)
+        self._ready()
+        with self._errors("read", key):
+            response = self._client.get_object(self.bucket, name)
+        raw = _ObjectStream(response, lambda exc: self._error("read", key, exc))
+        return io.BufferedReader(raw, _CHUNK)
 
     def list(self, prefix: str = "", *, recursive: bool = True) -> list[str]:
         validate_key(prefix, prefix=True)
