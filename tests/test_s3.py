@@ -24,6 +24,7 @@ from kubetune.errors import StorageError
 from kubetune.storage import ObjectNotFoundError, open_store
 from kubetune.testing.storage import ObjectStoreConformance, StoreFactory
 from test_artifacts import ArtifactConformance
+from test_models_promote_diff import ModelsCommandsConformance
 from test_repository import RepositoryConformance, make_model_dir, push_kwargs
 
 _MISSING = [m for m in ("minio", "moto") if importlib.util.find_spec(m) is None]
@@ -124,6 +125,14 @@ class TestArtifactsOnSimulatedS3(ArtifactConformance):
     @pytest.fixture
     def store_factory(self, s3_factory: StoreFactory) -> StoreFactory:
         return s3_factory
+
+
+class TestModelsCommandsOnSimulatedS3(ModelsCommandsConformance):
+    """``models promote`` / ``models diff`` against simulated S3 (moto server)."""
+
+    @pytest.fixture
+    def repo_uri(self, bucket: str) -> str:
+        return f"s3://{bucket}/models"
 
 
 # -- S3-only behaviour -----------------------------------------------------------------------
