@@ -361,3 +361,99 @@ def test_run_then_models_list_and_pull_on_simulated_s3(
     assert {e["path"] for e in manifest["files"]} <= {p.name for p in dest.iterdir()}
     assert not list(tmp_path.glob("s3-iris"))  # nothing written as a local "s3:" folder
     assert not (tmp_path / "s3:").exists()
+
+
+# -- credentials and permissions (moto's IAM checks on) ----------------------------------------
+
+
+def _iam_user(endpoint: str, resource: str) -> tuple[str, str]:
+    """A user of the simulated IAM allowed ``s3:*`` on ``resource`` only; its keys."""
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=f"http://{endpoint}",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+    user = f"kt-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": resource}],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def _check_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the simulated S3 checks signatures and IAM policies (moto's default is
+    to let everything through)."""
+    import moto.settings
+
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+
+
+def test_credentials_from_a_mounted_secret_folder(
+    bucket: str, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KUBETUNE_S3_CREDENTIALS_DIR (a Kubernetes Secret mounted as files) wins over the
+    variables; a wrong or missing file is a clear error that never shows a secret."""
+    access, secret = _iam_user(s3_env, "*")
+    secrets = tmp_path / "s3-credentials"
+    secrets.mkdir()
+    (secrets / "access-key").write_text(access + "\n")  # kubectl --from-file keeps newlines
+    (secrets / "secret-key").write_text(secret + "\n")
+    monkeypatch.setenv("KUBETUNE_S3_CREDENTIALS_DIR", str(secrets))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret-that-must-lose")
+    _check_auth(monkeypatch)
+    store = open_store(f"s3://{bucket}/p")
+    store.put_bytes("a", b"1")
+    assert store.get_bytes("a") == b"1"
+    assert secret not in repr(store.config) and secret not in repr(store)
+
+    (secrets / "secret-key").write_text("wrong-secret-from-file")
+    with pytest.raises(StorageError) as info:
+        open_store(f"s3://{bucket}/p").get_bytes("a")  # files are read per store opened
+    message = str(info.value)
+    assert "access denied" in message and "KUBETUNE_S3_CREDENTIALS_DIR" in message
+    assert "wrong-secret-from-file" not in message and secret not in message
+
+    (secrets / "secret-key").unlink()
+    with pytest.raises(StorageError, match=r"KUBETUNE_S3_CREDENTIALS_DIR: .*secret-key is missing"):
+        open_store(f"s3://{bucket}/p")
+    monkeypatch.setenv("KUBETUNE_S3_CREDENTIALS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(StorageError, match="is not a folder"):
+        open_store(f"s3://{bucket}/p")
+
+
+def test_bucket_without_permission_is_named(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A user allowed on one bucket only (an IAM policy of the simulated S3) gets a clear
+    error naming the other bucket's URI and the endpoint, from the store, the repository
+    and a data source."""
+    from kubetune.data import load_dataset
+    from kubetune.errors import DataError
+    from kubetune.repository import open_repository
+
+    mine, other = f"kt-mine-{uuid.uuid4().hex[:6]}", f"kt-other-{uuid.uuid4().hex[:6]}"
+    _client(s3_env).make_bucket(mine)
+    _client(s3_env).make_bucket(other)
+    access, secret = _iam_user(s3_env, f"arn:aws:s3:::{mine}*")
+    _check_auth(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    open_store(f"s3://{mine}/models").put_bytes("ok", b"1")
+    with pytest.raises(StorageError) as info:
+        open_store(f"s3://{other}/models").put_bytes("x", b"1")
+    assert f"s3://{other}/models" in str(info.value) and "access denied" in str(info.value)
+    assert s3_env in str(info.value) and secret not in str(info.value)
+    with pytest.raises(StorageError, match=f"s3://{other}/models"):
+        open_repository(f"s3://{other}/models").push(
+            "iris", make_model_dir(tmp_path / "m"), **push_kwargs()
+        )
+    with pytest.raises(DataError, match=f"s3://{other}/data"):
+        load_dataset(f"s3://{other}/data/train.csv", target="label")

@@ -4,6 +4,10 @@ the ``minio`` client (``pip install 'kubetune[s3]'``).
 ``s3://bucket/prefix`` is the store; every key lives under ``prefix/``. The client is
 configured from the environment only, so no secret is ever written in a spec or a URI:
 
+- ``KUBETUNE_S3_CREDENTIALS_DIR``: a folder holding the files ``access-key`` and
+  ``secret-key`` (and optionally ``session-token``), e.g. a Kubernetes Secret mounted as a
+  volume; when set, it wins over the variables below, and its files are read every time a
+  client is made, so a rotated Secret is picked up by the next store opened;
 - ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (aliases ``MINIO_ACCESS_KEY`` /
   ``MINIO_SECRET_KEY``) and ``AWS_SESSION_TOKEN``: the credentials (anonymous without them);
 - ``KUBETUNE_S3_ENDPOINT``, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``: the
@@ -74,6 +78,51 @@ def _env(*names: str) -> str | None:
     return None
 
 
+CREDENTIALS_DIR_VAR = "KUBETUNE_S3_CREDENTIALS_DIR"
+# File names in that folder: the keys of the Kubernetes Secret mounted there.
+ACCESS_KEY_FILE, SECRET_KEY_FILE, SESSION_TOKEN_FILE = "access-key", "secret-key", "session-token"
+
+
+def _read_secret_file(folder: Path, name: str, *, required: bool) -> str | None:
+    path = folder / name
+    try:
+        value = path.read_text(encoding="utf-8").strip()  # `kubectl create --from-file` adds \n
+    except FileNotFoundError:
+        if required:
+            raise StorageError(
+                f"{CREDENTIALS_DIR_VAR}: {path} is missing (the folder must hold"
+                f" {ACCESS_KEY_FILE!r} and {SECRET_KEY_FILE!r})"
+            ) from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        # The reason only (permission denied, not UTF-8): never the content.
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise StorageError(f"{CREDENTIALS_DIR_VAR}: cannot read {path} ({reason})") from None
+    if not value and required:
+        raise StorageError(f"{CREDENTIALS_DIR_VAR}: {path} is empty")
+    return value or None
+
+
+def _credentials() -> tuple[str | None, str | None, str | None]:
+    """(access key, secret key, session token): from the mounted folder when
+    ``KUBETUNE_S3_CREDENTIALS_DIR`` is set, else from the environment."""
+    folder = _env(CREDENTIALS_DIR_VAR)
+    if folder is None:
+        return (
+            _env("AWS_ACCESS_KEY_ID", "MINIO_ACCESS_KEY"),
+            _env("AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY"),
+            _env("AWS_SESSION_TOKEN"),
+        )
+    root = Path(folder)
+    if not root.is_dir():
+        raise StorageError(f"{CREDENTIALS_DIR_VAR} {folder!r} is not a folder")
+    return (
+        _read_secret_file(root, ACCESS_KEY_FILE, required=True),
+        _read_secret_file(root, SECRET_KEY_FILE, required=True),
+        _read_secret_file(root, SESSION_TOKEN_FILE, required=False),
+    )
+
+
 def _flag(name: str) -> bool | None:
     value = os.environ.get(name, "").strip().lower()
     if not value:
@@ -125,15 +174,16 @@ class S3Config:
         ca_bundle = _env("KUBETUNE_S3_CA_BUNDLE")
         if ca_bundle and not Path(ca_bundle).is_file():
             raise StorageError(f"KUBETUNE_S3_CA_BUNDLE {ca_bundle!r} is not a file")
+        access_key, secret_key, session_token = _credentials()
         return cls(
             endpoint=endpoint,
             secure=secure if forced is None else forced,
             region=_env("AWS_REGION", "AWS_DEFAULT_REGION"),
             ca_bundle=ca_bundle,
             create_bucket=bool(_flag("KUBETUNE_S3_CREATE_BUCKET")),
-            access_key=_env("AWS_ACCESS_KEY_ID", "MINIO_ACCESS_KEY"),
-            secret_key=_env("AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY"),
-            session_token=_env("AWS_SESSION_TOKEN"),
+            access_key=access_key,
+            secret_key=secret_key,
+            session_token=session_token,
         )
 
     def client(self) -> Any:
@@ -285,6 +335,7 @@ class S3ObjectStore(ObjectStore):
                 return StorageError(
                     f"cannot {action} {target}: access denied by {self.config.endpoint_url}"
                     f" ({code}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                    f" (or the files in {CREDENTIALS_DIR_VAR})"
                 )
             detail = f"{code}: {exc.message}" if exc.message else code
         elif isinstance(exc, minio.error.ServerError):
