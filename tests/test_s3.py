@@ -70,6 +70,8 @@ def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
         "KUBETUNE_S3_CA_BUNDLE",
         "KUBETUNE_S3_CREATE_BUCKET",
         "KUBETUNE_S3_SECURE",
+        "KUBETUNE_S3_CREDENTIALS_DIR",
+        "KUBETUNE_S3_RETRIES",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", f"http://{moto_server}")
@@ -244,6 +246,7 @@ def test_unreachable_endpoint_is_a_storage_error(
     s3_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("KUBETUNE_S3_RETRIES", "0")  # retries: see test_s3_faults.py
     with pytest.raises(StorageError, match=r"s3://b/p.*127\.0\.0\.1:9"):
         open_store("s3://b/p").exists("x")
 

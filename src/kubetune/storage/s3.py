@@ -16,7 +16,10 @@ configured from the environment only, so no secret is ever written in a spec or 
   else on);
 - ``KUBETUNE_S3_CA_BUNDLE``: a PEM file of CA certificates to trust (a private MinIO);
 - ``AWS_REGION`` / ``AWS_DEFAULT_REGION``: the region (default: asked from the server);
-- ``KUBETUNE_S3_CREATE_BUCKET=1``: create a missing bucket instead of failing.
+- ``KUBETUNE_S3_CREATE_BUCKET=1``: create a missing bucket instead of failing;
+- ``KUBETUNE_S3_RETRIES``: how often a request that could not connect, or got 500, 502,
+  503 or 504, is retried (default 4), waiting 0, 1, 2, 4... s (exponential, at most 8 s
+  each): about 7 s of server outage are ridden out, then a clear error names the endpoint.
 
 Compare-and-swap uses the object's ETag as the version token: ``put_if_absent`` sends
 ``If-None-Match: *`` and ``put_if_match`` sends ``If-Match: "<etag>"``; the server answers
@@ -49,6 +52,7 @@ __all__ = ["S3Config", "S3ObjectStore", "conditional_put", "parse_s3_uri"]
 
 _CHUNK = 1024 * 1024
 _DEFAULT_ENDPOINT = "s3.amazonaws.com"
+_BACKOFF_S, _BACKOFF_MAX_S = 0.5, 8.0
 # S3 error codes that mean "the credentials are wrong or not allowed".
 _AUTH_CODES = {
     "AccessDenied",
@@ -143,6 +147,7 @@ class S3Config:
     region: str | None
     ca_bundle: str | None
     create_bucket: bool
+    retries: int = 4
     access_key: str | None = None
     secret_key: str | None = None
     session_token: str | None = None
@@ -175,7 +180,11 @@ class S3Config:
         if ca_bundle and not Path(ca_bundle).is_file():
             raise StorageError(f"KUBETUNE_S3_CA_BUNDLE {ca_bundle!r} is not a file")
         access_key, secret_key, session_token = _credentials()
+        retries = _env("KUBETUNE_S3_RETRIES") or "4"
+        if not retries.isdigit() or int(retries) > 20:
+            raise StorageError(f"KUBETUNE_S3_RETRIES must be a number from 0 to 20, {retries!r}")
         return cls(
+            retries=int(retries),
             endpoint=endpoint,
             secure=secure if forced is None else forced,
             region=_env("AWS_REGION", "AWS_DEFAULT_REGION"),
@@ -190,13 +199,19 @@ class S3Config:
         minio = _minio()
         import urllib3
 
-        # Few quick retries and a bounded timeout: a wrong endpoint fails in seconds, not
-        # minutes; the certificate check uses the CA bundle when one is given.
+        # Bounded retries with exponential backoff (0, 1, 2, 4... s) ride out a server
+        # restart; a wrong endpoint still fails in seconds, not minutes. urllib3 retries
+        # connection failures for every method (nothing was sent) and 5xx answers for
+        # idempotent ones (GET, HEAD, PUT, DELETE). The certificate check uses the CA
+        # bundle when one is given.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=10, read=120),
             maxsize=16,
             retries=urllib3.Retry(
-                total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+                total=self.retries,
+                backoff_factor=_BACKOFF_S,
+                backoff_max=_BACKOFF_MAX_S,
+                status_forcelist=[500, 502, 503, 504],
             ),
             cert_reqs="CERT_REQUIRED",
             ca_certs=self.ca_bundle,
