@@ -51,3 +51,22 @@ class SimulatedS3Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> None:
+    """``python -m kubetune.testing.s3``: serve simulated S3 on a free loopback port in its
+    own process (benchmarks keep the server's memory out of the client's), print
+    ``host:port`` on one line and serve until SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with SimulatedS3Server() as server:
+        print(server.endpoint, flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()
