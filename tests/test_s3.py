@@ -24,6 +24,7 @@ from kubetune.errors import StorageError
 from kubetune.storage import ObjectNotFoundError, open_store
 from kubetune.testing.storage import ObjectStoreConformance, StoreFactory
 from test_artifacts import ArtifactConformance
+from test_data_prefix import check_prefix_source
 from test_models_promote_diff import ModelsCommandsConformance
 from test_repository import RepositoryConformance, make_model_dir, push_kwargs
 
@@ -317,6 +318,11 @@ def test_data_source_read_from_s3(bucket: str) -> None:
 
     with pytest.raises(DataError, match=r"'nope\.csv' not found"):
         load_dataset(f"s3://{bucket}/path/nope.csv", target="label")
+
+
+def test_data_source_prefix_read_from_s3(bucket: str, tmp_path: Path) -> None:
+    """Several CSV/Parquet objects under an S3 prefix read as one table (simulated S3)."""
+    check_prefix_source(open_store(f"s3://{bucket}/data"), f"s3://{bucket}/data/", tmp_path)
 
 
 TINY_SPEC = """\
