@@ -342,6 +342,7 @@ seed: 0
 @pytest.mark.slow
 def test_run_then_models_list_and_pull_on_simulated_s3(
     bucket: str,
+    s3_env: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -370,6 +371,21 @@ def test_run_then_models_list_and_pull_on_simulated_s3(
     assert {e["path"] for e in manifest["files"]} <= {p.name for p in dest.iterdir()}
     assert not list(tmp_path.glob("s3-iris"))  # nothing written as a local "s3:" folder
     assert not (tmp_path / "s3:").exists()
+
+    # What KServe's storage initializer does with storageUri=<version prefix>: copy every
+    # object under it into a folder. That folder alone must load and predict.
+    import kubetune
+
+    prefix = "models/s3-iris/versions/000001/"
+    served = tmp_path / "mnt-models"
+    client = _client(s3_env)
+    for obj in client.list_objects(bucket, prefix=prefix, recursive=True):
+        client.fget_object(bucket, obj.object_name, str(served / obj.object_name[len(prefix) :]))
+    from sklearn.datasets import load_iris
+
+    rows = load_iris(as_frame=True).frame.drop(columns=["target"]).head(5)
+    predictions = kubetune.load_model(served).predict(rows)
+    assert len(predictions) == 5
 
 
 # -- credentials and permissions (moto's IAM checks on) ----------------------------------------
