@@ -252,3 +252,32 @@ def test_artifacts_location_from_flag_spec_and_default(tmp_path: Path) -> None:
     assert RunContext.from_spec(spec, base_dir=tmp_path).artifacts == "s3://bucket/arts"
     flag = RunContext.from_spec(spec, base_dir=tmp_path, artifacts="mine")
     assert flag.artifacts == (tmp_path / "mine").as_uri()
+
+
+def test_run_takes_the_artifacts_flag_then_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kubetune run --artifacts`` beats ``KUBETUNE_ARTIFACTS``, which beats the spec."""
+    import kubetune.steps.run
+    from kubetune.cli.main import main
+    from kubetune.errors import KubetuneError
+
+    seen: list[str | None] = []
+
+    def fake_run(spec: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["artifacts"])
+        raise KubetuneError("stopped by the test")
+
+    monkeypatch.setattr(kubetune.steps.run, "run_experiment", fake_run)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: flags\nobjective: {metric: value, direction: maximize}\n"
+        "search_space: {x: {type: float, low: 0, high: 1}}\n"
+    )
+    monkeypatch.setenv("KUBETUNE_ARTIFACTS", "s3://from-env/arts")
+    assert main(["run", str(spec), "--artifacts", "s3://from-flag/arts"]) == 2
+    assert main(["run", str(spec)]) == 2
+    monkeypatch.delenv("KUBETUNE_ARTIFACTS")
+    assert main(["run", str(spec)]) == 2
+    assert seen == ["s3://from-flag/arts", "s3://from-env/arts", None]
+    assert "stopped by the test" in capsys.readouterr().err

@@ -255,7 +255,13 @@ def test_unreachable_endpoint_is_a_storage_error(
 def test_endpoint_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from kubetune.storage.s3 import S3Config
 
-    for name in ("KUBETUNE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "KUBETUNE_S3_SECURE"):
+    for name in (
+        "KUBETUNE_S3_ENDPOINT",
+        "AWS_ENDPOINT_URL_S3",
+        "KUBETUNE_S3_SECURE",
+        "KUBETUNE_S3_RETRIES",
+        "KUBETUNE_S3_CREDENTIALS_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://minio.example:9000")
     monkeypatch.setenv("MINIO_ACCESS_KEY", "alias-key")
@@ -274,6 +280,14 @@ def test_endpoint_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(StorageError, match="KUBETUNE_S3_SECURE"):
         S3Config.from_env()
     monkeypatch.setenv("KUBETUNE_S3_SECURE", "1")
+    assert S3Config.from_env().retries == 4
+    monkeypatch.setenv("KUBETUNE_S3_RETRIES", "0")
+    assert S3Config.from_env().retries == 0
+    for bad in ("-1", "many", "21"):
+        monkeypatch.setenv("KUBETUNE_S3_RETRIES", bad)
+        with pytest.raises(StorageError, match="KUBETUNE_S3_RETRIES"):
+            S3Config.from_env()
+    monkeypatch.delenv("KUBETUNE_S3_RETRIES")
     monkeypatch.setenv("KUBETUNE_S3_CA_BUNDLE", "/no/such/ca.pem")
     with pytest.raises(StorageError, match="KUBETUNE_S3_CA_BUNDLE"):
         S3Config.from_env()
