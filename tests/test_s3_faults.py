@@ -218,3 +218,43 @@ def test_concurrent_pushers_on_one_repository_get_distinct_versions(
     assert not errors
     assert sorted(versions) == [1, 2, 3, 4]
     assert [m.version for m in open_repository(repo_uri).versions("iris")] == [1, 2, 3, 4]
+
+
+def test_a_connection_dropped_mid_object_is_a_storage_error(
+    server: SimulatedS3Server, repo_uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The real GET response from the simulated S3, whose body read fails halfway as a
+    dropped connection does (urllib3's ProtocolError): the pull names the object and the
+    endpoint, and the destination stays empty."""
+    import urllib3
+
+    repo = open_repository(repo_uri)
+    repo.push("iris", make_model_dir(tmp_path / "model"), **push_kwargs())
+    store = repo.store
+    assert isinstance(store, S3ObjectStore)
+    real_get = store._client.get_object
+
+    def get_then_drop(bucket: str, name: str, *args: object, **kwargs: object) -> object:
+        response = real_get(bucket, name, *args, **kwargs)
+        if name.endswith("model.safetensors"):
+            real_read = response.read
+
+            calls = []
+
+            def read(amt: int | None = None, **kw: object) -> bytes:
+                calls.append(amt)
+                if len(calls) == 1:
+                    return real_read(10)  # the first bytes arrive...
+                raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+
+            monkeypatch.setattr(response, "read", read)
+        return response
+
+    monkeypatch.setattr(store._client, "get_object", get_then_drop)
+    dest = tmp_path / "dest"
+    with pytest.raises(StorageError) as info:
+        repo.pull("iris", 1, dest)
+    message = str(info.value)
+    assert "model.safetensors" in message and server.endpoint in message
+    assert "IncompleteRead" in message
+    assert not dest.exists()
