@@ -47,15 +47,10 @@ _BUCKETS = itertools.count()
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Simulated S3 (moto server) on a free local port; yields ``host:port``."""
-    from moto.server import ThreadedMotoServer
+    from kubetune.testing.s3 import SimulatedS3Server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
+    with SimulatedS3Server() as server:
+        yield server.endpoint
 
 
 @pytest.fixture
