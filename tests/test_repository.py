@@ -451,8 +451,9 @@ class RepositoryConformance:
         crashing = ModelRepository(CrashOnManifestStore(store), "test-repo")
         with pytest.raises(RuntimeError, match="simulated crash"):
             crashing.push("iris", make_model_dir(tmp_path / "b", "b"), **push_kwargs())
-        # the files were uploaded, but without a manifest nobody sees version 2
-        assert store.exists("iris/versions/000002/model.safetensors")
+        # the failed push deleted the files it uploaded and keeps its number: without a
+        # manifest nobody sees version 2
+        assert store.list("iris/versions/000002/") == ["iris/versions/000002/.kubetune-claim"]
         assert [m.version for m in repo.versions("iris")] == [1]
         assert repo.get("iris", "latest").version == 1
         with pytest.raises(RepositoryError, match=r"no version 2; versions: 1"):

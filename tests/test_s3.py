@@ -23,6 +23,9 @@ import pytest
 from kubetune.errors import StorageError
 from kubetune.storage import ObjectNotFoundError, open_store
 from kubetune.testing.storage import ObjectStoreConformance, StoreFactory
+from test_artifacts import ArtifactConformance
+from test_data_prefix import check_prefix_source
+from test_models_promote_diff import ModelsCommandsConformance
 from test_repository import RepositoryConformance, make_model_dir, push_kwargs
 
 _MISSING = [m for m in ("minio", "moto") if importlib.util.find_spec(m) is None]
@@ -44,15 +47,10 @@ _BUCKETS = itertools.count()
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Simulated S3 (moto server) on a free local port; yields ``host:port``."""
-    from moto.server import ThreadedMotoServer
+    from kubetune.testing.s3 import SimulatedS3Server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
+    with SimulatedS3Server() as server:
+        yield server.endpoint
 
 
 @pytest.fixture
@@ -68,6 +66,8 @@ def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
         "KUBETUNE_S3_CA_BUNDLE",
         "KUBETUNE_S3_CREATE_BUCKET",
         "KUBETUNE_S3_SECURE",
+        "KUBETUNE_S3_CREDENTIALS_DIR",
+        "KUBETUNE_S3_RETRIES",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", f"http://{moto_server}")
@@ -114,6 +114,23 @@ class TestS3RepositoryOnSimulatedS3(RepositoryConformance):
     @pytest.fixture
     def store_factory(self, s3_factory: StoreFactory) -> StoreFactory:
         return s3_factory
+
+
+class TestArtifactsOnSimulatedS3(ArtifactConformance):
+    """The trial artifact store (optuna's protocol, checkpoints) on simulated S3 (moto
+    server)."""
+
+    @pytest.fixture
+    def store_factory(self, s3_factory: StoreFactory) -> StoreFactory:
+        return s3_factory
+
+
+class TestModelsCommandsOnSimulatedS3(ModelsCommandsConformance):
+    """``models promote`` / ``models diff`` against simulated S3 (moto server)."""
+
+    @pytest.fixture
+    def repo_uri(self, bucket: str) -> str:
+        return f"s3://{bucket}/models"
 
 
 # -- S3-only behaviour -----------------------------------------------------------------------
@@ -225,6 +242,7 @@ def test_unreachable_endpoint_is_a_storage_error(
     s3_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("KUBETUNE_S3_RETRIES", "0")  # retries: see test_s3_faults.py
     with pytest.raises(StorageError, match=r"s3://b/p.*127\.0\.0\.1:9"):
         open_store("s3://b/p").exists("x")
 
@@ -232,7 +250,13 @@ def test_unreachable_endpoint_is_a_storage_error(
 def test_endpoint_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from kubetune.storage.s3 import S3Config
 
-    for name in ("KUBETUNE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "KUBETUNE_S3_SECURE"):
+    for name in (
+        "KUBETUNE_S3_ENDPOINT",
+        "AWS_ENDPOINT_URL_S3",
+        "KUBETUNE_S3_SECURE",
+        "KUBETUNE_S3_RETRIES",
+        "KUBETUNE_S3_CREDENTIALS_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://minio.example:9000")
     monkeypatch.setenv("MINIO_ACCESS_KEY", "alias-key")
@@ -251,6 +275,14 @@ def test_endpoint_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(StorageError, match="KUBETUNE_S3_SECURE"):
         S3Config.from_env()
     monkeypatch.setenv("KUBETUNE_S3_SECURE", "1")
+    assert S3Config.from_env().retries == 4
+    monkeypatch.setenv("KUBETUNE_S3_RETRIES", "0")
+    assert S3Config.from_env().retries == 0
+    for bad in ("-1", "many", "21"):
+        monkeypatch.setenv("KUBETUNE_S3_RETRIES", bad)
+        with pytest.raises(StorageError, match="KUBETUNE_S3_RETRIES"):
+            S3Config.from_env()
+    monkeypatch.delenv("KUBETUNE_S3_RETRIES")
     monkeypatch.setenv("KUBETUNE_S3_CA_BUNDLE", "/no/such/ca.pem")
     with pytest.raises(StorageError, match="KUBETUNE_S3_CA_BUNDLE"):
         S3Config.from_env()
@@ -297,6 +329,11 @@ def test_data_source_read_from_s3(bucket: str) -> None:
         load_dataset(f"s3://{bucket}/path/nope.csv", target="label")
 
 
+def test_data_source_prefix_read_from_s3(bucket: str, tmp_path: Path) -> None:
+    """Several CSV/Parquet objects under an S3 prefix read as one table (simulated S3)."""
+    check_prefix_source(open_store(f"s3://{bucket}/data"), f"s3://{bucket}/data/", tmp_path)
+
+
 TINY_SPEC = """\
 name: s3-iris
 objective: {metric: val_accuracy}
@@ -314,6 +351,7 @@ seed: 0
 @pytest.mark.slow
 def test_run_then_models_list_and_pull_on_simulated_s3(
     bucket: str,
+    s3_env: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -342,3 +380,114 @@ def test_run_then_models_list_and_pull_on_simulated_s3(
     assert {e["path"] for e in manifest["files"]} <= {p.name for p in dest.iterdir()}
     assert not list(tmp_path.glob("s3-iris"))  # nothing written as a local "s3:" folder
     assert not (tmp_path / "s3:").exists()
+
+    # What KServe's storage initializer does with storageUri=<version prefix>: copy every
+    # object under it into a folder. That folder alone must load and predict.
+    import kubetune
+
+    prefix = "models/s3-iris/versions/000001/"
+    served = tmp_path / "mnt-models"
+    client = _client(s3_env)
+    for obj in client.list_objects(bucket, prefix=prefix, recursive=True):
+        client.fget_object(bucket, obj.object_name, str(served / obj.object_name[len(prefix) :]))
+    from sklearn.datasets import load_iris
+
+    rows = load_iris(as_frame=True).frame.drop(columns=["target"]).head(5)
+    predictions = kubetune.load_model(served).predict(rows)
+    assert len(predictions) == 5
+
+
+# -- credentials and permissions (moto's IAM checks on) ----------------------------------------
+
+
+def _iam_user(endpoint: str, resource: str) -> tuple[str, str]:
+    """A user of the simulated IAM allowed ``s3:*`` on ``resource`` only; its keys."""
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=f"http://{endpoint}",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+    user = f"kt-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": resource}],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def _check_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the simulated S3 checks signatures and IAM policies (moto's default is
+    to let everything through)."""
+    import moto.settings
+
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+
+
+def test_credentials_from_a_mounted_secret_folder(
+    bucket: str, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KUBETUNE_S3_CREDENTIALS_DIR (a Kubernetes Secret mounted as files) wins over the
+    variables; a wrong or missing file is a clear error that never shows a secret."""
+    access, secret = _iam_user(s3_env, "*")
+    secrets = tmp_path / "s3-credentials"
+    secrets.mkdir()
+    (secrets / "access-key").write_text(access + "\n")  # kubectl --from-file keeps newlines
+    (secrets / "secret-key").write_text(secret + "\n")
+    monkeypatch.setenv("KUBETUNE_S3_CREDENTIALS_DIR", str(secrets))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret-that-must-lose")
+    _check_auth(monkeypatch)
+    store = open_store(f"s3://{bucket}/p")
+    store.put_bytes("a", b"1")
+    assert store.get_bytes("a") == b"1"
+    assert secret not in repr(store.config) and secret not in repr(store)
+
+    (secrets / "secret-key").write_text("wrong-secret-from-file")
+    with pytest.raises(StorageError) as info:
+        open_store(f"s3://{bucket}/p").get_bytes("a")  # files are read per store opened
+    message = str(info.value)
+    assert "access denied" in message and "KUBETUNE_S3_CREDENTIALS_DIR" in message
+    assert "wrong-secret-from-file" not in message and secret not in message
+
+    (secrets / "secret-key").unlink()
+    with pytest.raises(StorageError, match=r"KUBETUNE_S3_CREDENTIALS_DIR: .*secret-key is missing"):
+        open_store(f"s3://{bucket}/p")
+    monkeypatch.setenv("KUBETUNE_S3_CREDENTIALS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(StorageError, match="is not a folder"):
+        open_store(f"s3://{bucket}/p")
+
+
+def test_bucket_without_permission_is_named(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A user allowed on one bucket only (an IAM policy of the simulated S3) gets a clear
+    error naming the other bucket's URI and the endpoint, from the store, the repository
+    and a data source."""
+    from kubetune.data import load_dataset
+    from kubetune.errors import DataError
+    from kubetune.repository import open_repository
+
+    mine, other = f"kt-mine-{uuid.uuid4().hex[:6]}", f"kt-other-{uuid.uuid4().hex[:6]}"
+    _client(s3_env).make_bucket(mine)
+    _client(s3_env).make_bucket(other)
+    access, secret = _iam_user(s3_env, f"arn:aws:s3:::{mine}*")
+    _check_auth(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    open_store(f"s3://{mine}/models").put_bytes("ok", b"1")
+    with pytest.raises(StorageError) as info:
+        open_store(f"s3://{other}/models").put_bytes("x", b"1")
+    assert f"s3://{other}/models" in str(info.value) and "access denied" in str(info.value)
+    assert s3_env in str(info.value) and secret not in str(info.value)
+    with pytest.raises(StorageError, match=f"s3://{other}/models"):
+        open_repository(f"s3://{other}/models").push(
+            "iris", make_model_dir(tmp_path / "m"), **push_kwargs()
+        )
+    with pytest.raises(DataError, match=f"s3://{other}/data"):
+        load_dataset(f"s3://{other}/data/train.csv", target="label")

@@ -3,7 +3,7 @@
     kubetune run SPEC [--model-repo URI]     the whole job on this machine
     kubetune validate SPEC                   check a spec, show the resolved search
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
-    kubetune models list|show|pull           browse the model repository
+    kubetune models list|show|pull|promote|diff   browse and manage the model repository
     kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from kubetune import __version__
 from kubetune.cli.settings import (
+    ENV_ARTIFACTS,
     ENV_MODEL_REPO,
     ENV_STORAGE,
     duration,
@@ -53,8 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="experiment spec (YAML)")
     run.add_argument(
         "--model-repo",
-        help=f"model repository: a directory or file:// URI (default: ${ENV_MODEL_REPO},"
+        help=f"model repository: a directory, file:// or s3:// URI (default: ${ENV_MODEL_REPO},"
         " else the spec's model_repo, else ./model-repo)",
+    )
+    run.add_argument(
+        "--artifacts",
+        help=f"trial artifact store (checkpoints): a directory, file:// or s3:// URI (default:"
+        f" ${ENV_ARTIFACTS}, else the spec's artifacts, else <run folder>/artifacts)",
     )
     run.add_argument("--max-trials", type=int, help="override limits.max_trials")
     run.add_argument("--parallel", type=int, help="override limits.parallel")
@@ -85,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--started-marker", help="file written when the trial's code starts")
 
     models = sub.add_parser("models", help="browse the model repository")
-    repo_help = f"directory or file:// URI (default: ${ENV_MODEL_REPO}, else ./model-repo)"
+    repo_help = f"directory, file:// or s3:// URI (default: ${ENV_MODEL_REPO}, else ./model-repo)"
     models.add_argument("--model-repo", help=repo_help)
     msub = models.add_subparsers(dest="models_command", required=True)
     mlist = msub.add_parser("list", help="models, or the versions of one model")
@@ -102,7 +108,24 @@ def _parser() -> argparse.ArgumentParser:
     mpull.add_argument(
         "--dest", required=True, help="empty or new directory to put the verified files in"
     )
-    for command in (mlist, mshow, mpull):
+    mpromote = msub.add_parser(
+        "promote", help="point an alias at a version (compare-and-swap; prints old -> new)"
+    )
+    mpromote.add_argument("name", help="model name")
+    mpromote.add_argument("version", help="the version to point at (a number, alias or latest)")
+    mpromote.add_argument("--alias", required=True, help="the alias to move, e.g. production")
+    mpromote.add_argument(
+        "--expect",
+        help="move only while the alias still points at this version ('none': it must not"
+        " exist yet); otherwise fail and say where it points now",
+    )
+    _output_option(mpromote, "the move")
+    mdiff = msub.add_parser("diff", help="what differs between two versions")
+    mdiff.add_argument("name", help="model name")
+    mdiff.add_argument("a", help="the base: a version, alias or 'latest'")
+    mdiff.add_argument("b", help="compared with: a version, alias or 'latest'")
+    _output_option(mdiff, "the differences")
+    for command in (mlist, mshow, mpull, mpromote, mdiff):
         # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
         command.add_argument("--model-repo", default=argparse.SUPPRESS, help=repo_help)
 
@@ -207,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_experiment(
         spec,
         model_repo=model_repo,
+        artifacts=first_set(args.artifacts, ENV_ARTIFACTS, os.environ),
         console=console,
         accept_changed_study=args.accept_changed_study,
     )
@@ -290,6 +314,10 @@ def _models(args: argparse.Namespace) -> int:
     uri = first_set(args.model_repo, ENV_MODEL_REPO, os.environ) or DEFAULT_MODEL_REPO
     repo = open_repository(uri, base_dir=Path.cwd())
     json_output = getattr(args, "output", "text") == "json"
+    if args.models_command == "promote":
+        return _promote(repo, args, json_output=json_output)
+    if args.models_command == "diff":
+        return _diff(repo, args, json_output=json_output)
     if args.models_command in ("show", "pull"):
         args.ref = _default_ref(repo, args.name, args.ref)
     if json_output:
@@ -311,6 +339,49 @@ def _models(args: argparse.Namespace) -> int:
             f"pulled {args.name} v{manifest.version} into {args.dest}"
             f" ({len(manifest.files)} files, hashes verified)"
         )
+    return 0
+
+
+def _promote(repo: ModelRepository, args: argparse.Namespace, *, json_output: bool) -> int:
+    from kubetune.errors import RepositoryError
+    from kubetune.repository.cli_views import render_promotion
+
+    version = repo.resolve(args.name, _ref(args.version))
+    kwargs = {}
+    if args.expect is not None:
+        expect = args.expect.strip().lower()
+        if expect != "none" and not expect.isdigit():
+            raise RepositoryError(f"--expect: a version number or 'none', got {args.expect!r}")
+        kwargs["expect"] = None if expect == "none" else int(expect)
+    previous = repo.set_alias(args.name, args.alias, version, **kwargs)
+    if json_output:
+        from kubetune.cli.json_views import print_json
+
+        print_json(
+            {
+                "repository": repo.uri,
+                "model": args.name,
+                "alias": args.alias,
+                "previous": previous,
+                "version": version,
+            }
+        )
+    else:
+        print(render_promotion(args.name, args.alias, previous, version))
+    return 0
+
+
+def _diff(repo: ModelRepository, args: argparse.Namespace, *, json_output: bool) -> int:
+    from kubetune.repository.cli_views import render_model_diff
+    from kubetune.repository.diff import diff_versions
+
+    diff = diff_versions(repo, args.name, _ref(args.a), _ref(args.b))
+    if json_output:
+        from kubetune.cli.json_views import print_json
+
+        print_json({"repository": repo.uri, **diff.to_dict()})
+    else:
+        print(render_model_diff(diff))
     return 0
 
 

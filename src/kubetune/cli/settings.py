@@ -17,8 +17,10 @@ if TYPE_CHECKING:  # the spec (pydantic, optuna) loads only when a command needs
 
 ENV_STORAGE = "KUBETUNE_STORAGE"
 ENV_MODEL_REPO = "KUBETUNE_MODEL_REPO"
+ENV_ARTIFACTS = "KUBETUNE_ARTIFACTS"
 
 __all__ = [
+    "ENV_ARTIFACTS",
     "ENV_MODEL_REPO",
     "ENV_STORAGE",
     "duration",

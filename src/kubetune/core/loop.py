@@ -93,6 +93,7 @@ class TuningLoop:
         observer: LoopObserver | None = None,
         output_dir: str | None = None,
         lease_ttl_s: float | None = DEFAULT_TTL_S,
+        artifacts: str | None = None,
     ) -> None:
         """``lease_ttl_s``: how long a controller's lease outlives its last renewal; None
         takes no lease (a study in memory never takes one: no other process can reach it)."""
@@ -107,6 +108,7 @@ class TuningLoop:
         self.trial_deadline_s = trial_deadline_s
         self.observer = observer
         self.output_dir = output_dir
+        self.artifacts = artifacts  # the trial artifact store's URI, passed to every trial
         self.lease_ttl_s = lease_ttl_s
         self.direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
         self._in_flight: dict[int, optuna.Trial] = {}
@@ -234,6 +236,8 @@ class TuningLoop:
             attempt=int(attrs.get(ATTEMPT, 1)),
             deadline_s=self.trial_deadline_s,
             output_dir=self.output_dir,
+            artifacts=self.artifacts,
+            retry_of=int(attrs[RETRY_OF]) if RETRY_OF in attrs else None,
         )
 
     def _handle(self, event: ExecutorEvent) -> None:

@@ -7,7 +7,8 @@ model repository on its own::
 
     <runs_dir>/<name>/                 run_dir (default runs_dir: ./kubetune-runs)
     <runs_dir>/<name>/study.journal    the study, unless storage is set
-    <runs_dir>/<name>/trials/          trial requests, results and artifacts
+    <runs_dir>/<name>/trials/          trial requests and results
+    <runs_dir>/<name>/artifacts/       trial checkpoints and files, unless artifacts is set
     <runs_dir>/<name>/summary.json     the run summary
     <runs_dir>/<name>/report.html      the HTML report
 
@@ -42,6 +43,12 @@ def study_storage_url(value: str, base_dir: Path) -> str:
     return str(path)
 
 
+def _as_uri(location: str, base_dir: Path) -> str:
+    """A local folder as an absolute ``file://`` URI; any other URI unchanged."""
+    path = local_path(location, base_dir)
+    return path.as_uri() if path is not None else location.strip()
+
+
 @dataclass(frozen=True)
 class RunContext:
     """The locations of one run. Build it with :meth:`from_spec`."""
@@ -55,6 +62,9 @@ class RunContext:
     """The model repository as given (a directory or URI); relative to ``base_dir``."""
     base_dir: Path
     """The folder relative output locations were resolved against (the working directory)."""
+    artifacts: str = ""
+    """The trial artifact store as a URI (``file:///abs`` or ``s3://bucket/prefix``), so a
+    trial in another process or a pod reads it the same way."""
 
     @classmethod
     def from_spec(
@@ -65,10 +75,12 @@ class RunContext:
         storage: str | None = None,
         in_memory_study: bool = False,
         base_dir: Path | None = None,
+        artifacts: str | None = None,
     ) -> RunContext:
-        """The run's locations: an explicit override wins over the spec, the spec over the
-        default. ``in_memory_study`` keeps the study in memory unless a storage is given.
-        Outputs are relative to ``base_dir`` (default: the current directory)."""
+        """The run's locations: an explicit override (``model_repo``, ``storage``,
+        ``artifacts``) wins over the spec, the spec over the default. ``in_memory_study``
+        keeps the study in memory unless a storage is given. Outputs are relative to
+        ``base_dir`` (default: the current directory)."""
         base = (base_dir or Path.cwd()).absolute()
         runs = local_path(spec.runs_dir, base)
         if runs is None:
@@ -87,6 +99,7 @@ class RunContext:
             study_storage=study,
             model_repo=model_repo or spec.model_repo or DEFAULT_MODEL_REPO,
             base_dir=base,
+            artifacts=_as_uri(artifacts or spec.artifacts or str(run_dir / "artifacts"), base),
         )
 
     @property

@@ -93,6 +93,7 @@ def run_search(
         trial_deadline_s=spec.limits.trial_timeout,
         observer=observer,
         output_dir=output_dir,
+        artifacts=context.artifacts,
     )
     result = loop.run()
     best = _best_trial(study)

@@ -168,6 +168,9 @@ class ExperimentSpec(_Section):
     storage: str | None = None
     model_repo: str | None = None
     runs_dir: str = "kubetune-runs"
+    # The trial artifact store (checkpoints, files): a folder or URI such as s3://b/p
+    # (default: <runs_dir>/<name>/artifacts).
+    artifacts: str | None = Field(None, min_length=1)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _space: SearchSpace | None = PrivateAttr(default=None)

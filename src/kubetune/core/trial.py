@@ -128,11 +128,20 @@ class TrialRequest:
     spec: dict[str, Any] | None = None  # the experiment spec as validated data
     spec_dir: str | None = None  # the spec's folder: relative data paths, custom trainers
     report: ReportChannel | None = None
+    # The trial artifact store's URI (see ``kubetune.artifacts``): checkpoints and files
+    # live under ``<artifacts>/studies/<study>/trials/<number>/``.
+    artifacts: str | None = None
+    # On a retry (a trial of its own): the number of the config's first trial, whose
+    # artifact folder every attempt shares, so a retry finds the checkpoint a failed
+    # attempt saved.
+    retry_of: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if self.report is None:
-            data.pop("report")
+        # Left out when unset, so a request without them stays readable by an older trial.
+        for optional in ("report", "artifacts", "retry_of"):
+            if data[optional] is None:
+                data.pop(optional)
         return {"kind": REQUEST_KIND, "version": SCHEMA_VERSION, **data}
 
     @classmethod
@@ -166,6 +175,8 @@ _REQUEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "spec": ((dict, type(None)), False),
     "spec_dir": ((str, type(None)), False),
     "report": ((dict, type(None)), False),
+    "artifacts": ((str, type(None)), False),
+    "retry_of": (_OPTIONAL_INT, False),
 }
 _REPORT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "url": ((str,), True),

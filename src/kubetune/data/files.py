@@ -10,7 +10,7 @@ import pandas as pd
 
 from kubetune.data.raw import RawTable, quoted
 from kubetune.errors import DataError
-from kubetune.storage import open_object
+from kubetune.storage import ObjectStore, open_object, open_store
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -34,7 +34,10 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"data file not found: {path}")
     if path.is_dir():
-        raise DataError(f"data source is a directory, not a file: {path}")
+        raise DataError(
+            f"data source is a directory, not a file: {path} (end it with '/' to read every"
+            " CSV/Parquet file in it as one table)"
+        )
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(
@@ -53,34 +56,68 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_file_table(path: Path, target: str | None) -> RawTable:
-    """Read the local file ``path`` and split off the ``target`` column."""
-    path = path.resolve()
-    frame = read_table(path)
+def _table(frame: pd.DataFrame, target: str | None, where: str, name: str) -> RawTable:
+    """Split the ``target`` column off ``frame`` (read from ``where``, for messages)."""
     columns = list(frame.columns)
     if len(set(columns)) != len(columns):
         dupes = sorted({c for c in columns if columns.count(c) > 1})
-        raise DataError(f"{path} has duplicate column names: {quoted(dupes)}")
+        raise DataError(f"{where} has duplicate column names: {quoted(dupes)}")
     if target is None:
         raise DataError(
-            f"a target column is required for file {path}; its columns are: {quoted(columns)}"
+            f"a target column is required for file {where}; its columns are: {quoted(columns)}"
         )
     if target not in frame.columns:
         raise DataError(
-            f"target column {target!r} not found in {path}; its columns are: {quoted(columns)}"
+            f"target column {target!r} not found in {where}; its columns are: {quoted(columns)}"
         )
-    return RawTable(
-        name=path.stem,
-        features=frame.drop(columns=[target]),
-        target=frame[target],
-    )
+    return RawTable(name=name, features=frame.drop(columns=[target]), target=frame[target])
+
+
+def load_file_table(path: Path, target: str | None) -> RawTable:
+    """Read the local file ``path`` and split off the ``target`` column."""
+    path = path.resolve()
+    return _table(read_table(path), target, str(path), path.stem)
+
+
+def _read_stored(store: ObjectStore, key: str, tmp: Path) -> pd.DataFrame:
+    """Download one object and read it; errors name its URI, not the temporary copy."""
+    local = tmp / key
+    store.download(key, local)
+    try:
+        return read_table(local)
+    except DataError as exc:
+        raise DataError(str(exc).replace(str(local), store.uri(key))) from exc
 
 
 def load_stored_table(uri: str, target: str | None, base_dir: Path) -> RawTable:
     """Fetch the object ``uri`` from its store into a temporary folder, then read it."""
     store, key = open_object(uri, base_dir=base_dir)
     with tempfile.TemporaryDirectory(prefix="kubetune-data-") as tmp:
-        local = Path(tmp) / key
-        store.download(key, local)
-        table = load_file_table(local, target)
-    return table
+        frame = _read_stored(store, key, Path(tmp))
+    return _table(frame, target, uri, Path(key).stem)
+
+
+def load_prefix_table(uri: str, target: str | None, base_dir: Path) -> RawTable:
+    """Every CSV/Parquet object under the prefix ``uri`` (ending in ``/``), read as one
+    table: rows in the order of the keys (sorted), so the data fingerprint is stable.
+    Other objects (``_SUCCESS`` markers, notes) are ignored; every file must have the same
+    columns. Works for any store: ``s3://bucket/data/train/``, ``file:///data/train/``,
+    ``./data/train/``."""
+    store = open_store(uri.rstrip(), base_dir=base_dir)
+    keys = [k for k in store.list() if Path(k).suffix.lower() in _READERS]
+    if not keys:
+        raise DataError(f"no {' or '.join(SUPPORTED_EXTENSIONS)} files under {uri}")
+    frames: list[pd.DataFrame] = []
+    with tempfile.TemporaryDirectory(prefix="kubetune-data-") as tmp:
+        for key in keys:
+            frame = _read_stored(store, key, Path(tmp))
+            if frames and set(frame.columns) != set(frames[0].columns):
+                raise DataError(
+                    f"{store.uri(key)} has columns {quoted(frame.columns)}, but"
+                    f" {store.uri(keys[0])} has {quoted(frames[0].columns)}; every file under"
+                    f" {uri} must have the same columns"
+                )
+            frames.append(frame[list(frames[0].columns)] if frames else frame)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    name = uri.rstrip().rstrip("/").rsplit("/", 1)[-1] or "data"
+    return _table(frame, target, uri, name)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from kubetune.data.dataset import Dataset, Task
 from kubetune.data.encoding import detect_task, encode_target
-from kubetune.data.files import load_file_table, load_stored_table
+from kubetune.data.files import load_file_table, load_prefix_table, load_stored_table
 from kubetune.data.fingerprint import compute_fingerprint
 from kubetune.data.preprocessing import FeatureEncoder, TargetEncoding, target_labels
 from kubetune.data.raw import RawTable, quoted
@@ -30,6 +30,8 @@ def _load_table(source: str, target: str | None, base_dir: Path) -> RawTable:
     if source.startswith("sklearn:"):
         return load_sklearn_table(source.removeprefix("sklearn:"))
     try:
+        if source.rstrip().endswith("/"):  # a prefix (folder): its files as one table
+            return load_prefix_table(source, target, base_dir)
         path = local_path(source, base_dir)
         if path is not None:
             return load_file_table(path, target)
@@ -133,7 +135,9 @@ def load_dataset(
     """Load ``source`` and split it into train/validation/test.
 
     ``source`` is ``sklearn:<name>`` (see ``SKLEARN_DATASETS``), a ``.csv``/``.parquet``
-    path (relative to ``base_dir``, default the current directory) or a ``file:///`` URL.
+    path (relative to ``base_dir``, default the current directory), a ``file:///`` or
+    ``s3://`` URI of one file, or a folder/prefix ending in ``/`` whose CSV/Parquet files
+    are read as one table.
     Both fractions are of all rows. Raises DataError for anything wrong with the input.
     """
     # Cheap argument checks first, so a typo fails before a large file is read.

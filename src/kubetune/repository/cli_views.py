@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubetune.repository.diff import VersionDiff
 from kubetune.repository.manifest import Manifest
 from kubetune.repository.repository import ModelRepository
 
-__all__ = ["render_model_show", "render_models_list"]
+__all__ = ["render_model_diff", "render_model_show", "render_models_list", "render_promotion"]
 
 _SHORT_HASH = 12
 
@@ -132,4 +133,65 @@ def render_model_show(repo: ModelRepository, name: str, ref: int | str = "latest
         [[f.path, _size(f.size), f.sha256[:_SHORT_HASH]] for f in manifest.files],
     )
     lines += [f"  {line}" for line in files.splitlines()]
+    return "\n".join(lines)
+
+
+def render_promotion(name: str, alias: str, previous: int | None, version: int) -> str:
+    """``iris: production 3 -> 5`` (``none`` when the alias is new)."""
+    before = "none" if previous is None else str(previous)
+    note = " (unchanged)" if previous == version else ""
+    return f"{name}: {alias} {before} -> {version}{note}"
+
+
+def _delta(a: object, b: object) -> str:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return f"  ({b - a:+.6g})" if numbers else ""  # type: ignore[operator]
+
+
+def _changes(title: str, changes: Mapping[str, tuple[object, object]], deltas: bool) -> list[str]:
+    if not changes:
+        return [f"{title}: same"]
+    rows = [
+        [
+            f"  {key}",
+            "-" if a is None else _value(a),
+            "->",
+            ("-" if b is None else _value(b)) + (_delta(a, b) if deltas else ""),
+        ]
+        for key, (a, b) in changes.items()
+    ]
+    return [f"{title}:", *_table(["", "", "", ""], rows).splitlines()[1:]]
+
+
+def render_model_diff(diff: VersionDiff) -> str:
+    """Params, metrics, data fingerprint and files that differ between two versions."""
+    a, b = diff.a, diff.b
+
+    def label(ref: str, version: int) -> str:
+        return f"v{version}" + ("" if ref == str(version) else f" ({ref})")
+
+    lines = [f"{diff.name}: {label(diff.a_ref, a.version)} -> {label(diff.b_ref, b.version)}"]
+    if diff.identical:
+        lines.append("identical: same params, metrics, data and files")
+    lines += _changes("params", diff.params, deltas=False)
+    lines += _changes("metrics", diff.metrics, deltas=True)
+    if diff.same_data:
+        lines.append(f"data: same ({a.data_fingerprint[:_SHORT_HASH] or '-'})")
+    else:
+        lines.append(
+            f"data: changed ({a.data_fingerprint[:_SHORT_HASH] or '-'}"
+            f" -> {b.data_fingerprint[:_SHORT_HASH] or '-'})"
+        )
+    if a.trainer != b.trainer:
+        lines.append(f"trainer: {a.trainer or '-'} -> {b.trainer or '-'}")
+    lines.append(
+        f"files: {len(diff.files_changed)} changed, {len(diff.files_added)} added,"
+        f" {len(diff.files_removed)} removed, {diff.files_same} same"
+    )
+    for what, paths in (
+        ("changed", diff.files_changed),
+        ("added", diff.files_added),
+        ("removed", diff.files_removed),
+    ):
+        lines += [f"  {what.ljust(7)}  {path}" for path in paths]
     return "\n".join(lines)

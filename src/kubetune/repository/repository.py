@@ -39,6 +39,7 @@ from kubetune.repository.manifest import (
 )
 from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
 from kubetune.storage.scratch import pid_alive
+from kubetune.storage.transfer import download_hashed
 
 __all__ = ["CLAIM_NAME", "PRODUCTION", "AliasMovedError", "ModelRepository", "validate_name"]
 
@@ -159,6 +160,9 @@ class ModelRepository:
     def __init__(self, store: ObjectStore, uri: str) -> None:
         self.store = store
         self.uri = uri
+        # Pushes of this object that failed and could not clean up (the server was down):
+        # the next push sweeps them although their claiming process (this one) still lives.
+        self._failed_pushes: set[tuple[str, int]] = set()
 
     def __repr__(self) -> str:
         return f"ModelRepository({self.uri!r})"
@@ -408,15 +412,31 @@ class ModelRepository:
 
         self.sweep_abandoned(name)
         version = self._claim_version(name)
-        for rel_path, real in files:
-            self.store.put_file(self._version_key(name, version, rel_path), real)
         manifest = replace(draft, version=version, created_at=utc_now())
-        self.store.put_bytes(
-            self._version_key(name, version, MANIFEST_NAME), manifest.to_json().encode()
-        )
+        try:
+            for rel_path, real in files:
+                self.store.put_file(self._version_key(name, version, rel_path), real)
+            self.store.put_bytes(
+                self._version_key(name, version, MANIFEST_NAME), manifest.to_json().encode()
+            )
+        except BaseException:
+            self._discard_failed_push(name, version, [rel for rel, _ in files])
+            raise
         if alias is not None:
             self.set_alias(name, alias, version)
         return manifest
+
+    def _discard_failed_push(self, name: str, version: int, paths: list[str]) -> None:
+        """Best effort after a push failed midway: delete what it uploaded (the number stays
+        claimed). Only when the store says for sure that no manifest was written; if it
+        cannot say (the server is down), the files stay, invisible, for ``sweep_abandoned``."""
+        try:
+            if self.store.exists(self._version_key(name, version, MANIFEST_NAME)):
+                return
+            for path in paths:
+                self.store.delete(self._version_key(name, version, path))
+        except RepositoryError:
+            self._failed_pushes.add((name, version))
 
     def sweep_abandoned(self, name: str) -> list[int]:
         """Delete the files of pushes that died before their manifest; return their numbers.
@@ -435,13 +455,14 @@ class ModelRepository:
                 claim = json.loads(self.store.get_bytes(prefix + CLAIM_NAME))
             except (ObjectNotFoundError, ValueError):
                 continue  # no claim we can read: not ours to judge
-            if not _claim_abandoned(claim):
+            if (name, version) not in self._failed_pushes and not _claim_abandoned(claim):
                 continue
             leftovers = [k for k in self.store.list(prefix) if not k.endswith("/" + CLAIM_NAME)]
             if self.store.exists(prefix + MANIFEST_NAME):
                 continue  # it completed while we looked
             for key in leftovers:
                 self.store.delete(key)
+            self._failed_pushes.discard((name, version))
             if leftovers:
                 swept.append(version)
         return swept
@@ -540,13 +561,13 @@ class ModelRepository:
         local = staging.joinpath(*entry.path.split("/"))
         key = self._version_key(manifest.name, manifest.version, entry.path)
         try:
-            self.store.download(key, local)
+            # Hashed while it streams to disk: a 500 MB file is read once, never held.
+            digest, size = download_hashed(self.store, key, local)
         except ObjectNotFoundError:
             raise RepositoryError(
                 f"file {entry.path!r} of {where} is missing from the store "
                 f"(expected sha256 {entry.sha256})"
             ) from None
-        digest, size = file_digest(local)
         if digest != entry.sha256 or size != entry.size:
             raise RepositoryError(
                 f"file {entry.path!r} of {where} fails verification: expected sha256 "

@@ -36,12 +36,16 @@ def run_experiment(
     console: Console | None = None,
     accept_changed_study: bool = False,
     context: RunContext | None = None,
+    artifacts: str | None = None,
 ) -> RunSummary:
     """Run the whole job. Where things go comes from ``context``, else from the spec with
-    ``model_repo``/``storage`` (explicit choices, e.g. CLI flags) taking precedence."""
+    ``model_repo``/``storage``/``artifacts`` (explicit choices, e.g. CLI flags) taking
+    precedence."""
     console = console or Console(stderr=True)
     spec = normalize_objective(spec)
-    context = context or RunContext.from_spec(spec, model_repo=model_repo, storage=storage)
+    context = context or RunContext.from_spec(
+        spec, model_repo=model_repo, storage=storage, artifacts=artifacts
+    )
     started = time.monotonic()
     out_dir = context.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,10 @@ sha256, S3 its ETag).
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import BinaryIO
 
 from kubetune.errors import StorageError
 from kubetune.storage.atomic import TEMP_PREFIX
@@ -121,6 +123,19 @@ class ObjectStore(ABC):
     @abstractmethod
     def download(self, key: str, local_path: Path) -> None:
         """Write the object to ``local_path`` atomically (parents are created)."""
+
+    def open_reader(self, key: str) -> BinaryIO:
+        """A binary file object that streams the object (use it in ``with``, or close it).
+
+        The default downloads to an anonymous temporary file first; backends override it
+        to stream straight from where the object lives. A missing key raises
+        :class:`ObjectNotFoundError` here, not on the first read.
+        """
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
+            path = Path(tmp) / "object"
+            self.download(key, path)
+            # Opened before the folder goes: the data lives until the reader is closed.
+            return open(path, "rb")  # the caller closes it
 
     @abstractmethod
     def list(self, prefix: str = "", *, recursive: bool = True) -> list[str]:

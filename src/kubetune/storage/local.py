@@ -22,6 +22,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from kubetune.core.paths import local_path
 from kubetune.errors import StorageError
@@ -180,6 +181,15 @@ class LocalObjectStore(ObjectStore):
             atomic_write_chunks(local_path, _read_chunks(source))
         except OSError as exc:
             raise StorageError(f"cannot download {key!r} to {local_path}: {exc}") from exc
+
+    def open_reader(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFoundError(key, self.location)
+        with self._os_errors("read", key):
+            # Objects are replaced by rename, never rewritten: an open reader keeps the
+            # version it opened.
+            return open(path, "rb")  # the caller closes it
 
     def list(self, prefix: str = "", *, recursive: bool = True) -> list[str]:
         validate_key(prefix, prefix=True)

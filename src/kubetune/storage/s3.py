@@ -4,6 +4,10 @@ the ``minio`` client (``pip install 'kubetune[s3]'``).
 ``s3://bucket/prefix`` is the store; every key lives under ``prefix/``. The client is
 configured from the environment only, so no secret is ever written in a spec or a URI:
 
+- ``KUBETUNE_S3_CREDENTIALS_DIR``: a folder holding the files ``access-key`` and
+  ``secret-key`` (and optionally ``session-token``), e.g. a Kubernetes Secret mounted as a
+  volume; when set, it wins over the variables below, and its files are read every time a
+  client is made, so a rotated Secret is picked up by the next store opened;
 - ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (aliases ``MINIO_ACCESS_KEY`` /
   ``MINIO_SECRET_KEY``) and ``AWS_SESSION_TOKEN``: the credentials (anonymous without them);
 - ``KUBETUNE_S3_ENDPOINT``, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``: the
@@ -12,7 +16,10 @@ configured from the environment only, so no secret is ever written in a spec or 
   else on);
 - ``KUBETUNE_S3_CA_BUNDLE``: a PEM file of CA certificates to trust (a private MinIO);
 - ``AWS_REGION`` / ``AWS_DEFAULT_REGION``: the region (default: asked from the server);
-- ``KUBETUNE_S3_CREATE_BUCKET=1``: create a missing bucket instead of failing.
+- ``KUBETUNE_S3_CREATE_BUCKET=1``: create a missing bucket instead of failing;
+- ``KUBETUNE_S3_RETRIES``: how often a request that could not connect, or got 500, 502,
+  503 or 504, is retried (default 4), waiting 0, 1, 2, 4... s (exponential, at most 8 s
+  each): about 7 s of server outage are ridden out, then a clear error names the endpoint.
 
 Compare-and-swap uses the object's ETag as the version token: ``put_if_absent`` sends
 ``If-None-Match: *`` and ``put_if_match`` sends ``If-Match: "<etag>"``; the server answers
@@ -29,7 +36,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from kubetune.errors import StorageError
@@ -45,6 +52,7 @@ __all__ = ["S3Config", "S3ObjectStore", "conditional_put", "parse_s3_uri"]
 
 _CHUNK = 1024 * 1024
 _DEFAULT_ENDPOINT = "s3.amazonaws.com"
+_BACKOFF_S, _BACKOFF_MAX_S = 0.5, 8.0
 # S3 error codes that mean "the credentials are wrong or not allowed".
 _AUTH_CODES = {
     "AccessDenied",
@@ -74,6 +82,51 @@ def _env(*names: str) -> str | None:
     return None
 
 
+CREDENTIALS_DIR_VAR = "KUBETUNE_S3_CREDENTIALS_DIR"
+# File names in that folder: the keys of the Kubernetes Secret mounted there.
+ACCESS_KEY_FILE, SECRET_KEY_FILE, SESSION_TOKEN_FILE = "access-key", "secret-key", "session-token"
+
+
+def _read_secret_file(folder: Path, name: str, *, required: bool) -> str | None:
+    path = folder / name
+    try:
+        value = path.read_text(encoding="utf-8").strip()  # `kubectl create --from-file` adds \n
+    except FileNotFoundError:
+        if required:
+            raise StorageError(
+                f"{CREDENTIALS_DIR_VAR}: {path} is missing (the folder must hold"
+                f" {ACCESS_KEY_FILE!r} and {SECRET_KEY_FILE!r})"
+            ) from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        # The reason only (permission denied, not UTF-8): never the content.
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise StorageError(f"{CREDENTIALS_DIR_VAR}: cannot read {path} ({reason})") from None
+    if not value and required:
+        raise StorageError(f"{CREDENTIALS_DIR_VAR}: {path} is empty")
+    return value or None
+
+
+def _credentials() -> tuple[str | None, str | None, str | None]:
+    """(access key, secret key, session token): from the mounted folder when
+    ``KUBETUNE_S3_CREDENTIALS_DIR`` is set, else from the environment."""
+    folder = _env(CREDENTIALS_DIR_VAR)
+    if folder is None:
+        return (
+            _env("AWS_ACCESS_KEY_ID", "MINIO_ACCESS_KEY"),
+            _env("AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY"),
+            _env("AWS_SESSION_TOKEN"),
+        )
+    root = Path(folder)
+    if not root.is_dir():
+        raise StorageError(f"{CREDENTIALS_DIR_VAR} {folder!r} is not a folder")
+    return (
+        _read_secret_file(root, ACCESS_KEY_FILE, required=True),
+        _read_secret_file(root, SECRET_KEY_FILE, required=True),
+        _read_secret_file(root, SESSION_TOKEN_FILE, required=False),
+    )
+
+
 def _flag(name: str) -> bool | None:
     value = os.environ.get(name, "").strip().lower()
     if not value:
@@ -94,6 +147,7 @@ class S3Config:
     region: str | None
     ca_bundle: str | None
     create_bucket: bool
+    retries: int = 4
     access_key: str | None = None
     secret_key: str | None = None
     session_token: str | None = None
@@ -125,28 +179,39 @@ class S3Config:
         ca_bundle = _env("KUBETUNE_S3_CA_BUNDLE")
         if ca_bundle and not Path(ca_bundle).is_file():
             raise StorageError(f"KUBETUNE_S3_CA_BUNDLE {ca_bundle!r} is not a file")
+        access_key, secret_key, session_token = _credentials()
+        retries = _env("KUBETUNE_S3_RETRIES") or "4"
+        if not retries.isdigit() or int(retries) > 20:
+            raise StorageError(f"KUBETUNE_S3_RETRIES must be a number from 0 to 20, {retries!r}")
         return cls(
+            retries=int(retries),
             endpoint=endpoint,
             secure=secure if forced is None else forced,
             region=_env("AWS_REGION", "AWS_DEFAULT_REGION"),
             ca_bundle=ca_bundle,
             create_bucket=bool(_flag("KUBETUNE_S3_CREATE_BUCKET")),
-            access_key=_env("AWS_ACCESS_KEY_ID", "MINIO_ACCESS_KEY"),
-            secret_key=_env("AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY"),
-            session_token=_env("AWS_SESSION_TOKEN"),
+            access_key=access_key,
+            secret_key=secret_key,
+            session_token=session_token,
         )
 
     def client(self) -> Any:
         minio = _minio()
         import urllib3
 
-        # Few quick retries and a bounded timeout: a wrong endpoint fails in seconds, not
-        # minutes; the certificate check uses the CA bundle when one is given.
+        # Bounded retries with exponential backoff (0, 1, 2, 4... s) ride out a server
+        # restart; a wrong endpoint still fails in seconds, not minutes. urllib3 retries
+        # connection failures for every method (nothing was sent) and 5xx answers for
+        # idempotent ones (GET, HEAD, PUT, DELETE). The certificate check uses the CA
+        # bundle when one is given.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=10, read=120),
             maxsize=16,
             retries=urllib3.Retry(
-                total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+                total=self.retries,
+                backoff_factor=_BACKOFF_S,
+                backoff_max=_BACKOFF_MAX_S,
+                status_forcelist=[500, 502, 503, 504],
             ),
             cert_reqs="CERT_REQUIRED",
             ca_certs=self.ca_bundle,
@@ -189,6 +254,35 @@ def conditional_put(
     condition. ``tests/test_s3.py`` checks this call still sends the header as is.
     """
     return client._put_object(bucket, name, bytes(data), headers={header: value})
+
+
+class _ObjectStream(io.RawIOBase):
+    """An S3 GET response as a raw binary stream: a failure while reading (the server went
+    away mid-object) is a :class:`StorageError` naming the object, and closing it gives the
+    connection back to the pool."""
+
+    def __init__(self, response: Any, fail: Any) -> None:
+        self._response = response
+        self._fail = fail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        import urllib3
+
+        try:
+            data = self._response.read(len(buffer))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._fail(exc) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+            self._response.release_conn()
+        super().close()
 
 
 def _valid_token(token: str) -> bool:
@@ -256,6 +350,7 @@ class S3ObjectStore(ObjectStore):
                 return StorageError(
                     f"cannot {action} {target}: access denied by {self.config.endpoint_url}"
                     f" ({code}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                    f" (or the files in {CREDENTIALS_DIR_VAR})"
                 )
             detail = f"{code}: {exc.message}" if exc.message else code
         elif isinstance(exc, minio.error.ServerError):
@@ -367,6 +462,14 @@ class S3ObjectStore(ObjectStore):
             finally:
                 response.close()
                 response.release_conn()
+
+    def open_reader(self, key: str) -> BinaryIO:
+        name = self._name(key)
+        self._ready()
+        with self._errors("read", key):
+            response = self._client.get_object(self.bucket, name)
+        raw = _ObjectStream(response, lambda exc: self._error("read", key, exc))
+        return io.BufferedReader(raw, _CHUNK)
 
     def list(self, prefix: str = "", *, recursive: bool = True) -> list[str]:
         validate_key(prefix, prefix=True)

@@ -78,6 +78,18 @@ class ObjectStoreConformance:
         store.download("m/v/big.bin", dest)
         assert dest.read_bytes() == src.read_bytes()
 
+    def test_open_reader_streams_the_object(self, store: ObjectStore, tmp_path: Path) -> None:
+        payload = os.urandom(2 * 1024 * 1024 + 3)
+        store.put_bytes("m/r.bin", payload)
+        with store.open_reader("m/r.bin") as reader:
+            head = reader.read(10)
+            rest = reader.read()
+        assert head + rest == payload
+        with pytest.raises(ObjectNotFoundError, match="nope/x"):
+            store.open_reader("nope/x")  # raised on open, not on the first read
+        with pytest.raises(StorageError, match="invalid object key"):
+            store.open_reader("../x")
+
     def test_missing_key(self, store: ObjectStore, tmp_path: Path) -> None:
         with pytest.raises(ObjectNotFoundError, match="nope/x"):
             store.get_bytes("nope/x")
