@@ -414,6 +414,16 @@ class RepositoryConformance:
             repo.pull("iris", "latest", dest)
         assert not dest.exists()
 
+    def test_extra_file_is_refused(
+        self, repo: ModelRepository, model_dir: Path, tmp_path: Path
+    ) -> None:
+        repo.push("iris", model_dir, **push_kwargs())
+        repo.store.put_bytes("iris/versions/000001/planted.pkl", b"not in the manifest")
+        dest = tmp_path / "dest"
+        with pytest.raises(RepositoryError, match=r"does not list: planted.pkl"):
+            repo.pull("iris", "latest", dest)
+        assert not dest.exists()
+
     def test_manifest_paths_cannot_escape(
         self, repo: ModelRepository, model_dir: Path, tmp_path: Path
     ) -> None:

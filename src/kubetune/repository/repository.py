@@ -541,6 +541,7 @@ class ModelRepository:
         except OSError as exc:
             raise RepositoryError(f"cannot pull into {dest}: {exc}") from exc
         try:
+            self._refuse_unlisted(manifest)
             for entry in manifest.files:
                 self._fetch_verified(manifest, entry, staging)
             (staging / MANIFEST_NAME).write_text(manifest.to_json())
@@ -550,6 +551,30 @@ class ModelRepository:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return manifest
+
+    def _refuse_unlisted(self, manifest: Manifest) -> None:
+        """A version holds its manifest's files and nothing else: an object the manifest does
+        not list was planted after the push (or a file was renamed), so the whole version is
+        suspect and refused, not silently skipped."""
+        for entry in manifest.files:  # an escaping path is the first thing to refuse
+            try:
+                validate_key(entry.path)
+            except RepositoryError as exc:
+                raise RepositoryError(
+                    f"refusing file path of model {manifest.name!r} version "
+                    f"{manifest.version} in {self.uri}: {exc}"
+                ) from exc
+        prefix = self._version_key(manifest.name, manifest.version, "")
+        listed = {entry.path for entry in manifest.files} | set(_RESERVED_FILES)
+        stored = (key[len(prefix) :] for key in self.store.list(prefix))
+        extra = sorted(path for path in stored if path not in listed)
+        if extra:
+            raise RepositoryError(
+                f"model {manifest.name!r} version {manifest.version} in {self.uri} holds "
+                f"files its manifest does not list: {', '.join(extra[:5])}"
+                + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+                + "; refusing to pull it"
+            )
 
     def _fetch_verified(self, manifest: Manifest, entry: ManifestFile, staging: Path) -> None:
         where = f"model {manifest.name!r} version {manifest.version} in {self.uri}"
