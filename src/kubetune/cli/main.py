@@ -5,6 +5,7 @@
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull           browse the model repository
     kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
+    kubetune pipeline upload|submit|schedule|runs|status   a compiled pipeline on KFP
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
 traceback means a bug. ``--output json`` prints one JSON document on stdout (progress stays
@@ -22,7 +23,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubetune import __version__
 from kubetune.cli.settings import (
@@ -113,7 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
     pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
     pred.add_argument("--model-repo", help=repo_help)
+    _pipeline_group(sub)
     return parser
+
+
+def _pipeline_group(sub: Any) -> None:
+    """``kubetune pipeline ...``: each subcommand sets ``handler`` (args -> exit code)."""
+    from kubetune.cli.pipeline_remote import add_remote_commands
+
+    pipeline = sub.add_parser("pipeline", help="upload, run and schedule Kubeflow pipelines")
+    group = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    add_remote_commands(group)
 
 
 def _output_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -182,6 +193,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "models":
         return _models(args)
+    if args.command == "pipeline":
+        return int(args.handler(args))
     if args.command == "predict":
         from kubetune.cli.predict_cmd import run_predict
         from kubetune.core.spec import DEFAULT_MODEL_REPO
