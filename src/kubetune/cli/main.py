@@ -72,6 +72,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resume a study although its metric, space, data, trainer or fidelity changed",
     )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="re-tune even when the data is the production model's (spec with retune:)",
+    )
+    run.add_argument(
+        "--run-id",
+        help="recorded in the pushed manifest (default: $KUBETUNE_RUN_ID, else $KFP_RUN_ID)",
+    )
+    run.add_argument(
+        "--schedule",
+        help="name of the schedule that started this run, recorded in the pushed manifest"
+        " (default: $KUBETUNE_SCHEDULE)",
+    )
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
     val.add_argument("spec", help="experiment spec (YAML); its data is loaded and checked too")
@@ -209,6 +223,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from kubetune.core.stop_reason import StopKind
     from kubetune.report import render_summary
+    from kubetune.steps.retune import Provenance
     from kubetune.steps.run import run_experiment
 
     limits = {"max_trials": args.max_trials, "parallel": args.parallel, "timeout": args.timeout}
@@ -222,13 +237,19 @@ def _run(args: argparse.Namespace) -> int:
         model_repo=model_repo,
         console=console,
         accept_changed_study=args.accept_changed_study,
+        force=args.force,
+        provenance=Provenance.resolve(run_id=args.run_id, schedule=args.schedule),
     )
     if args.output == "json":
         from kubetune.cli.json_views import print_json
 
         print_json(summary.to_dict())
+    elif summary.skipped:
+        print(summary.skipped)  # a re-tuning run with nothing to do: no table of nothing
     else:
         render_summary(summary, Console())
+    if summary.skipped:
+        return 0
     if summary.stop_kind == StopKind.INTERRUPTED.value:
         return 130
     return 0 if summary.best_trial_number is not None else 1
