@@ -457,3 +457,43 @@ def test_settings_never_show_secrets() -> None:
         from kubetune.kfp_client import PipelineRef
 
         PipelineRef(file="a.yaml", name="b")
+
+
+def test_cookies_and_a_profile_namespace_are_sent(
+    kfp: SimulatedKfpServer, pipelines: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A multi-user Kubeflow: an auth-proxy session cookie and the profile namespace."""
+    kfp.multi_user = True
+    cookie = "authservice_session=s3ss10n"
+    common = ["--namespace", "team-a", "--cookies", cookie]
+    code, _, _ = _cli(capsys, "upload", str(pipelines[0]), "--name", "tune", *common)
+    assert code == 0
+    code, _, err = _cli(capsys, "submit", "--pipeline", "tune", "--param", "must=1", *common)
+    assert code == 0 and "s3ss10n" not in err
+    assert {r.cookie for r in kfp.requests} == {cookie}
+    # With a namespace given, kfp.Client asks no health check to find one.
+    assert kfp.requests_to("GET", "/healthz") == []
+    (upload,) = kfp.requests_to("POST", "/pipelines/upload")
+    assert upload.query["namespace"] == ["team-a"]
+    (experiment,) = kfp.requests_to("POST", "/experiments")
+    assert experiment.json["namespace"] == "team-a"
+
+
+def test_a_caching_override_is_refused_where_kfp_would_drop_it(
+    kfp: SimulatedKfpServer, pipelines: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = str(pipelines[0])
+    code, _, _ = _cli(capsys, "submit", v1, "--param", "must=1", "--cache", "off")
+    assert code == 0
+    (run,) = kfp.requests_to("POST", "/runs")
+    tasks = run.json["pipeline_spec"]["root"]["dag"]["tasks"]
+    assert all(task["cachingOptions"] == {} for task in tasks.values())  # caching off
+    assert _first_doc(pipelines[0])["root"]["dag"]["tasks"]["add"]["cachingOptions"] == {
+        "enableCache": True
+    }
+    _cli(capsys, "upload", v1, "--name", "tune")
+    code, _, err = _cli(
+        capsys, "submit", "--pipeline", "tune", "--param", "must=1", "--cache", "on"
+    )
+    assert code == 2 and "--cache applies to a pipeline FILE only" in err
+    assert len(kfp.requests_to("POST", "/runs")) == 1

@@ -264,6 +264,13 @@ class KfpRemote:
         enable_caching: bool | None = None,
     ) -> RunInfo:
         """One run of the pipeline in ``experiment`` (created when missing)."""
+        if enable_caching is not None and ref.file is None:
+            # kfp.Client applies a caching override only to a pipeline sent as a file; for
+            # an uploaded version it would be dropped without a word.
+            raise KfpError(
+                "--cache applies to a pipeline FILE only; an uploaded pipeline runs with the"
+                " caching it was compiled with"
+            )
         target, spec = self._target(ref)
         values = parse_params(params, spec)
         experiment_id = self._experiment_id(experiment)

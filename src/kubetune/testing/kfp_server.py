@@ -43,6 +43,7 @@ class RecordedRequest:
     json: Any = None
     files: dict[str, bytes] = field(default_factory=dict)
     authorization: str | None = None
+    cookie: str | None = None
 
 
 class _ApiError(Exception):
@@ -330,7 +331,11 @@ class SimulatedKfpServer:
                 query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 record = RecordedRequest(
-                    method, url.path, query, authorization=self.headers.get("Authorization")
+                    method,
+                    url.path,
+                    query,
+                    authorization=self.headers.get("Authorization"),
+                    cookie=self.headers.get("Cookie"),
                 )
                 try:
                     content_type = self.headers.get("Content-Type", "")
