@@ -202,3 +202,33 @@ def test_recurring_runs_learn_from_earlier_runs_end_to_end(
     assert main([*run, "--force", "--output", "json"]) == 0
     forced = json.loads(capsys.readouterr().out)
     assert forced["model_version"] == 3 and forced["skipped"] is None
+
+
+def test_models_show_prints_the_provenance_one_line_each(
+    tmp_path: Path, setup: tuple[ExperimentSpec, Any]
+) -> None:
+    from kubetune.repository.cli_views import render_model_show
+
+    spec, data = setup
+    repo = open_repository(tmp_path / "repo")
+    record = Provenance(run_id="run-9", schedule="nightly").record(
+        spec, data, study="iris-retune.x", warm_started=2
+    )
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"x")
+    repo.push(
+        "iris-retune",
+        model,
+        params={},
+        metrics={},
+        data_fingerprint=data.fingerprint,
+        study="s",
+        trainer="sklearn",
+        extra={"provenance": record},
+    )
+    lines = render_model_show(repo, "iris-retune", 1).splitlines()
+    assert any(line.split() == ["provenance.run_id", "run-9"] for line in lines)
+    assert any(
+        line.split() == ["provenance.data.rows.train", str(len(data.X_train))] for line in lines
+    )
