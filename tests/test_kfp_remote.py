@@ -376,6 +376,10 @@ def test_recurring_runs_are_listed_and_shown(
     data = json.loads(out)
     assert data["trigger"] == "cron 0 0 * * * *" and data["no_catchup"] is True
 
+    run_id = kfp.trigger(job_id)  # the schedule fires (simulated)
+    code, out, _ = _cli(capsys, "status", run_id)
+    assert f"started by recurring run {job_id}" in out and "param must = x" in out
+
 
 # --- connection and authentication --------------------------------------------------------
 

@@ -128,6 +128,25 @@ class SimulatedKfpServer:
                     ]
                 }
 
+    def trigger(self, recurring_run_id: str) -> str:
+        """Start a run of a recurring run, as KFP's scheduler would at a cron time."""
+        with self._lock:
+            job = self.recurring_runs[recurring_run_id]
+            fields = (
+                "experiment_id",
+                "pipeline_spec",
+                "pipeline_version_reference",
+                "runtime_config",
+                "service_account",
+            )
+            body = {k: job[k] for k in fields if job.get(k) is not None}
+            body["display_name"] = f"{job['display_name']}-{len(self.runs) + 1}"
+            body["recurring_run_id"] = recurring_run_id
+            run = self._create(
+                self.runs, "run", body, "run_id", state="PENDING", storage_state="AVAILABLE"
+            )
+            return str(run["run_id"])
+
     # --- state --------------------------------------------------------------------------
     def _new_id(self, kind: str) -> str:
         return f"{kind}-{next(self._ids):04d}"
