@@ -5,6 +5,7 @@
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull|promote|diff   browse and manage the model repository
     kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
+    kubetune pipeline upload|submit|schedule|runs|status   a compiled pipeline on KFP
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
 traceback means a bug. ``--output json`` prints one JSON document on stdout (progress stays
@@ -22,7 +23,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubetune import __version__
 from kubetune.cli.settings import (
@@ -76,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
         "--accept-changed-study",
         action="store_true",
         help="resume a study although its metric, space, data, trainer or fidelity changed",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="re-tune even when the data is the production model's (spec with retune:)",
+    )
+    run.add_argument(
+        "--run-id",
+        help="recorded in the pushed manifest (default: $KUBETUNE_RUN_ID, else $KFP_RUN_ID)",
+    )
+    run.add_argument(
+        "--schedule",
+        help="name of the schedule that started this run, recorded in the pushed manifest"
+        " (default: $KUBETUNE_SCHEDULE)",
     )
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
@@ -136,7 +151,17 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
     pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
     pred.add_argument("--model-repo", help=repo_help)
+    _pipeline_group(sub)
     return parser
+
+
+def _pipeline_group(sub: Any) -> None:
+    """``kubetune pipeline ...``: each subcommand sets ``handler`` (args -> exit code)."""
+    from kubetune.cli.pipeline_remote import add_remote_commands
+
+    pipeline = sub.add_parser("pipeline", help="upload, run and schedule Kubeflow pipelines")
+    group = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    add_remote_commands(group)
 
 
 def _output_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -205,6 +230,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "models":
         return _models(args)
+    if args.command == "pipeline":
+        return int(args.handler(args))
     if args.command == "predict":
         from kubetune.cli.predict_cmd import run_predict
         from kubetune.core.spec import DEFAULT_MODEL_REPO
@@ -219,6 +246,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from kubetune.core.stop_reason import StopKind
     from kubetune.report import render_summary
+    from kubetune.steps.retune import Provenance
     from kubetune.steps.run import run_experiment
 
     limits = {"max_trials": args.max_trials, "parallel": args.parallel, "timeout": args.timeout}
@@ -233,13 +261,19 @@ def _run(args: argparse.Namespace) -> int:
         artifacts=first_set(args.artifacts, ENV_ARTIFACTS, os.environ),
         console=console,
         accept_changed_study=args.accept_changed_study,
+        force=args.force,
+        provenance=Provenance.resolve(run_id=args.run_id, schedule=args.schedule),
     )
     if args.output == "json":
         from kubetune.cli.json_views import print_json
 
         print_json(summary.to_dict())
+    elif summary.skipped:
+        print(summary.skipped)  # a re-tuning run with nothing to do: no table of nothing
     else:
         render_summary(summary, Console())
+    if summary.skipped:
+        return 0
     if summary.stop_kind == StopKind.INTERRUPTED.value:
         return 130
     return 0 if summary.best_trial_number is not None else 1

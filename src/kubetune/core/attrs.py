@@ -21,6 +21,7 @@ __all__ = [
     "RETRY_OF",
     "SCHEDULER",
     "STRATEGY",
+    "WARM_START",
 ]
 
 # --- trial user_attrs -------------------------------------------------------------------
@@ -38,6 +39,9 @@ PARAMS = "kubetune:params"
 #: On a failed trial: the failure kind (a ``TrialFailure`` value) and its message.
 FAILURE = "failure"
 MESSAGE = "message"
+#: On a trial queued by a warm start: where its config came from (``study#trial`` or
+#: ``model vN``).
+WARM_START = "kubetune:warm_start"
 #: Every metric the trial reported, and its own measured duration in seconds.
 METRICS = "metrics"
 DURATION = "duration_s"

@@ -105,13 +105,21 @@ def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:
     return conditions
 
 
-def open_study(spec: ExperimentSpec, plan: SearchPlan, *, storage: str | None) -> optuna.Study:
+def open_study(
+    spec: ExperimentSpec,
+    plan: SearchPlan,
+    *,
+    storage: str | None,
+    study_name: str | None = None,
+) -> optuna.Study:
     """Create the study, or load it to resume. ``storage`` is where it lives, as a
-    :class:`~kubetune.core.run_context.RunContext` resolved it (None: in memory)."""
+    :class:`~kubetune.core.run_context.RunContext` resolved it (None: in memory);
+    ``study_name`` defaults to the experiment's name."""
     storage_obj = open_storage(storage)
+    name = study_name or spec.name
     try:
         study = optuna.create_study(
-            study_name=spec.name,
+            study_name=name,
             storage=storage_obj,
             sampler=plan.sampler,
             pruner=plan.pruner,
@@ -119,10 +127,10 @@ def open_study(spec: ExperimentSpec, plan: SearchPlan, *, storage: str | None) -
             load_if_exists=True,
         )
     except ValueError as exc:
-        raise SpecError(f"storage: cannot open study '{spec.name}': {exc}") from None
+        raise SpecError(f"storage: cannot open study '{name}': {exc}") from None
     if study.direction.name.lower() != spec.direction:
         raise SpecError(
-            f"objective.direction: the stored study '{spec.name}' was created to"
+            f"objective.direction: the stored study '{name}' was created to"
             f" {study.direction.name.lower()}; use another experiment name or storage"
         )
     return study

@@ -18,7 +18,7 @@ can build a default one; opening a store from ``model_repo`` is the caller's job
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubetune.core.paths import local_path, uri_scheme
@@ -65,6 +65,17 @@ class RunContext:
     artifacts: str = ""
     """The trial artifact store as a URI (``file:///abs`` or ``s3://bucket/prefix``), so a
     trial in another process or a pod reads it the same way."""
+    study_name: str = ""
+    """The study's name in the storage; empty: the experiment's name. Re-tuning keeps one
+    study per data version (``<experiment>.<data hash>``) in the same storage."""
+
+    def __post_init__(self) -> None:
+        if not self.study_name:
+            object.__setattr__(self, "study_name", self.experiment)
+
+    def for_study(self, study_name: str) -> RunContext:
+        """The same locations with another study (its trials in a folder of their own)."""
+        return replace(self, study_name=study_name)
 
     @classmethod
     def from_spec(
@@ -104,8 +115,11 @@ class RunContext:
 
     @property
     def trials_dir(self) -> Path:
-        """Where trial requests, results and artifacts go."""
-        return self.run_dir / "trials"
+        """Where trial requests, results and artifacts go (one folder per study: trial
+        files are named by trial number, which every study starts again from 0)."""
+        if self.study_name == self.experiment:
+            return self.run_dir / "trials"
+        return self.run_dir / "trials" / self.study_name
 
     @property
     def summary_path(self) -> Path:

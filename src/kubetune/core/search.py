@@ -7,6 +7,7 @@ and the pipeline components.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,13 @@ from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
 from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
 from kubetune.core.loop import TuningLoop, trial_seed
+from kubetune.core.optuna_compat import storage_of
 from kubetune.core.plan import open_study, plan_search
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.stop_reason import StopReason
 from kubetune.core.strategies import SamplerContext, build_sampler
+from kubetune.core.warm_start import Candidate, enqueue_warm_start, fit_to_space, from_studies
 
 __all__ = ["TuneResult", "run_search"]
 
@@ -41,6 +44,7 @@ class TuneResult:
     strategy: str
     scheduler: str
     elapsed_s: float
+    warm_started: int = 0  # configs of earlier runs queued first (see core.warm_start)
 
 
 def run_search(
@@ -55,6 +59,8 @@ def run_search(
     context: RunContext | None = None,
     sampler: BaseSampler | None = None,
     pruner: BasePruner | None = None,
+    warm_start: int = 0,
+    warm_start_fallback: Sequence[Candidate] = (),
 ) -> TuneResult:
     """Run the search loop of ``spec``; trials run on ``executor``.
 
@@ -63,14 +69,22 @@ def run_search(
     with another metric, space, data, trainer or fidelity is refused unless
     ``accept_changed_study``. ``sampler``/``pruner``, when given, replace what the spec's
     strategy/scheduler would build.
+
+    ``warm_start`` > 0 on a new study: up to that many of the best configs of the
+    experiment's other studies in the same storage (else of ``warm_start_fallback``), those
+    valid in this space, run first.
     """
     plan = plan_search(spec, sampler=sampler, pruner=pruner)
     context = context or RunContext.from_spec(spec, in_memory_study=in_memory)
-    study = open_study(spec, plan, storage=context.study_storage)
+    study = open_study(spec, plan, storage=context.study_storage, study_name=context.study_name)
     check_fingerprint(
         study, study_fingerprint(spec, data_fingerprint), accept_changes=accept_changed_study
     )
     resumed = len(study.get_trials(deepcopy=False))
+    warm_started = 0
+    # A grid visits every config anyway; a resumed study has its own trials to go on from.
+    if warm_start > 0 and not resumed and plan.strategy != "grid":
+        warm_started = _warm_start(spec, study, warm_start, warm_start_fallback)
     if resumed and sampler is None:
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
@@ -107,7 +121,20 @@ def run_search(
         strategy=plan.strategy,
         scheduler=plan.scheduler,
         elapsed_s=result.elapsed_s,
+        warm_started=warm_started,
     )
+
+
+def _warm_start(
+    spec: ExperimentSpec, study: optuna.Study, limit: int, fallback: Sequence[Candidate]
+) -> int:
+    candidates = from_studies(
+        storage_of(study), spec.name, exclude=study.study_name, direction=spec.direction
+    )
+    configs = fit_to_space(spec.space, candidates or list(fallback), limit)
+    if spec.limits.max_trials is not None:
+        configs = configs[: spec.limits.max_trials]  # none left waiting after this run
+    return enqueue_warm_start(study, configs)
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

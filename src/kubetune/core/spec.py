@@ -154,6 +154,21 @@ class LimitsSpec(_Section):
         return None if value is None else parse_duration(value)
 
 
+class RetuneSpec(_Section):
+    """Recurring re-tuning (a scheduled run of the same experiment on fresh data).
+
+    With this section each data version gets its own study (``<name>.<data hash>``), a run
+    whose data equals the production model's stops early, and a new search starts from
+    the best configs earlier runs found.
+    """
+
+    skip_unchanged_data: bool = True
+    """Stop early, pushing nothing, when the data fingerprint equals the production
+    model's (``kubetune run --force`` runs anyway)."""
+    warm_start: int = Field(5, ge=0, le=100)
+    """How many of the best earlier configs (still valid in this space) run first; 0: off."""
+
+
 class ExperimentSpec(_Section):
     name: str
     objective: ObjectiveSpec
@@ -171,6 +186,7 @@ class ExperimentSpec(_Section):
     # The trial artifact store (checkpoints, files): a folder or URI such as s3://b/p
     # (default: <runs_dir>/<name>/artifacts).
     artifacts: str | None = Field(None, min_length=1)
+    retune: RetuneSpec | None = None
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _space: SearchSpace | None = PrivateAttr(default=None)

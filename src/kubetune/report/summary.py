@@ -85,6 +85,9 @@ class RunSummary:
     report_path: str | None = None
     failed_step: str | None = None  # the step after the search that failed, if one did
     error: str | None = None
+    skipped: str | None = None  # why a re-tuning run stopped before searching (not an error)
+    warm_started: int = 0  # configs of earlier runs that ran first
+    study: str | None = None  # the study's name in the storage
 
     @property
     def finished(self) -> int:

@@ -99,9 +99,21 @@ def render_models_list(repo: ModelRepository, name: str | None = None) -> str:
     return _table(["VERSION", "CREATED", "ALIASES", "TRAINER", "STUDY", "METRICS"], rows)
 
 
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings (e.g. ``extra.provenance.data``) as dotted keys, one line each."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _section(title: str, values: Mapping[str, Any]) -> list[str]:
     if not values:
         return [f"{title}: -"]
+    values = _flat(values)
     width = max(len(k) for k in values)
     return [f"{title}:", *(f"  {k.ljust(width)}  {_value(v)}" for k, v in values.items())]
 

@@ -22,10 +22,14 @@ from kubetune.repository import open_repository
 from kubetune.steps.evaluate import evaluate
 from kubetune.steps.push import push
 from kubetune.steps.retrieve import retrieve
+from kubetune.steps.retune import Provenance, plan_retune
 from kubetune.steps.search import normalize_objective, search
 from kubetune.steps.train import best_budget, train_final
 from kubetune.steps.trial import check_trainer
 from kubetune.storage import atomic_write_text
+
+#: ``stop_kind`` of a re-tuning run that stopped early: its data is the champion's.
+DATA_UNCHANGED = "data_unchanged"
 
 
 def run_experiment(
@@ -37,10 +41,16 @@ def run_experiment(
     accept_changed_study: bool = False,
     context: RunContext | None = None,
     artifacts: str | None = None,
+    force: bool = False,
+    provenance: Provenance | None = None,
 ) -> RunSummary:
     """Run the whole job. Where things go comes from ``context``, else from the spec with
     ``model_repo``/``storage``/``artifacts`` (explicit choices, e.g. CLI flags) taking
-    precedence."""
+    precedence.
+
+    With a ``retune:`` section the run re-tunes (see :mod:`kubetune.steps.retune`): it stops
+    early on unchanged data unless ``force``, and warm-starts a study of its data version.
+    ``provenance`` (default: from the environment) is recorded in the pushed manifest."""
     console = console or Console(stderr=True)
     spec = normalize_objective(spec)
     context = context or RunContext.from_spec(
@@ -54,6 +64,14 @@ def run_experiment(
     check_trainer(spec, data)  # ... and on a trainer or objective no trial could use
     repo_uri = context.model_repo
     repo = open_repository(repo_uri, base_dir=context.base_dir)  # ... and on an unusable one
+    provenance = provenance or Provenance.resolve()
+    warm_start, fallback = 0, []
+    if spec.retune is not None:
+        plan = plan_retune(spec, data, repo, context, force=force)
+        if plan.skip is not None:
+            console.print(f"[bold]{spec.name}[/]: {plan.skip}")
+            return _skipped(spec, plan.skip, context, started)
+        context, warm_start, fallback = plan.context, plan.warm_start, plan.fallback
     console.print(
         f"[bold]{spec.name}[/]: {data.name} ({data.task}, {len(data.X_train)} train /"
         f" {len(data.X_val)} validation / {len(data.X_test)} test rows,"
@@ -71,8 +89,15 @@ def run_experiment(
         data_fingerprint=data.fingerprint,
         accept_changed_study=accept_changed_study,
         context=context,
+        warm_start=warm_start,
+        warm_start_fallback=fallback,
     )
     console.print(f"strategy: {result.strategy}, scheduler: {result.scheduler}")
+    if result.warm_started:
+        console.print(
+            f"warm start: the first {result.warm_started} trials ran the best configs of"
+            " earlier runs"
+        )
 
     summary = RunSummary(
         experiment=spec.name,
@@ -80,6 +105,8 @@ def run_experiment(
         direction=spec.direction,
         stop_reason=result.stop_reason.message,
         stop_kind=result.stop_reason.kind.value,
+        warm_started=result.warm_started,
+        study=context.study_name,
     )
     trials = result.study.get_trials(deepcopy=False)
     summary.completed = sum(t.state.name == "COMPLETE" for t in trials)
@@ -129,6 +156,9 @@ def run_experiment(
                     "best_trial": best.number,
                     "strategy": result.strategy,
                     "scheduler": result.scheduler,
+                    "provenance": provenance.record(
+                        spec, data, study=context.study_name, warm_started=result.warm_started
+                    ),
                 },
             )
             summary.model_uri = repo.version_uri(spec.name, pushed.manifest.version)
@@ -149,6 +179,24 @@ def run_experiment(
         raise
     finally:
         _write_outputs(result, summary, spec, context, started)
+    return summary
+
+
+def _skipped(
+    spec: ExperimentSpec, reason: str, context: RunContext, started: float
+) -> RunSummary:
+    """The summary of a run that had nothing to do (written where a full run's goes, so a
+    pipeline or a script reads it the same way); the last report is left as it was."""
+    summary = RunSummary(
+        experiment=spec.name,
+        metric=spec.objective.metric,
+        direction=spec.direction,
+        stop_reason=reason,
+        stop_kind=DATA_UNCHANGED,
+        skipped=reason,
+        elapsed_s=time.monotonic() - started,
+    )
+    atomic_write_text(context.summary_path, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     return summary
 
 

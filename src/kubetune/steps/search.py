@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kubetune.core.events import LoopObserver
 from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import ExperimentSpec
+from kubetune.core.warm_start import Candidate
 from kubetune.executors import create_executor
 from kubetune.steps.trial import BuiltinTrial, objective_key
 
@@ -25,9 +28,11 @@ def search(
     data_fingerprint: str | None = None,
     accept_changed_study: bool = False,
     context: RunContext | None = None,
+    warm_start: int = 0,
+    warm_start_fallback: Sequence[Candidate] = (),
 ) -> TuneResult:
     """Run the search; the study and trial files go where ``context`` says (default: the
-    spec's run folder)."""
+    spec's run folder). ``warm_start``: see :func:`kubetune.core.search.run_search`."""
     spec = normalize_objective(spec)
     context = context or RunContext.from_spec(spec)
     trials_dir = context.trials_dir
@@ -42,4 +47,6 @@ def search(
             data_fingerprint=data_fingerprint,
             accept_changed_study=accept_changed_study,
             context=context,
+            warm_start=warm_start,
+            warm_start_fallback=warm_start_fallback,
         )
