@@ -310,6 +310,23 @@ def test_production_trials_get_a_gpu_and_dev_trials_none(render: Any) -> None:
     assert "nodeSelector" not in dev and "tolerations" not in dev
 
 
+def test_production_trials_reach_the_study_through_the_proxy_without_the_password(
+    render: Any,
+) -> None:
+    env = {e["name"]: e for e in trial_pod(render("production"))["containers"][0]["env"]}
+    assert env["KUBETUNE_STORAGE"] == {
+        "name": "KUBETUNE_STORAGE",
+        "value": "grpc://kubetune-study-proxy:13000",
+    }
+    refs = str(trial_pod(render("production")))
+    assert "kubetune-postgresql" not in refs, "trial pods get no database credentials"
+    proxy = named(render("production"), "Deployment", "kubetune-study-proxy")
+    container = proxy["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "study-proxy" and "--storage" not in container["args"]
+    dev_env = {e["name"]: e for e in trial_pod(render("dev"))["containers"][0]["env"]}
+    assert dev_env["KUBETUNE_STORAGE"]["valueFrom"]["secretKeyRef"]["name"] == "kubetune-postgresql"
+
+
 def test_production_has_quotas_and_limit_ranges(render: Any) -> None:
     objects = render("production")
     quota = named(objects, "ResourceQuota", NAMESPACE)["spec"]["hard"]
@@ -424,6 +441,7 @@ def allowed(
 
 TRIAL, WORKER, CONTROLLER = pod("trial"), pod("worker"), pod("controller")
 MINIO, POSTGRES, MINIO_SETUP = pod("minio"), pod("postgresql"), pod("minio-setup")
+PROXY = pod("study-proxy")
 KFP_CONTROLLER = pod("controller", namespace="kubeflow")
 DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
 STRANGER = {"namespace": NAMESPACE, "labels": {"app": "something-else"}}
@@ -467,6 +485,13 @@ def test_default_deny_and_dns_for_every_pod(render: Any, overlay: str) -> None:
         (CONTROLLER, EXTERNAL, 6443, True, True),
         (CONTROLLER, MINIO, 9000, True, False),
         (CONTROLLER, POSTGRES, 5432, True, True),
+        # production's trials reach the study through the gRPC proxy, and it the database
+        (TRIAL, PROXY, 13000, False, True),
+        (WORKER, PROXY, 13000, False, True),
+        (PROXY, POSTGRES, 5432, False, True),
+        (STRANGER, PROXY, 13000, False, False),
+        (CONTROLLER, PROXY, 13000, False, False),
+        (PROXY, EXTERNAL, 443, False, False),
         # the bucket Job -> MinIO only
         (MINIO_SETUP, MINIO, 9000, True, False),
         (MINIO_SETUP, POSTGRES, 5432, False, False),
@@ -491,7 +516,7 @@ def iter_pod_labels(objects: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_carries_the_labels_the_policies_select(render: Any, overlay: str) -> None:
-    known = {"controller", "trial", "worker", "minio", "postgresql", "minio-setup"}
+    known = {"controller", "trial", "worker", "minio", "postgresql", "minio-setup", "study-proxy"}
     for name, labels in iter_pod_labels(render(overlay)):
         assert labels.get("app.kubernetes.io/component") in known, name
         assert labels.get("app.kubernetes.io/part-of") == "kubetune", name

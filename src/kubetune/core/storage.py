@@ -1,4 +1,6 @@
-"""Where a study lives: a local journal file by default, or any optuna storage URL."""
+"""Where a study lives: a local journal file by default, a database URL (PostgreSQL in a
+cluster), or optuna's gRPC storage proxy in front of a database (``grpc://host:port``), which
+many trial pods can share without each holding database connections."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +19,10 @@ from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from kubetune.core.optuna_compat import BaseJournalFileLock
+from kubetune.errors import SpecError
+
+GRPC_SCHEME = "grpc://"
+GRPC_WAIT_S = 60.0
 
 _TAIL_BYTES = 4 * 1024 * 1024  # far more than one record
 
@@ -50,7 +57,9 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
 
     ``None`` -> a journal file at ``default_path`` (or in memory without one);
     ``journal:PATH`` or a path ending in ``.journal``/``.log`` -> a journal file;
-    anything with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB storage.
+    ``grpc://HOST:PORT`` -> optuna's gRPC storage proxy (``kubetune study-proxy`` serves one);
+    anything else with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB
+    storage.
     """
     if url is None:
         if default_path is None:
@@ -58,9 +67,43 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
         return journal_storage(default_path)
     if url.startswith("journal:"):
         return journal_storage(Path(url.removeprefix("journal:")))
+    if url.startswith(GRPC_SCHEME):
+        return grpc_proxy_storage(url)
     if "://" in url:
         return url  # optuna builds an RDBStorage from the URL
     return journal_storage(Path(url))
+
+
+def grpc_proxy_storage(url: str, *, wait_s: float = GRPC_WAIT_S) -> BaseStorage:
+    """A client of optuna's gRPC storage proxy at ``grpc://HOST:PORT``, once it answers.
+
+    Waiting (up to ``wait_s``) lets pods start together with the proxy; a proxy that never
+    answers is one clear error instead of a gRPC traceback at the first storage call.
+    """
+    host, _, port = url.removeprefix(GRPC_SCHEME).rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError(f"storage: {url!r} is not grpc://HOST:PORT")
+    try:
+        import grpc  # noqa: F401  (optuna imports it lazily, and fails later and less clearly)
+    except ImportError:
+        raise SpecError(
+            "storage: grpc:// needs the grpc extra: pip install 'kubetune[grpc]'"
+        ) from None
+    from optuna.storages import GrpcStorageProxy
+
+    # The proxy is experimental in optuna; its warning would repeat on every open.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = GrpcStorageProxy(host=host.strip("[]"), port=int(port))
+    try:
+        proxy.wait_server_ready(timeout=wait_s)
+    except ConnectionError:
+        proxy.close()
+        raise SpecError(
+            f"storage: no gRPC storage proxy answers at {url} (waited {wait_s:g}s);"
+            " start one with `kubetune study-proxy`"
+        ) from None
+    return proxy
 
 
 def journal_storage(path: Path) -> JournalStorage:

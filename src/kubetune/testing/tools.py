@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["find_tool", "require_tool"]
+__all__ = ["find_tool", "postgres_url", "require_env", "require_tool"]
 
 
 def find_tool(name: str) -> str | None:
@@ -38,3 +38,22 @@ def require_tool(name: str, install_hint: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI must run this check")
     pytest.skip(message)
+
+
+def require_env(name: str, hint: str) -> str:
+    """The environment variable ``name``, or fail (under CI) / skip (elsewhere) with ``hint``.
+
+    For services CI starts (``KUBETUNE_TEST_POSTGRES_URL``: the PostgreSQL of .ci/run).
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    message = f"set {name} ({hint})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must run this test")
+    pytest.skip(message)
+
+
+def postgres_url() -> str:
+    """The real PostgreSQL database of the study-storage tests (.ci/run starts one)."""
+    return require_env("KUBETUNE_TEST_POSTGRES_URL", "a PostgreSQL database URL; .ci/run sets it")
