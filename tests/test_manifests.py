@@ -173,6 +173,23 @@ def test_every_pod_template_meets_the_restricted_standard(render: Any, overlay: 
         assert restricted_violations(obj, read_only_root=True) == []
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_trial_job_from_the_pod_template_is_valid_and_restricted(
+    render: Any, overlay: str
+) -> None:
+    """What an executor does with the template: a Job whose pod is the template's."""
+    template = copy.deepcopy(named(render(overlay), "PodTemplate", "kubetune-trial")["template"])
+    template["spec"]["containers"][0]["args"] = ["trial", "--request", "/in/r.json"]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "digits-t7-a0", "namespace": NAMESPACE},
+        "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 600, "template": template},
+    }
+    kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+    assert restricted_violations(job) == []
+
+
 def test_the_pod_security_check_catches_violations(render: Any) -> None:
     statefulset = copy.deepcopy(named(render("dev"), "StatefulSet", "kubetune-minio"))
     pod = statefulset["spec"]["template"]["spec"]

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from kubetune.core import optuna_compat as compat
 from kubetune.core.attrs import LEASE
-from kubetune.core.storage import grpc_proxy_storage, open_storage
+from kubetune.core.storage import grpc_proxy_storage, open_storage, redact_url
 from kubetune.errors import SpecError
 from kubetune.testing.tools import postgres_url
 
@@ -340,3 +340,45 @@ def test_the_proxy_refuses_a_storage_it_cannot_serve(tmp_path: Path) -> None:
         )
         assert result.returncode == 2 and expected in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --- credentials never shown -----------------------------------------------------------------
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    assert (
+        redact_url("postgresql+psycopg2://kt:s3cr%40t@db:5432/kubetune")
+        == "postgresql+psycopg2://kt:***@db:5432/kubetune"
+    )
+    assert redact_url("sqlite:///tmp/study.db") == "sqlite:///tmp/study.db"
+    assert redact_url("postgresql://db/kubetune") == "postgresql://db/kubetune"
+
+
+def test_an_unreachable_database_is_one_error_without_the_password() -> None:
+    url = f"postgresql+psycopg2://kubetune:TopSecret-1@127.0.0.1:{_free_port()}/kubetune"
+    with pytest.raises(SpecError) as refused:
+        open_storage(url)
+    message = str(refused.value)
+    assert message.startswith("storage: cannot open the study database postgresql+psycopg2://")
+    assert "kubetune:***@127.0.0.1" in message and "TopSecret-1" not in message
+
+
+def test_a_wrong_database_password_is_refused_without_showing_it(
+    database: str, tmp_path: Path
+) -> None:
+    scheme, rest = database.split("://", 1)
+    user, at_host = rest.split(":", 1)[0], rest.split("@", 1)[1]
+    wrong = f"{scheme}://{user}:Wrong-Pass-42@{at_host}"
+    result = subprocess.run(
+        [sys.executable, "-m", "kubetune", "study-proxy", "--host", "127.0.0.1", "--port", "1"],
+        env={**_env(), "KUBETUNE_STORAGE": wrong},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: storage: cannot open the study database" in result.stderr
+    assert "password authentication failed" in result.stderr
+    assert "Wrong-Pass-42" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

@@ -13,21 +13,10 @@ import os
 import sys
 
 from kubetune.cli.settings import ENV_STORAGE, first_set
-from kubetune.core.storage import GRPC_SCHEME
+from kubetune.core.storage import GRPC_SCHEME, database_storage, redact_url
 from kubetune.errors import SpecError
 
-__all__ = ["redact_url", "run_study_proxy"]
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
+__all__ = ["run_study_proxy"]
 
 
 def run_study_proxy(storage: str | None, host: str, port: int) -> int:
@@ -44,13 +33,9 @@ def run_study_proxy(storage: str | None, host: str, port: int) -> int:
     import optuna
     from optuna.storages import get_storage, run_grpc_proxy_server
 
-    try:
-        # get_storage adds optuna's cache in front of the database, as its docs advise
-        backend = get_storage(url)
-    except Exception as exc:  # sqlalchemy: bad URL, unreachable server, wrong password
-        raise SpecError(
-            f"study-proxy: cannot open {redact_url(url)}: {type(exc).__name__}"
-        ) from None
+    # get_storage adds optuna's cache in front of the database, as its docs advise;
+    # database_storage turns an unreachable database or a wrong password into one error line
+    backend = get_storage(database_storage(url))
     print(
         f"kubetune study-proxy: serving {redact_url(url)} on {host}:{port}",
         file=sys.stderr,

@@ -13,6 +13,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import BaseStorage
@@ -70,8 +71,39 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
     if url.startswith(GRPC_SCHEME):
         return grpc_proxy_storage(url)
     if "://" in url:
-        return url  # optuna builds an RDBStorage from the URL
+        return database_storage(url)
     return journal_storage(Path(url))
+
+
+def database_storage(url: str) -> BaseStorage:
+    """optuna's RDB storage for a database URL; a database that cannot be reached or refuses
+    the credentials is one clear error naming the URL without its password."""
+    try:
+        # pool_pre_ping: a connection the server dropped (a restart, an idle timeout) is
+        # replaced before use instead of failing the next write
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # sqlalchemy and driver errors: bad URL, refused, bad password
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        password = urlsplit(url).password
+        if password:
+            reason = reason.replace(password, "***")
+        raise SpecError(
+            f"storage: cannot open the study database {redact_url(url)}: {reason}"
+        ) from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def grpc_proxy_storage(url: str, *, wait_s: float = GRPC_WAIT_S) -> BaseStorage:
