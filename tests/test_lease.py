@@ -26,6 +26,7 @@ from kubetune.core.attrs import LEASE
 from kubetune.core.lease import StudyLease, process_alive, process_start
 from kubetune.core.storage import journal_storage, open_storage
 from kubetune.errors import KubetuneError, StudyInUseError
+from kubetune.testing.tools import postgres_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -38,7 +39,7 @@ def study(request: pytest.FixtureRequest, tmp_path: Path) -> optuna.Study:
         "postgresql": os.environ.get("KUBETUNE_TEST_POSTGRES_URL"),
     }[request.param]
     if url is None:
-        pytest.skip("set KUBETUNE_TEST_POSTGRES_URL to a PostgreSQL database (CI does)")
+        url = postgres_url()  # fails under CI, skips elsewhere
     # a fresh name: a PostgreSQL database outlives the test
     name = f"leased-{uuid.uuid4().hex[:8]}"
     return optuna.create_study(study_name=name, storage=open_storage(url))

@@ -1,7 +1,7 @@
 """The same tuning run, resumed, on every study storage kubetune supports.
 
 PostgreSQL is a real server (installed and started by .ci/run); locally the test is
-skipped unless KUBETUNE_TEST_POSTGRES_URL points at one.
+skipped unless KUBETUNE_TEST_POSTGRES_URL points at one (and fails under CI without it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 import kubetune
 from kubetune.core.storage import open_storage
+from kubetune.testing.tools import postgres_url
 
 SPACE = {"x": {"type": "float", "low": -3.0, "high": 3.0}, "k": ["a", "b"]}
 
@@ -36,7 +37,7 @@ def _storage_urls(tmp: Path) -> dict[str, str | None]:
 def test_study_persists_and_resumes(backend: str, tmp_path: Path) -> None:
     url = _storage_urls(tmp_path)[backend]
     if url is None:
-        pytest.skip("set KUBETUNE_TEST_POSTGRES_URL to a PostgreSQL database (CI does)")
+        url = postgres_url()  # fails under CI, skips elsewhere
     name = f"storage-{backend}-{uuid.uuid4().hex[:8]}"
 
     first = kubetune.tune(

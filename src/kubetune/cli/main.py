@@ -152,6 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
     pred.add_argument("--model-repo", help=repo_help)
     _pipeline_group(sub)
+
+    proxy = sub.add_parser(
+        "study-proxy", help="serve a study database to many pods (optuna's gRPC storage proxy)"
+    )
+    proxy.add_argument(
+        "--storage",
+        help=f"the database URL to serve (default: ${ENV_STORAGE}; keeps the"
+        " password out of the pod's arguments)",
+    )
+    proxy.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")  # noqa: S104
+    proxy.add_argument("--port", type=int, default=13000, help="port (default: 13000)")
     return parser
 
 
@@ -238,6 +249,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         repo = first_set(args.model_repo, ENV_MODEL_REPO, os.environ) or DEFAULT_MODEL_REPO
         return run_predict(args.model, args.data, args.output, repo)
+    if args.command == "study-proxy":
+        from kubetune.cli.study_proxy_cmd import run_study_proxy
+
+        return run_study_proxy(args.storage, args.host, args.port)
     raise AssertionError(args.command)
 
 

@@ -39,7 +39,7 @@ def study_storage_url(value: str, base_dir: Path) -> str:
     if uri_scheme(path_part) not in (None, "file"):
         return value
     path = local_path(path_part, base_dir)
-    assert path is not None  # a plain path or a file URI
+    assert path is not None  # noqa: S101 (a plain path or a file URI)
     return str(path)
 
 

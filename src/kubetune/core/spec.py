@@ -256,7 +256,7 @@ class ExperimentSpec(_Section):
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:
-        assert self.objective.direction is not None
+        assert self.objective.direction is not None  # noqa: S101 (type narrowing)
         return self.objective.direction
 
     def output_path(self, value: str) -> Path:

@@ -1,4 +1,6 @@
-"""Where a study lives: a local journal file by default, or any optuna storage URL."""
+"""Where a study lives: a local journal file by default, a database URL (PostgreSQL in a
+cluster), or optuna's gRPC storage proxy in front of a database (``grpc://host:port``), which
+many trial pods can share without each holding database connections."""
 
 from __future__ import annotations
 
@@ -8,14 +10,20 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from kubetune.core.optuna_compat import BaseJournalFileLock
+from kubetune.errors import SpecError
+
+GRPC_SCHEME = "grpc://"
+GRPC_WAIT_S = 60.0
 
 _TAIL_BYTES = 4 * 1024 * 1024  # far more than one record
 
@@ -50,7 +58,9 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
 
     ``None`` -> a journal file at ``default_path`` (or in memory without one);
     ``journal:PATH`` or a path ending in ``.journal``/``.log`` -> a journal file;
-    anything with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB storage.
+    ``grpc://HOST:PORT`` -> optuna's gRPC storage proxy (``kubetune study-proxy`` serves one);
+    anything else with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB
+    storage.
     """
     if url is None:
         if default_path is None:
@@ -58,9 +68,74 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
         return journal_storage(default_path)
     if url.startswith("journal:"):
         return journal_storage(Path(url.removeprefix("journal:")))
+    if url.startswith(GRPC_SCHEME):
+        return grpc_proxy_storage(url)
     if "://" in url:
-        return url  # optuna builds an RDBStorage from the URL
+        return database_storage(url)
     return journal_storage(Path(url))
+
+
+def database_storage(url: str) -> BaseStorage:
+    """optuna's RDB storage for a database URL; a database that cannot be reached or refuses
+    the credentials is one clear error naming the URL without its password."""
+    try:
+        # pool_pre_ping: a connection the server dropped (a restart, an idle timeout) is
+        # replaced before use instead of failing the next write
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # sqlalchemy and driver errors: bad URL, refused, bad password
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        password = urlsplit(url).password
+        if password:
+            reason = reason.replace(password, "***")
+        raise SpecError(
+            f"storage: cannot open the study database {redact_url(url)}: {reason}"
+        ) from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def grpc_proxy_storage(url: str, *, wait_s: float = GRPC_WAIT_S) -> BaseStorage:
+    """A client of optuna's gRPC storage proxy at ``grpc://HOST:PORT``, once it answers.
+
+    Waiting (up to ``wait_s``) lets pods start together with the proxy; a proxy that never
+    answers is one clear error instead of a gRPC traceback at the first storage call.
+    """
+    host, _, port = url.removeprefix(GRPC_SCHEME).rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError(f"storage: {url!r} is not grpc://HOST:PORT")
+    try:
+        import grpc  # noqa: F401  (optuna imports it lazily, and fails later and less clearly)
+    except ImportError:
+        raise SpecError(
+            "storage: grpc:// needs the grpc extra: pip install 'kubetune[grpc]'"
+        ) from None
+    from optuna.storages import GrpcStorageProxy
+
+    # The proxy is experimental in optuna; its warning would repeat on every open.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = GrpcStorageProxy(host=host.strip("[]"), port=int(port))
+    try:
+        proxy.wait_server_ready(timeout=wait_s)
+    except ConnectionError:
+        proxy.close()
+        raise SpecError(
+            f"storage: no gRPC storage proxy answers at {url} (waited {wait_s:g}s);"
+            " start one with `kubetune study-proxy`"
+        ) from None
+    return proxy
 
 
 def journal_storage(path: Path) -> JournalStorage:

@@ -106,7 +106,7 @@ class LocalExecutor(Executor):
 
     def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
             [
                 sys.executable,
                 "-m",

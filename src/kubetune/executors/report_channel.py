@@ -21,6 +21,7 @@ import queue
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -185,8 +186,11 @@ class HttpReporter:
     def report(self, step: int, value: float) -> None:
         if self.pruning_off is not None:
             return
+        if urllib.parse.urlsplit(self._channel.url).scheme not in ("http", "https"):
+            # urllib would also open file:// and other schemes a request file might name
+            return self._give_up("the report URL is not http(s)")
         body = {"number": self._number, "attempt": self._attempt, "step": step, "value": value}
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
             self._channel.url,
             data=json.dumps(body).encode(),
             headers={
@@ -196,7 +200,7 @@ class HttpReporter:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:  # noqa: S310
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return self._give_up(f"the controller answered HTTP {exc.code}")

@@ -159,7 +159,7 @@ class SubprocessExecutor(Executor):
             command += ["--function", self._function]
         self._server.expect(request.number, request.attempt)
         with open(folder / "trial.log", "wb") as log:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603 (a kubetune trial command we built)
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -36,7 +36,7 @@ __all__ = [
 # KF_PIPELINES_ENDPOINT is the kfp SDK's own variable; the others follow its naming.
 ENV_HOST = "KF_PIPELINES_ENDPOINT"
 ENV_NAMESPACE = "KF_PIPELINES_NAMESPACE"
-ENV_TOKEN = "KF_PIPELINES_TOKEN"
+ENV_TOKEN = "KF_PIPELINES_TOKEN"  # noqa: S105 - the variable's name, not a token
 ENV_COOKIES = "KF_PIPELINES_COOKIES"
 ENV_CA_BUNDLE = "KF_PIPELINES_CA_BUNDLE"
 

@@ -215,7 +215,8 @@ class KfpRemote:
 
     def _version(self, ref: PipelineRef) -> tuple[str, Any]:
         """(pipeline id, version object) of a by-name reference."""
-        assert ref.name is not None
+        if ref.name is None:  # a by-file reference has no name to look up
+            raise KfpError("internal: a pipeline version is looked up by name only")
         pipeline_id = self.pipeline_id(ref.name)
         if pipeline_id is None:
             raise KfpError(

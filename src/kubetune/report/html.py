@@ -114,7 +114,7 @@ def _importance_study(
     """``study`` itself, or an in-memory copy holding a seeded sample of its completed trials."""
     if len(completed) <= max_trials:
         return study
-    sample = random.Random(seed).sample(completed, max_trials)
+    sample = random.Random(seed).sample(completed, max_trials)  # noqa: S311 (plot sample)
     sample.sort(key=lambda t: t.number)
     with _optuna_quiet():
         copy = optuna.create_study(directions=study.directions)

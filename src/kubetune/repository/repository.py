@@ -508,7 +508,7 @@ class ModelRepository:
                 return previous
             # Another writer moved it between our read and our write: read again. The
             # jitter keeps a crowd of writers from colliding in lockstep.
-            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 50)))
+            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 50)))  # noqa: S311 (jitter)
         raise RepositoryError(
             f"could not move alias {alias!r} of model {name!r} in {self.uri}: it changed"
             f" under every one of {_MAX_ALIAS_ATTEMPTS} attempts"

@@ -172,7 +172,7 @@ def push(
     """Store ``model`` as a new version in the repository at ``repo_uri`` (a relative path
     is relative to ``base_dir``, default the current directory) and gate the alias."""
     repo = open_repository(repo_uri, base_dir=base_dir or Path.cwd())
-    assert spec.trainer is not None
+    assert spec.trainer is not None  # noqa: S101 (type narrowing)
     with scratch_dir("model") as tmp:
         model.save(Path(tmp))
         if data is not None and data.encoder is not None:

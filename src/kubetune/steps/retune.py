@@ -105,7 +105,8 @@ def plan_retune(
 ) -> RetunePlan:
     """How this run goes; ``spec.retune`` must be set."""
     retune = spec.retune
-    assert retune is not None
+    if retune is None:
+        raise ValueError("plan_retune needs a spec with a retune: section")
     champion = _champion(repo, spec.name)
     if (
         champion is not None

@@ -182,9 +182,7 @@ def run_experiment(
     return summary
 
 
-def _skipped(
-    spec: ExperimentSpec, reason: str, context: RunContext, started: float
-) -> RunSummary:
+def _skipped(spec: ExperimentSpec, reason: str, context: RunContext, started: float) -> RunSummary:
     """The summary of a run that had nothing to do (written where a full run's goes, so a
     pipeline or a script reads it the same way); the last report is left as it was."""
     summary = RunSummary(

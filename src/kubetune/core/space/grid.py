@@ -80,7 +80,7 @@ class _FloatSteps(Sequence[float]):
 
 
 def _float_step_count(param: FloatParam) -> int:
-    assert param.step is not None
+    assert param.step is not None  # noqa: S101 (type narrowing)
     return int(np.floor((param.high - param.low) / param.step + 1e-9)) + 1
 
 

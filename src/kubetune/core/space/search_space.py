@@ -196,7 +196,7 @@ class SearchSpace:
         if layers is None:
             return 1
         count_param = self._params[layers]
-        assert isinstance(count_param, IntParam)
+        assert isinstance(count_param, IntParam)  # noqa: S101 (type narrowing)
         return count_param.high
 
     def _problems(self) -> list[str]:

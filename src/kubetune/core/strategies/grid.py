@@ -25,7 +25,7 @@ class ConditionalGridSampler(PlannedConfigSampler):
         self._grid = list(grid)
         self._order = list(range(len(self._grid)))
         if shuffle:  # a budget smaller than the grid still covers the space evenly
-            random.Random(seed).shuffle(self._order)
+            random.Random(seed).shuffle(self._order)  # noqa: S311 (an order, not a secret)
         # Grid ids already given out, read from the study once and then kept up to date as
         # this sampler hands ids out: asking costs O(1), not a scan of every trial. One
         # controller plans a study at a time (the lease), so nobody else hands ids out.
