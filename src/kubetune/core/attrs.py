@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ATTEMPT",
     "CONTROLLER_DEATHS",
+    "CURVE_PREDICTION",
     "DURATION",
     "FAILURE",
     "FIXED_PARAMS",
@@ -41,6 +42,9 @@ MESSAGE = "message"
 #: Every metric the trial reported, and its own measured duration in seconds.
 METRICS = "metrics"
 DURATION = "duration_s"
+#: The curve scheduler's last prediction for the trial at the full budget (see
+#: ``kubetune.core.curve_pruner``): step, predicted, std, reference, p_better, pruned.
+CURVE_PREDICTION = "kubetune:curve_prediction"
 
 # --- trial system_attrs -----------------------------------------------------------------
 #: Index of the grid config a grid-search trial runs.

@@ -56,6 +56,7 @@ def plan_search(
                 min_resource=fid.min,
                 max_resource=fid.max,
                 reduction_factor=fid.reduction_factor,
+                curve=fid.curve_options(),
             )
             if fid is not None
             else optuna.pruners.NopPruner()

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from kubetune.core.curve_pruner import CurveOptions
 from kubetune.core.durations import parse_duration
 from kubetune.core.metrics import infer_direction
 from kubetune.core.paths import local_path
@@ -117,12 +118,21 @@ class ExecutorSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class CurveSpec(_Section):
+    """``fidelity.curve``: options of ``scheduler: curve`` (see ``core.curve_pruner``)."""
+
+    min_points: int = Field(default=4, ge=3)
+    threshold: float = Field(default=0.05, gt=0, lt=0.5)
+    k: int = Field(default=1, ge=1)
+
+
 class FidelitySpec(_Section):
     param: str = Field(min_length=1)
     min: int = Field(1, ge=1)
     max: int = Field(ge=1)
     reduction_factor: int = Field(3, ge=2)
     scheduler: str = "auto"
+    curve: CurveSpec | None = None
 
     @field_validator("scheduler")
     @classmethod
@@ -135,7 +145,15 @@ class FidelitySpec(_Section):
     def _check_range(self) -> FidelitySpec:
         if self.min > self.max:
             raise ValueError(f"min: must be <= max ({self.min} > {self.max})")
+        if self.curve is not None and self.scheduler != "curve":
+            raise ValueError(
+                f"curve: only scheduler curve reads it (the scheduler is {self.scheduler})"
+            )
         return self
+
+    def curve_options(self) -> CurveOptions:
+        curve = self.curve or CurveSpec()
+        return CurveOptions(min_points=curve.min_points, threshold=curve.threshold, k=curve.k)
 
 
 class LimitsSpec(_Section):

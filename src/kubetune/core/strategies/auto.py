@@ -6,7 +6,8 @@
 4. Anything else                                                -> ``tpe`` (multivariate)
 
 The scheduler ``auto`` is ``hyperband`` whenever a fidelity (budget parameter) is given,
-which with TPE gives the BOHB-style method, and ``none`` otherwise.
+which with TPE gives the BOHB-style method, and ``none`` otherwise. (``curve``, learning-curve
+extrapolation, is never chosen by ``auto``: it is for long, smooth curves; see the README.)
 """
 
 from __future__ import annotations
