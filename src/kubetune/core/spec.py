@@ -126,13 +126,35 @@ class CurveSpec(_Section):
     k: int = Field(default=1, ge=1)
 
 
+# The budget's name when ``fidelity.kind`` is ``data_fraction`` and the spec gives none.
+DATA_FRACTION_PARAM = "data_fraction"
+
+
 class FidelitySpec(_Section):
+    """``kind: param`` (default): the budget is the trainer parameter ``param`` (epochs,
+    ``max_iter``...). ``kind: data_fraction``: the budget ``b`` trains on ``b / max`` of the
+    training rows (stratified), for trainers without such a parameter."""
+
+    kind: Literal["param", "data_fraction"] = "param"
     param: str = Field(min_length=1)
     min: int = Field(1, ge=1)
     max: int = Field(ge=1)
     reduction_factor: int = Field(3, ge=2)
     scheduler: str = "auto"
     curve: CurveSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_param(cls, data: Any) -> Any:
+        # A data fraction is no trainer parameter: naming one is optional.
+        if isinstance(data, dict) and data.get("kind") == "data_fraction" and "param" not in data:
+            data = {**data, "param": DATA_FRACTION_PARAM}
+        return data
+
+    @property
+    def trainer_param(self) -> str | None:
+        """The trainer parameter the budget sets; None when the budget is a data fraction."""
+        return self.param if self.kind == "param" else None
 
     @field_validator("scheduler")
     @classmethod

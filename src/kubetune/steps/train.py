@@ -14,8 +14,11 @@ from kubetune.trainers import NullReporter, TrainedModel, get_trainer
 
 
 def best_budget(spec: ExperimentSpec, best: FrozenTrial | None) -> int | None:
-    """The budget the best trial used: its last reported step, or the fidelity maximum."""
-    if spec.fidelity is None:
+    """The budget the best trial used: its last reported step, or the fidelity maximum.
+
+    None (the trainer's own default) without a fidelity or when the budget was a data
+    fraction: the final model trains on every row."""
+    if spec.fidelity is None or spec.fidelity.kind == "data_fraction":
         return None
     if best is not None and best.intermediate_values:
         return max(best.intermediate_values)

@@ -17,6 +17,9 @@ from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
 
+# Metric of a data-fraction trial: training rows summed over its fits (what it cost).
+TRAIN_ROWS = "train_rows"
+
 
 def trainer_metric(spec: ExperimentSpec) -> str:
     """The trainer-level metric behind ``objective.metric`` (``val_accuracy`` -> ``accuracy``)."""
@@ -59,7 +62,8 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
             f" (known: kind, {', '.join(sorted(known or ()))})"
         )
     trainer.check(
-        fidelity_param=spec.fidelity.param if spec.fidelity else None, base_dir=spec.base_dir
+        fidelity_param=spec.fidelity.trainer_param if spec.fidelity else None,
+        base_dir=spec.base_dir,
     )
     trainer.check_data(data, [name for name in spec.search_space])
     return trainer
@@ -97,6 +101,8 @@ class BuiltinTrial:
 
     def __call__(self, request: TrialRequest, reporter: Reporter) -> dict[str, float]:
         spec, data, trainer = self.load()
+        if spec.fidelity is not None and spec.fidelity.kind == "data_fraction":
+            return self._fit_on_fractions(spec, data, trainer, request, reporter)
         model = trainer.fit(
             request.params,
             data,
@@ -109,4 +115,32 @@ class BuiltinTrial:
         warned = getattr(model, "convergence_warnings", None)  # sklearn: kept in the record
         if isinstance(warned, int):
             metrics["convergence_warnings"] = float(warned)
+        return metrics
+
+    def _fit_on_fractions(
+        self,
+        spec: ExperimentSpec,
+        data: Dataset,
+        trainer: Trainer,
+        request: TrialRequest,
+        reporter: Reporter,
+    ) -> dict[str, float]:
+        from kubetune.steps.data_fraction import fit_on_fractions
+
+        assert spec.fidelity is not None
+        metric = trainer_metric(spec)
+        val_key = for_split(metric, "val")
+        fit = fit_on_fractions(
+            trainer,
+            request.params,
+            data,
+            fidelity=spec.fidelity,
+            seed=request.seed,
+            data_seed=spec.seed,  # every trial sees the same rows at a given budget
+            reporter=reporter,
+            metric=metric,
+            score=lambda model, full: evaluate_split(model, full, "val")[val_key],
+        )
+        metrics = evaluate_split(fit.model, data, "val")
+        metrics[TRAIN_ROWS] = float(fit.rows_trained)
         return metrics
