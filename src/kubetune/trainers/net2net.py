@@ -104,8 +104,8 @@ def inherit_mlp(parent: nn.Sequential, child: nn.Sequential, *, seed: int = 0) -
         elif target < have:
             preserving = False
             weights[i], biases[i] = weights[i][:target], biases[i][:target]
-            if norms[i] is not None:
-                norms[i] = {k: v[:target] for k, v in norms[i].items()}
+            if (norm := norms[i]) is not None:
+                norms[i] = {k: v[:target] for k, v in norm.items()}
             weights[i + 1] = weights[i + 1][:, :target]
     for i, layer in enumerate(dst):
         if weights[i].shape != layer.linear.weight.shape:
@@ -137,8 +137,8 @@ def _widen(
     mapping = torch.cat([torch.arange(have), extra])  # new unit j copies old unit mapping[j]
     copies = torch.bincount(mapping, minlength=have).to(weights[i + 1].dtype)
     weights[i], biases[i] = weights[i][mapping], biases[i][mapping]
-    if norms[i] is not None:
-        norms[i] = {k: v[mapping] for k, v in norms[i].items()}
+    if (norm := norms[i]) is not None:
+        norms[i] = {k: v[mapping] for k, v in norm.items()}
     weights[i + 1] = weights[i + 1][:, mapping] / copies[mapping]
 
 
