@@ -18,6 +18,7 @@ __all__ = [
     "MESSAGE",
     "METRICS",
     "PARAMS",
+    "PARENT",
     "RETRIED",
     "RETRY_OF",
     "SCHEDULER",
@@ -36,6 +37,8 @@ CONTROLLER_DEATHS = "kubetune:controller_deaths"
 RETRIED = "kubetune:retried"
 #: The structured params the trial ran with (lists per layer, as the trainer saw them).
 PARAMS = "kubetune:params"
+#: On an evolution child: the number of the trial it mutates (it may start from its weights).
+PARENT = "kubetune:parent"
 #: On a failed trial: the failure kind (a ``TrialFailure`` value) and its message.
 FAILURE = "failure"
 MESSAGE = "message"

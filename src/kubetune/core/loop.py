@@ -31,6 +31,7 @@ from kubetune.core.attrs import (
     MESSAGE,
     METRICS,
     PARAMS,
+    PARENT,
     RETRIED,
     RETRY_OF,
 )
@@ -234,6 +235,7 @@ class TuningLoop:
             attempt=int(attrs.get(ATTEMPT, 1)),
             deadline_s=self.trial_deadline_s,
             output_dir=self.output_dir,
+            parent=attrs.get(PARENT),
         )
 
     def _handle(self, event: ExecutorEvent) -> None:

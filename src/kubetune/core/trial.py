@@ -128,11 +128,15 @@ class TrialRequest:
     spec: dict[str, Any] | None = None  # the experiment spec as validated data
     spec_dir: str | None = None  # the spec's folder: relative data paths, custom trainers
     report: ReportChannel | None = None
+    # The trial whose checkpoint this one may start from (an evolution child's parent).
+    parent: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.report is None:
             data.pop("report")
+        if self.parent is None:  # a request without one reads as before the field existed
+            data.pop("parent")
         return {"kind": REQUEST_KIND, "version": SCHEMA_VERSION, **data}
 
     @classmethod
@@ -166,6 +170,7 @@ _REQUEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "spec": ((dict, type(None)), False),
     "spec_dir": ((str, type(None)), False),
     "report": ((dict, type(None)), False),
+    "parent": (_OPTIONAL_INT, False),
 }
 _REPORT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "url": ((str,), True),

@@ -7,6 +7,7 @@ reused by every trial that process runs.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
+from kubetune.trainers.checkpoints import checkpoints_for
 
+# Metric of a trial that started from another trial's weights: that trial's number.
+INHERITED_FROM = "inherited_from"
 # Metric of a data-fraction trial: training rows summed over its fits (what it cost).
 TRAIN_ROWS = "train_rows"
 
@@ -103,7 +107,12 @@ class BuiltinTrial:
         spec, data, trainer = self.load()
         if spec.fidelity is not None and spec.fidelity.kind == "data_fraction":
             return self._fit_on_fractions(spec, data, trainer, request, reporter)
-        model = trainer.fit(
+        store = checkpoints_for(request) if trainer.inherits_weights else None
+        parent = None
+        if store is not None and request.parent is not None:
+            parent = store.local_dir(request.parent)
+        fit = trainer.fit if parent is None else functools.partial(trainer.fit_from, parent)
+        model = fit(
             request.params,
             data,
             budget=request.budget,
@@ -111,7 +120,11 @@ class BuiltinTrial:
             reporter=reporter,
             metric=trainer_metric(spec),
         )
+        if store is not None:
+            store.save(request.number, model)  # this trial may become a parent
         metrics = evaluate_split(model, data, "val")
+        if parent is not None:
+            metrics[INHERITED_FROM] = float(request.parent or 0)
         warned = getattr(model, "convergence_warnings", None)  # sklearn: kept in the record
         if isinstance(warned, int):
             metrics["convergence_warnings"] = float(warned)
