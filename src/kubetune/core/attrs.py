@@ -19,6 +19,7 @@ __all__ = [
     "METRICS",
     "PARAMS",
     "PARENT",
+    "PBT",
     "RETRIED",
     "RETRY_OF",
     "SCHEDULER",
@@ -39,6 +40,8 @@ RETRIED = "kubetune:retried"
 PARAMS = "kubetune:params"
 #: On an evolution child: the number of the trial it mutates (it may start from its weights).
 PARENT = "kubetune:parent"
+#: On a pbt trial: its member, interval and the trial it exploited (None when it went on).
+PBT = "kubetune:pbt"
 #: On a failed trial: the failure kind (a ``TrialFailure`` value) and its message.
 FAILURE = "failure"
 MESSAGE = "message"

@@ -70,7 +70,35 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
         base_dir=spec.base_dir,
     )
     trainer.check_data(data, [name for name in spec.search_space])
+    if spec.strategy.name == "pbt":
+        check_pbt_trainer(spec, trainer)
     return trainer
+
+
+def check_pbt_trainer(spec: ExperimentSpec, trainer: Trainer) -> None:
+    """pbt copies weights between members and changes hyperparameters while they train."""
+    kind = spec.trainer.kind if spec.trainer else "?"
+    if not trainer.can_resume:
+        raise SpecError(
+            f"strategy.name: pbt needs a trainer that saves and loads checkpoints"
+            f" (torch-mlp); {kind} does not"
+        )
+    structural = sorted(
+        name
+        for name, param in spec.search_space.items()
+        if name in trainer.structural_params and getattr(param, "type", None) != "fixed"
+    )
+    if structural:
+        raise SpecError(
+            f"search_space.{structural[0]}: pbt keeps a member's architecture fixed while it"
+            f" trains; give {', '.join(structural)} one fixed value (or search them with"
+            " another strategy)"
+        )
+    if spec.fidelity is not None:
+        raise SpecError(
+            "fidelity: pbt trains each member in intervals of trainer.epochs and needs no"
+            " scheduler; remove the fidelity section"
+        )
 
 
 def evaluate_split(model: Any, data: Dataset, split: str) -> dict[str, float]:
@@ -107,7 +135,8 @@ class BuiltinTrial:
         spec, data, trainer = self.load()
         if spec.fidelity is not None and spec.fidelity.kind == "data_fraction":
             return self._fit_on_fractions(spec, data, trainer, request, reporter)
-        store = checkpoints_for(request) if trainer.inherits_weights else None
+        resumes = trainer.inherits_weights or spec.strategy.name == "pbt"
+        store = checkpoints_for(request) if resumes else None
         parent = None
         if store is not None and request.parent is not None:
             parent = store.local_dir(request.parent)

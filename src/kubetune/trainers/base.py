@@ -48,6 +48,12 @@ class Trainer(ABC):
     #: None accepts any (a trainer that passes options on).
     known_options: ClassVar[frozenset[str] | None] = None
 
+    #: True when ``fit_from`` works: the trainer can start from a saved model of its kind
+    #: (what ``strategy: pbt`` needs).
+    can_resume: ClassVar[bool] = False
+    #: Params that fix the model's shape: a pbt member cannot change them while it trains.
+    structural_params: ClassVar[frozenset[str]] = frozenset()
+
     #: True when ``fit`` takes ``parent=``, the folder of a saved model to start from
     #: (weight inheritance), and the trainer's options ask for it.
     @property
@@ -102,9 +108,10 @@ class Trainer(ABC):
         seed: int,
         reporter: Reporter,
         metric: str,
+        final: bool = False,
     ) -> TrainedModel:
-        """``fit`` a trial starting from the model saved in ``parent`` (only called when
-        ``inherits_weights`` is True)."""
+        """``fit`` starting from the model saved in ``parent`` (only called when
+        ``can_resume`` is True)."""
         raise NotImplementedError(f"{self.kind} does not inherit weights")
 
     @abstractmethod

@@ -84,6 +84,8 @@ def build_mlp(architecture: Mapping[str, Any]) -> nn.Sequential:
 class TorchMLPTrainer(Trainer):
     kind = KIND
     known_options = TORCH_OPTIONS | {"inherit"}
+    can_resume = True
+    structural_params = frozenset({"n_layers", "units", "activation", "batch_norm"})
 
     @property
     def inherits_weights(self) -> bool:
@@ -130,9 +132,17 @@ class TorchMLPTrainer(Trainer):
         seed: int,
         reporter: Reporter,
         metric: str,
+        final: bool = False,
     ) -> TorchModel:
         return self.fit(
-            params, data, budget=budget, seed=seed, reporter=reporter, metric=metric, parent=parent
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            parent=parent,
         )
 
     def load(self, directory: Path) -> TorchModel:
