@@ -49,7 +49,11 @@ def plan_search(
     if pruner is not None:
         scheduler = type(pruner).__name__
     else:
-        scheduler = choose_scheduler(fid.scheduler if fid else "none", has_fidelity=fid is not None)
+        scheduler = choose_scheduler(
+            fid.scheduler if fid else "none",
+            has_fidelity=fid is not None,
+            data_fraction=fid is not None and fid.kind == "data_fraction",
+        )
         pruner = (
             build_pruner(
                 scheduler,

@@ -8,6 +8,7 @@ reused by every trial that process runs.
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
 from kubetune.trainers.checkpoints import checkpoints_for
+
+_log = logging.getLogger(__name__)
 
 # Metric of a trial that started from another trial's weights: that trial's number.
 INHERITED_FROM = "inherited_from"
@@ -137,6 +140,12 @@ class BuiltinTrial:
             return self._fit_on_fractions(spec, data, trainer, request, reporter)
         resumes = trainer.inherits_weights or spec.strategy.name == "pbt"
         store = checkpoints_for(request) if resumes else None
+        if resumes and store is None:
+            _log.warning(
+                "trial %d: no output folder for checkpoints; it trains from scratch and no"
+                " other trial can start from it",
+                request.number,
+            )
         parent = None
         if store is not None and request.parent is not None:
             parent = store.local_dir(request.parent)
