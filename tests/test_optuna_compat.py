@@ -106,3 +106,14 @@ def test_distribution_contains(distribution: object, inside: object, outside: ob
 def test_journal_file_lock_base_class() -> None:
     lock = compat.BaseJournalFileLock
     assert {"acquire", "release"} <= set(dir(lock)), HINT
+
+
+def test_a_user_attr_set_before_trial_is_seen_by_the_live_trial(study: optuna.Study) -> None:
+    class Marking(optuna.samplers.RandomSampler):
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            compat.set_user_attr_before_trial(study, trial, "kubetune:parent", 3)
+
+    study.sampler = Marking(seed=0)
+    trial = study.ask()
+    assert trial.user_attrs.get("kubetune:parent") == 3, HINT  # the live handle sees it
+    assert study.get_trials(deepcopy=False)[0].user_attrs["kubetune:parent"] == 3, HINT

@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from kubetune.core import metrics, schedulers
+from kubetune.core.curve_pruner import CurvePruner
 from kubetune.core.plan import plan_search
 from kubetune.core.spec import parse_spec
 from kubetune.core.strategies import factory
@@ -50,8 +51,8 @@ def test_a_registered_scheduler_is_a_valid_spec_name(monkeypatch: pytest.MonkeyP
     with pytest.raises(SpecError) as err:
         parse_spec(_spec(fidelity=fidelity))
     assert (
-        "fidelity.scheduler: unknown scheduler 'mine' (known: auto, hyperband, asha, median, none)"
-        in str(err.value)
+        "fidelity.scheduler: unknown scheduler 'mine'"
+        " (known: auto, hyperband, asha, median, none, curve)" in str(err.value)
     )
 
     def build(r: schedulers.FidelityRange) -> optuna.pruners.BasePruner:
@@ -70,6 +71,7 @@ def test_a_registered_scheduler_is_a_valid_spec_name(monkeypatch: pytest.MonkeyP
         ("asha", optuna.pruners.SuccessiveHalvingPruner),
         ("median", optuna.pruners.MedianPruner),
         ("none", optuna.pruners.NopPruner),
+        ("curve", CurvePruner),
     ],
 )
 def test_every_scheduler_name_builds_its_pruner(name: str, pruner: type) -> None:

@@ -266,7 +266,7 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         "unknown-strategy",
         spec_with(strategy={"name": "bayes"}),
         "strategy.name: unknown strategy 'bayes' (known: auto, random, tpe, gp, cmaes, qmc,"
-        " evolution, grid)",
+        " evolution, grid, pbt)",
     ),
     (
         "fidelity-min-above-max",
@@ -286,7 +286,8 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     (
         "fidelity-unknown-scheduler",
         spec_with(fidelity={"param": "epochs", "max": 9, "scheduler": "pbt"}),
-        "fidelity.scheduler: unknown scheduler 'pbt' (known: auto, hyperband, asha, median, none)",
+        "fidelity.scheduler: unknown scheduler 'pbt'"
+        " (known: auto, hyperband, asha, median, none, curve)",
     ),
     (
         "fidelity-reduction-factor",

@@ -110,7 +110,7 @@ def reports_progress(p: dict[str, Any], ctx: Any) -> float:
 
 # --- every strategy completes and respects the space ---------------------------------------
 
-ALL = ("grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution", "auto")
+ALL = ("grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution", "pbt", "auto")
 
 
 def test_every_strategy_is_covered() -> None:

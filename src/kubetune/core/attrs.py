@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ATTEMPT",
     "CONTROLLER_DEATHS",
+    "CURVE_PREDICTION",
     "DURATION",
     "FAILURE",
     "FIXED_PARAMS",
@@ -17,6 +18,8 @@ __all__ = [
     "MESSAGE",
     "METRICS",
     "PARAMS",
+    "PARENT",
+    "PBT",
     "RETRIED",
     "RETRY_OF",
     "SCHEDULER",
@@ -36,6 +39,10 @@ CONTROLLER_DEATHS = "kubetune:controller_deaths"
 RETRIED = "kubetune:retried"
 #: The structured params the trial ran with (lists per layer, as the trainer saw them).
 PARAMS = "kubetune:params"
+#: On an evolution child: the number of the trial it mutates (it may start from its weights).
+PARENT = "kubetune:parent"
+#: On a pbt trial: its member, interval and the trial it exploited (None when it went on).
+PBT = "kubetune:pbt"
 #: On a failed trial: the failure kind (a ``TrialFailure`` value) and its message.
 FAILURE = "failure"
 MESSAGE = "message"
@@ -45,6 +52,9 @@ WARM_START = "kubetune:warm_start"
 #: Every metric the trial reported, and its own measured duration in seconds.
 METRICS = "metrics"
 DURATION = "duration_s"
+#: The curve scheduler's last prediction for the trial at the full budget (see
+#: ``kubetune.core.curve_pruner``): step, predicted, std, reference, p_better, pruned.
+CURVE_PREDICTION = "kubetune:curve_prediction"
 
 # --- trial system_attrs -----------------------------------------------------------------
 #: Index of the grid config a grid-search trial runs.

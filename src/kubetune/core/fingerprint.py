@@ -35,11 +35,18 @@ def study_fingerprint(spec: ExperimentSpec, data_fingerprint: str | None = None)
         "objective": _digest([spec.objective.metric, spec.direction]),
         "search_space": _digest(dumped["search_space"]),
         "trainer": _digest(dumped.get("trainer")),
-        "fidelity": _digest(dumped.get("fidelity")),
+        "fidelity": _digest(_fidelity(dumped.get("fidelity"))),
     }
     if data_fingerprint is not None:
         parts["data"] = data_fingerprint[:16]
     return parts
+
+
+def _fidelity(dumped: dict[str, Any] | None) -> dict[str, Any] | None:
+    # ``kind: param`` is what every fidelity meant before kinds existed: same digest as then.
+    if dumped and dumped.get("kind") == "param":
+        return {k: v for k, v in dumped.items() if k != "kind"}
+    return dumped
 
 
 def check_fingerprint(

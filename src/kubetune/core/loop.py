@@ -31,6 +31,7 @@ from kubetune.core.attrs import (
     MESSAGE,
     METRICS,
     PARAMS,
+    PARENT,
     RETRIED,
     RETRY_OF,
 )
@@ -238,6 +239,7 @@ class TuningLoop:
             output_dir=self.output_dir,
             artifacts=self.artifacts,
             retry_of=int(attrs[RETRY_OF]) if RETRY_OF in attrs else None,
+            parent=attrs.get(PARENT),
         )
 
     def _handle(self, event: ExecutorEvent) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "set_study_system_attr",
     "set_trial_system_attr",
     "set_trial_user_attr",
+    "set_user_attr_before_trial",
     "storage_of",
     "study_id",
     "study_system_attrs",
@@ -59,6 +60,18 @@ def live_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
 
 def set_trial_user_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
     storage_of(study).set_trial_user_attr(trial_id, key, value)
+
+
+def set_user_attr_before_trial(
+    study: optuna.Study, trial: FrozenTrial, key: str, value: Any
+) -> None:
+    """From a sampler's ``before_trial``: a user attr stored *and* seen by the live trial.
+
+    optuna hands ``before_trial`` the live ``Trial``'s cached ``FrozenTrial``, so setting it
+    there too makes ``trial.user_attrs`` show it without another storage read.
+    """
+    set_trial_user_attr(study, trial_id(trial), key, value)
+    trial.set_user_attr(key, value)
 
 
 def set_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:

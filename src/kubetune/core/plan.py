@@ -49,13 +49,18 @@ def plan_search(
     if pruner is not None:
         scheduler = type(pruner).__name__
     else:
-        scheduler = choose_scheduler(fid.scheduler if fid else "none", has_fidelity=fid is not None)
+        scheduler = choose_scheduler(
+            fid.scheduler if fid else "none",
+            has_fidelity=fid is not None,
+            data_fraction=fid is not None and fid.kind == "data_fraction",
+        )
         pruner = (
             build_pruner(
                 scheduler,
                 min_resource=fid.min,
                 max_resource=fid.max,
                 reduction_factor=fid.reduction_factor,
+                curve=fid.curve_options(),
             )
             if fid is not None
             else optuna.pruners.NopPruner()

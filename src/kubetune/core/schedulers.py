@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.pruners import BasePruner
 
+from kubetune.core.curve_pruner import CurveOptions, CurvePruner
 from kubetune.errors import SpecError
 
 __all__ = ["BUILDERS", "SCHEDULER_NAMES", "FidelityRange", "build_pruner", "known_schedulers"]
@@ -23,6 +24,7 @@ class FidelityRange:
     min_resource: int
     max_resource: int
     reduction_factor: int
+    curve: CurveOptions = field(default_factory=CurveOptions)  # only ``curve`` reads it
 
 
 def _hyperband(r: FidelityRange) -> BasePruner:
@@ -47,11 +49,16 @@ def _none(r: FidelityRange) -> BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def _curve(r: FidelityRange) -> BasePruner:
+    return CurvePruner(r.max_resource, r.curve)
+
+
 BUILDERS: dict[str, Callable[[FidelityRange], BasePruner]] = {
     "hyperband": _hyperband,
     "asha": _asha,
     "median": _median,
     "none": _none,
+    "curve": _curve,
 }
 
 # Every name ``fidelity.scheduler`` accepts.
@@ -64,7 +71,12 @@ def known_schedulers() -> tuple[str, ...]:
 
 
 def build_pruner(
-    name: str, *, min_resource: int, max_resource: int, reduction_factor: int
+    name: str,
+    *,
+    min_resource: int,
+    max_resource: int,
+    reduction_factor: int,
+    curve: CurveOptions | None = None,
 ) -> BasePruner:
     """``name`` is already resolved (``auto`` replaced, see strategies.auto)."""
     builder = BUILDERS.get(name)
@@ -72,4 +84,5 @@ def build_pruner(
         raise SpecError(
             f"fidelity.scheduler: unknown scheduler '{name}' (known: {', '.join(BUILDERS)})"
         )
-    return builder(FidelityRange(min_resource, max_resource, reduction_factor))
+    fidelity = FidelityRange(min_resource, max_resource, reduction_factor, curve or CurveOptions())
+    return builder(fidelity)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from kubetune.core.curve_pruner import CurveOptions
 from kubetune.core.durations import parse_duration
 from kubetune.core.metrics import infer_direction
 from kubetune.core.paths import local_path
@@ -117,12 +118,43 @@ class ExecutorSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class CurveSpec(_Section):
+    """``fidelity.curve``: options of ``scheduler: curve`` (see ``core.curve_pruner``)."""
+
+    min_points: int = Field(default=4, ge=3)
+    threshold: float = Field(default=0.05, gt=0, lt=0.5)
+    k: int = Field(default=1, ge=1)
+
+
+# The budget's name when ``fidelity.kind`` is ``data_fraction`` and the spec gives none.
+DATA_FRACTION_PARAM = "data_fraction"
+
+
 class FidelitySpec(_Section):
+    """``kind: param`` (default): the budget is the trainer parameter ``param`` (epochs,
+    ``max_iter``...). ``kind: data_fraction``: the budget ``b`` trains on ``b / max`` of the
+    training rows (stratified), for trainers without such a parameter."""
+
+    kind: Literal["param", "data_fraction"] = "param"
     param: str = Field(min_length=1)
     min: int = Field(1, ge=1)
     max: int = Field(ge=1)
     reduction_factor: int = Field(3, ge=2)
     scheduler: str = "auto"
+    curve: CurveSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_param(cls, data: Any) -> Any:
+        # A data fraction is no trainer parameter: naming one is optional.
+        if isinstance(data, dict) and data.get("kind") == "data_fraction" and "param" not in data:
+            data = {**data, "param": DATA_FRACTION_PARAM}
+        return data
+
+    @property
+    def trainer_param(self) -> str | None:
+        """The trainer parameter the budget sets; None when the budget is a data fraction."""
+        return self.param if self.kind == "param" else None
 
     @field_validator("scheduler")
     @classmethod
@@ -135,7 +167,15 @@ class FidelitySpec(_Section):
     def _check_range(self) -> FidelitySpec:
         if self.min > self.max:
             raise ValueError(f"min: must be <= max ({self.min} > {self.max})")
+        if self.curve is not None and self.scheduler != "curve":
+            raise ValueError(
+                f"curve: only scheduler curve reads it (the scheduler is {self.scheduler})"
+            )
         return self
+
+    def curve_options(self) -> CurveOptions:
+        curve = self.curve or CurveSpec()
+        return CurveOptions(min_points=curve.min_points, threshold=curve.threshold, k=curve.k)
 
 
 class LimitsSpec(_Section):

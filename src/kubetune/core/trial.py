@@ -135,11 +135,13 @@ class TrialRequest:
     # artifact folder every attempt shares, so a retry finds the checkpoint a failed
     # attempt saved.
     retry_of: int | None = None
+    # The trial whose checkpoint this one may start from (an evolution child's parent).
+    parent: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # Left out when unset, so a request without them stays readable by an older trial.
-        for optional in ("report", "artifacts", "retry_of"):
+        for optional in ("report", "artifacts", "retry_of", "parent"):
             if data[optional] is None:
                 data.pop(optional)
         return {"kind": REQUEST_KIND, "version": SCHEMA_VERSION, **data}
@@ -177,6 +179,7 @@ _REQUEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "report": ((dict, type(None)), False),
     "artifacts": ((str, type(None)), False),
     "retry_of": (_OPTIONAL_INT, False),
+    "parent": (_OPTIONAL_INT, False),
 }
 _REPORT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "url": ((str,), True),

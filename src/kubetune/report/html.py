@@ -16,7 +16,7 @@ from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 from optuna.trial import FrozenTrial, TrialState
 
-from kubetune.core.attrs import FAILURE, MESSAGE
+from kubetune.core.attrs import CURVE_PREDICTION, FAILURE, MESSAGE
 from kubetune.storage import atomic_write_text
 
 from .summary import RunSummary, format_duration, format_number, summary_rows
@@ -214,9 +214,25 @@ def _trial_reason(trial: FrozenTrial) -> str:
     failure = trial.user_attrs.get(FAILURE)
     message = trial.user_attrs.get(MESSAGE)
     text = ": ".join(str(p).strip() for p in (failure, message) if p)
+    curve = trial.user_attrs.get(CURVE_PREDICTION)
+    if not text and trial.state == TrialState.PRUNED and isinstance(curve, dict):
+        text = curve_reason(curve)
     if len(text) > _MAX_MESSAGE_CHARS:
         text = text[:_MAX_MESSAGE_CHARS] + "…"
     return text
+
+
+def curve_reason(record: dict[str, Any]) -> str:
+    """The curve scheduler's prediction, in words (see ``kubetune.core.curve_pruner``)."""
+    try:
+        return (
+            f"curve: predicted {format_number(record['predicted'], 4)}"
+            f" ± {format_number(record['std'], 4)} at step {record['at']}"
+            f" (from step {record['step']}); P(beats {format_number(record['reference'], 4)})"
+            f" = {format_number(record['p_better'], 3)}"
+        )
+    except KeyError:
+        return ""
 
 
 def _trials_table(trials: list[FrozenTrial], best_number: int | None, metric: str) -> str:

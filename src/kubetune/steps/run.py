@@ -24,7 +24,7 @@ from kubetune.steps.push import push
 from kubetune.steps.retrieve import retrieve
 from kubetune.steps.retune import Provenance, plan_retune
 from kubetune.steps.search import normalize_objective, search
-from kubetune.steps.train import best_budget, train_final
+from kubetune.steps.train import best_budget, pbt_schedule, train_final
 from kubetune.steps.trial import check_trainer
 from kubetune.storage import atomic_write_text
 
@@ -135,7 +135,10 @@ def run_experiment(
         if best is not None and not interrupted:
             budget = best_budget(spec, best)
             with console.status("training the final model on train + validation"):
-                model = train_final(spec, data, result.best_params, budget)
+                schedule = (
+                    pbt_schedule(spec, result.study, best) if result.strategy == "pbt" else None
+                )
+                model = train_final(spec, data, result.best_params, budget, schedule=schedule)
             step = "evaluation"
             test_metrics = evaluate(model, data)
             summary.test_metrics = unprefixed(test_metrics, TEST)

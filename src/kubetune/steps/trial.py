@@ -7,6 +7,8 @@ reused by every trial that process runs.
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,14 @@ from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
+from kubetune.trainers.checkpoints import checkpoints_for
+
+_log = logging.getLogger(__name__)
+
+# Metric of a trial that started from another trial's weights: that trial's number.
+INHERITED_FROM = "inherited_from"
+# Metric of a data-fraction trial: training rows summed over its fits (what it cost).
+TRAIN_ROWS = "train_rows"
 
 
 def trainer_metric(spec: ExperimentSpec) -> str:
@@ -59,10 +69,39 @@ def check_trainer(spec: ExperimentSpec, data: Dataset) -> Trainer:
             f" (known: kind, {', '.join(sorted(known or ()))})"
         )
     trainer.check(
-        fidelity_param=spec.fidelity.param if spec.fidelity else None, base_dir=spec.base_dir
+        fidelity_param=spec.fidelity.trainer_param if spec.fidelity else None,
+        base_dir=spec.base_dir,
     )
     trainer.check_data(data, [name for name in spec.search_space])
+    if spec.strategy.name == "pbt":
+        check_pbt_trainer(spec, trainer)
     return trainer
+
+
+def check_pbt_trainer(spec: ExperimentSpec, trainer: Trainer) -> None:
+    """pbt copies weights between members and changes hyperparameters while they train."""
+    kind = spec.trainer.kind if spec.trainer else "?"
+    if not trainer.can_resume:
+        raise SpecError(
+            f"strategy.name: pbt needs a trainer that saves and loads checkpoints"
+            f" (torch-mlp); {kind} does not"
+        )
+    structural = sorted(
+        name
+        for name, param in spec.search_space.items()
+        if name in trainer.structural_params and getattr(param, "type", None) != "fixed"
+    )
+    if structural:
+        raise SpecError(
+            f"search_space.{structural[0]}: pbt keeps a member's architecture fixed while it"
+            f" trains; give {', '.join(structural)} one fixed value (or search them with"
+            " another strategy)"
+        )
+    if spec.fidelity is not None:
+        raise SpecError(
+            "fidelity: pbt trains each member in intervals of trainer.epochs and needs no"
+            " scheduler; remove the fidelity section"
+        )
 
 
 def evaluate_split(model: Any, data: Dataset, split: str) -> dict[str, float]:
@@ -97,7 +136,21 @@ class BuiltinTrial:
 
     def __call__(self, request: TrialRequest, reporter: Reporter) -> dict[str, float]:
         spec, data, trainer = self.load()
-        model = trainer.fit(
+        if spec.fidelity is not None and spec.fidelity.kind == "data_fraction":
+            return self._fit_on_fractions(spec, data, trainer, request, reporter)
+        resumes = trainer.inherits_weights or spec.strategy.name == "pbt"
+        store = checkpoints_for(request) if resumes else None
+        if resumes and store is None:
+            _log.warning(
+                "trial %d: no output folder for checkpoints; it trains from scratch and no"
+                " other trial can start from it",
+                request.number,
+            )
+        parent = None
+        if store is not None and request.parent is not None:
+            parent = store.local_dir(request.parent)
+        fit = trainer.fit if parent is None else functools.partial(trainer.fit_from, parent)
+        model = fit(
             request.params,
             data,
             budget=request.budget,
@@ -105,8 +158,41 @@ class BuiltinTrial:
             reporter=reporter,
             metric=trainer_metric(spec),
         )
+        if store is not None:
+            store.save(request.number, model)  # this trial may become a parent
         metrics = evaluate_split(model, data, "val")
+        if parent is not None:
+            metrics[INHERITED_FROM] = float(request.parent or 0)
         warned = getattr(model, "convergence_warnings", None)  # sklearn: kept in the record
         if isinstance(warned, int):
             metrics["convergence_warnings"] = float(warned)
+        return metrics
+
+    def _fit_on_fractions(
+        self,
+        spec: ExperimentSpec,
+        data: Dataset,
+        trainer: Trainer,
+        request: TrialRequest,
+        reporter: Reporter,
+    ) -> dict[str, float]:
+        from kubetune.steps.data_fraction import fit_on_fractions
+
+        if spec.fidelity is None:
+            raise ValueError("data_fraction training needs a fidelity section")
+        metric = trainer_metric(spec)
+        val_key = for_split(metric, "val")
+        fit = fit_on_fractions(
+            trainer,
+            request.params,
+            data,
+            fidelity=spec.fidelity,
+            seed=request.seed,
+            data_seed=spec.seed,  # every trial sees the same rows at a given budget
+            reporter=reporter,
+            metric=metric,
+            score=lambda model, full: evaluate_split(model, full, "val")[val_key],
+        )
+        metrics = evaluate_split(fit.model, data, "val")
+        metrics[TRAIN_ROWS] = float(fit.rows_trained)
         return metrics

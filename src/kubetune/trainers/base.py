@@ -48,6 +48,18 @@ class Trainer(ABC):
     #: None accepts any (a trainer that passes options on).
     known_options: ClassVar[frozenset[str] | None] = None
 
+    #: True when ``fit_from`` works: the trainer can start from a saved model of its kind
+    #: (what ``strategy: pbt`` needs).
+    can_resume: ClassVar[bool] = False
+    #: Params that fix the model's shape: a pbt member cannot change them while it trains.
+    structural_params: ClassVar[frozenset[str]] = frozenset()
+
+    #: True when ``fit`` takes ``parent=``, the folder of a saved model to start from
+    #: (weight inheritance), and the trainer's options ask for it.
+    @property
+    def inherits_weights(self) -> bool:
+        return False
+
     def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
         """Refuse, before any trial runs, a trainer that cannot work on ``data`` with the
         search space's ``param_names`` (an estimator for the other task, a param it does
@@ -85,6 +97,22 @@ class Trainer(ABC):
         validation and report nothing.
         Raise :class:`kubetune.errors.InvalidConfigError` for a config that cannot work.
         """
+
+    def fit_from(
+        self,
+        parent: Path,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> TrainedModel:
+        """``fit`` starting from the model saved in ``parent`` (only called when
+        ``can_resume`` is True)."""
+        raise NotImplementedError(f"{self.kind} does not inherit weights")
 
     @abstractmethod
     def load(self, directory: Path) -> TrainedModel:

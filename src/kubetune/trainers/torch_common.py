@@ -360,9 +360,11 @@ def fit_network(
     final: bool,
     options: Mapping[str, Any],
     image_shape: tuple[int, int, int] | None = None,
+    init: Callable[[nn.Module], None] | None = None,
 ) -> TorchModel:
     """Train ``build(architecture)`` on ``data``; ``architecture`` is completed in place with
-    the data-dependent entries (dims, task, scaler stats, class labels)."""
+    the data-dependent entries (dims, task, scaler stats, class labels). ``init``, when
+    given, sets the built network's starting weights (weight inheritance)."""
     epochs = budget if budget is not None else options.get("epochs", DEFAULT_EPOCHS)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidConfigError(f"the epoch budget must be a positive integer, got {epochs!r}")
@@ -396,7 +398,10 @@ def fit_network(
         y_std = float(y.std()) or 1.0
         architecture.update(y_mean=float(y.mean()), y_std=y_std)
 
-    net = build(architecture).to(device)
+    net = build(architecture)
+    if init is not None:
+        init(net)
+    net = net.to(device)
     model = TorchModel(net, architecture, device)
     X_t = model.inputs(X)
     if task == "classification":

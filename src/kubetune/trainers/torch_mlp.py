@@ -5,11 +5,14 @@ Params (defaults): ``n_layers`` (2; 0 gives a linear model), ``units`` (128), ``
 ``optimizer`` (adam; adam, adamw, sgd), ``lr`` (1e-3), ``weight_decay`` (0.0), ``momentum``
 (0.9, sgd only), ``batch_size`` (128). ``units``, ``activation``, ``dropout`` and
 ``batch_norm`` take one value per layer or a scalar for all.
-Options: ``epochs`` (20, used when no budget is given), ``device`` (auto).
+Options: ``epochs`` (20, used when no budget is given), ``device`` (auto), ``inherit``
+(false): keep each trial's weights and start an evolution child from its parent's, widened
+or deepened function-preservingly where the shapes allow (:mod:`kubetune.trainers.net2net`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,9 @@ from torch import nn
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
+from kubetune.errors import RepositoryError
 from kubetune.trainers.base import Trainer
+from kubetune.trainers.net2net import InheritanceError, inherit_mlp
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
     OPTIMIZER_PARAMS,
@@ -39,6 +44,7 @@ from kubetune.trainers.torch_common import (
 )
 
 KIND = "torch-mlp"
+_log = logging.getLogger(__name__)
 LAYER_PARAMS = ("units", "activation", "dropout", "batch_norm")
 PARAMS = ("n_layers", *LAYER_PARAMS, *OPTIMIZER_PARAMS)
 
@@ -77,7 +83,13 @@ def build_mlp(architecture: Mapping[str, Any]) -> nn.Sequential:
 
 class TorchMLPTrainer(Trainer):
     kind = KIND
-    known_options = TORCH_OPTIONS
+    known_options = TORCH_OPTIONS | {"inherit"}
+    can_resume = True
+    structural_params = frozenset({"n_layers", "units", "activation", "batch_norm"})
+
+    @property
+    def inherits_weights(self) -> bool:
+        return bool(boolean("inherit", self.options.get("inherit", False)))
 
     def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
         check_param_names(param_names, PARAMS, KIND)
@@ -92,7 +104,9 @@ class TorchMLPTrainer(Trainer):
         reporter: Reporter,
         metric: str,
         final: bool = False,
+        parent: Path | None = None,
     ) -> TorchModel:
+        """``parent``: the folder of a saved torch-mlp to start from (see ``inherit``)."""
         architecture: dict[str, Any] = {"kind": KIND, "layers": parse_layers(params)}
         return fit_network(
             architecture=architecture,
@@ -105,7 +119,45 @@ class TorchMLPTrainer(Trainer):
             metric=metric,
             final=final,
             options=self.options,
+            init=None if parent is None else _inherit_from(parent, seed),
+        )
+
+    def fit_from(
+        self,
+        parent: Path,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> TorchModel:
+        return self.fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            parent=parent,
         )
 
     def load(self, directory: Path) -> TorchModel:
         return load_network(directory, KIND, build_mlp, pick_device(self.options.get("device")))
+
+
+def _inherit_from(parent: Path, seed: int) -> Any:
+    def init(net: nn.Module) -> None:
+        try:
+            source = load_network(parent, KIND, build_mlp, pick_device("cpu"))
+            if not (isinstance(net, nn.Sequential) and isinstance(source.net, nn.Sequential)):
+                raise InheritanceError("weight inheritance needs two sequential MLPs")
+            inherit_mlp(source.net, net, seed=seed)
+        except (RepositoryError, InheritanceError) as exc:
+            # A parent that cannot seed this child (other data): a cold start, not a failure.
+            _log.warning("not inheriting weights from %s: %s", parent, exc)
+
+    return init

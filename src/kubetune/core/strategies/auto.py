@@ -6,7 +6,9 @@
 4. Anything else                                                -> ``tpe`` (multivariate)
 
 The scheduler ``auto`` is ``hyperband`` whenever a fidelity (budget parameter) is given,
-which with TPE gives the BOHB-style method, and ``none`` otherwise.
+which with TPE gives the BOHB-style method, and ``none`` otherwise. (``curve``, learning-curve
+extrapolation, is never chosen by ``auto``: it is for long, smooth curves; see the README.)
+With ``fidelity.kind: data_fraction`` the scheduler ``auto`` is ``asha``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def choose_strategy(space: SearchSpace, max_trials: int | None) -> StrategyChoic
     return StrategyChoice("tpe", "large or mixed space: multivariate TPE")
 
 
-def choose_scheduler(scheduler: str, has_fidelity: bool) -> str:
+def choose_scheduler(scheduler: str, has_fidelity: bool, *, data_fraction: bool = False) -> str:
     if scheduler != "auto":
         return scheduler
+    if data_fraction:  # each rung refits from scratch: Hyperband's full-budget brackets cost most
+        return "asha"
     return "hyperband" if has_fidelity else "none"

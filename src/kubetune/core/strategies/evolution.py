@@ -17,6 +17,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core import optuna_compat as compat
+from kubetune.core.attrs import PARENT
 from kubetune.core.strategies.planned import PlannedConfigSampler
 
 
@@ -46,6 +48,8 @@ class RegularizedEvolutionSampler(PlannedConfigSampler):
         contenders = [population[i] for i in picks]
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         parent = max(contenders, key=lambda t: sign * float(t.value or 0.0))
+        # Recorded so the child can start from the parent's weights (weight inheritance).
+        compat.set_user_attr_before_trial(study, trial, PARENT, parent.number)
         return self._mutate(parent)
 
     def _mutate(self, parent: FrozenTrial) -> dict[str, Any]:

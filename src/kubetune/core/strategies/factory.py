@@ -14,6 +14,7 @@ from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.space.grid import GridTooLargeError
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
+from kubetune.core.strategies.pbt import PopulationBasedSampler
 from kubetune.errors import SpecError
 
 MAX_GRID_POINTS = 10_000
@@ -101,6 +102,31 @@ def _evolution(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     )
 
 
+def _pbt(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    quantile = opts.get("quantile", 0.25)
+    if (
+        isinstance(quantile, bool)
+        or not isinstance(quantile, int | float)
+        or not 0 <= quantile <= 0.5
+    ):
+        raise SpecError(f"strategy.quantile: must be between 0 and 0.5 (got {quantile!r})")
+    resample = opts.get("resample_probability", 0.25)
+    if (
+        isinstance(resample, bool)
+        or not isinstance(resample, int | float)
+        or not 0 <= resample <= 1
+    ):
+        raise SpecError(
+            f"strategy.resample_probability: must be between 0 and 1 (got {resample!r})"
+        )
+    return PopulationBasedSampler(
+        population_size=_int_opt(opts, "population_size", 8, 2),
+        quantile=float(quantile),
+        resample_probability=float(resample),
+        seed=ctx.seed,
+    )
+
+
 def _grid(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     points = _int_opt(opts, "grid_points", 5, 2)
     if points > MAX_GRID_POINTS:  # values per continuous range: the grid grows as points**n
@@ -123,6 +149,7 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "qmc": (_qmc, frozenset({"qmc_type", "scramble"})),
     "evolution": (_evolution, frozenset({"population_size", "sample_size"})),
     "grid": (_grid, frozenset({"grid_points", "shuffle"})),
+    "pbt": (_pbt, frozenset({"population_size", "quantile", "resample_probability"})),
 }
 
 
