@@ -5,6 +5,8 @@
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull           browse the model repository
     kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
+    kubetune pipeline compile SPEC -o FILE   a Kubeflow pipeline (looping or controller form)
+    kubetune run --kfp-local SPEC            that pipeline, run here through kfp.local
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
 traceback means a bug. ``--output json`` prints one JSON document on stdout (progress stays
@@ -71,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resume a study although its metric, space, data, trainer or fidelity changed",
     )
+    run.add_argument(
+        "--kfp-local",
+        action="store_true",
+        help="run the compiled Kubeflow pipeline on this machine through kfp.local",
+    )
+    run.add_argument(
+        "--form",
+        choices=("looping", "controller"),
+        default="looping",
+        help="with --kfp-local: the pipeline form (default: looping)",
+    )
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
     val.add_argument("spec", help="experiment spec (YAML); its data is loaded and checked too")
@@ -113,7 +126,17 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("data", help="rows to predict (.csv or .parquet; extra columns ignored)")
     pred.add_argument("--output", required=True, help="where to write predictions (.csv/.parquet)")
     pred.add_argument("--model-repo", help=repo_help)
+
+    pipeline = sub.add_parser("pipeline", help="Kubeflow Pipelines: compile a spec into a pipeline")
+    _add_pipeline_commands(pipeline.add_subparsers(dest="pipeline_command", required=True))
     return parser
+
+
+def _add_pipeline_commands(pipeline_commands: argparse._SubParsersAction) -> None:
+    """Each ``kubetune pipeline`` subcommand registers itself with a ``pipeline_handler``."""
+    from kubetune.cli.pipeline_compile import add_compile_command
+
+    add_compile_command(pipeline_commands)
 
 
 def _output_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -182,6 +205,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "models":
         return _models(args)
+    if args.command == "pipeline":
+        return int(args.pipeline_handler(args))
     if args.command == "predict":
         from kubetune.cli.predict_cmd import run_predict
         from kubetune.core.spec import DEFAULT_MODEL_REPO
@@ -199,17 +224,30 @@ def _run(args: argparse.Namespace) -> int:
     from kubetune.steps.run import run_experiment
 
     limits = {"max_trials": args.max_trials, "parallel": args.parallel, "timeout": args.timeout}
-    spec = load_run_spec(
-        args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
-    )
-    console = Console(stderr=True)
     model_repo = first_set(args.model_repo, ENV_MODEL_REPO, os.environ)
-    summary = run_experiment(
-        spec,
-        model_repo=model_repo,
-        console=console,
-        accept_changed_study=args.accept_changed_study,
-    )
+    if args.kfp_local:
+        from kubetune.kfp.local_run import run_pipeline_locally
+        from kubetune.steps.search import normalize_objective
+
+        # The storage stays out of the compiled spec (a database URL may hold a password):
+        # the tasks read it from the environment, as they read a Secret in a cluster.
+        spec = load_run_spec(args.spec, environ={}, limits=limits, seed=args.seed)
+        summary = run_pipeline_locally(
+            normalize_objective(spec),
+            form=args.form,
+            model_repo=model_repo,
+            storage=first_set(args.storage, ENV_STORAGE, os.environ),
+        ).summary
+    else:
+        spec = load_run_spec(
+            args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
+        )
+        summary = run_experiment(
+            spec,
+            model_repo=model_repo,
+            console=Console(stderr=True),
+            accept_changed_study=args.accept_changed_study,
+        )
     if args.output == "json":
         from kubetune.cli.json_views import print_json
 
