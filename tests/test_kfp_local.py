@@ -77,8 +77,11 @@ def test_looping_form_stops_on_its_target_and_pushes_a_version(workdir: Path) ->
 
 
 @pytest.mark.slow
-def test_controller_form_runs_its_trial_count_and_pushes_a_version(workdir: Path) -> None:
+def test_controller_form_runs_its_trial_count_and_pushes_a_version(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     summary = _run(workdir, SPEC % ("", 3), "--form", "controller")
+    assert json.loads(capsys.readouterr().out) == summary  # kfp's task logs went to stderr
     assert summary["stop_kind"] == "max_trials"
     assert summary["completed"] == 3
     assert len(_study_trials(workdir)) == 3

@@ -8,6 +8,7 @@ the order the compiled pipeline runs them, on a journal study in a temporary fol
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,9 @@ def test_suggest_and_record_run_twice_give_the_same_answer_and_tell_once(workdir
     info.pop("decision")
     study.set_user_attr(key, info)
     redone = record_round(spec, run_id="r", round_index=0, results=results, last_round=False)
-    assert redone == decision
+    # the same decision (the search's wall time has moved on, of course)
+    assert redone.go_on == decision.go_on
+    assert replace(redone.result, elapsed_s=0) == replace(decision.result, elapsed_s=0)
     assert [(t.number, t.state, dict(t.intermediate_values)) for t in _study(spec).trials] == told
     assert [t.state for t in _study(spec).trials].count(TrialState.RUNNING) == 1  # promoted
 
@@ -232,3 +235,37 @@ def test_a_study_file_inside_a_pod_is_refused() -> None:
     with pytest.raises(SpecError, match=r"KUBETUNE_STORAGE Secret"):
         shared_study_check(run_context(spec), environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
     shared_study_check(run_context(spec), environ={})  # a laptop: a local file is fine
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "val_accuracy", "f1"])
+def test_the_light_objective_spelling_matches_the_search_step(metric: str) -> None:
+    """suggest/record tasks spell the objective without importing the trainer stack."""
+    from kubetune.steps.search import normalize_objective
+
+    spec = resolve_spec(SPEC.replace("metric: accuracy", f"metric: {metric}"), environ={})
+    plain = normalize_objective(
+        parse_spec_text(SPEC.replace("metric: accuracy", f"metric: {metric}"))
+    )
+    assert spec.objective.metric == plain.objective.metric
+
+
+def test_the_light_budget_matches_the_train_step() -> None:
+    from optuna.trial import create_trial
+
+    from kubetune.steps.search_result import _budget
+    from kubetune.steps.train import best_budget
+
+    spec = resolve_spec(SPEC, environ={})
+    no_fidelity = resolve_spec(SPEC.replace("fidelity:", "#"), environ={})
+    reported = create_trial(value=0.9, intermediate_values={5: 0.8, 15: 0.9})
+    for s in (spec, no_fidelity):
+        for trial in (reported, create_trial(value=0.5), None):
+            assert _budget(s, trial) == best_budget(s, trial)
+
+
+def parse_spec_text(text: str) -> ExperimentSpec:
+    import yaml
+
+    from kubetune.core.spec import parse_spec
+
+    return parse_spec(yaml.safe_load(text))

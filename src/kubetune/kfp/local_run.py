@@ -9,9 +9,10 @@ environment instead). Each task starts a fresh interpreter, about a second or mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,11 +64,13 @@ def run_pipeline_locally(
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=str(root),
-            workspace_root=tempfile.mkdtemp(prefix="kubetune-kfp-"),
             raise_on_error=False,
         )
         pipeline = components.load_component_from_file(str(pipeline_yaml))
-        pipeline(model_repo=str(context.model_repo))
+        # kfp.local logs every task to stdout; kubetune keeps stdout for results
+        # (`--output json`) and progress on stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            pipeline(model_repo=str(context.model_repo))
     finally:
         if saved is None:
             os.environ.pop(ENV_STORAGE, None)

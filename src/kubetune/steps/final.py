@@ -21,7 +21,7 @@ from kubetune.core.storage import open_storage
 from kubetune.errors import KubetuneError
 from kubetune.report.summary import RunSummary
 from kubetune.steps.evaluate import evaluate
-from kubetune.steps.pipeline_io import DataRef, load_data, run_context
+from kubetune.steps.pipeline_io import DataRef, load_data, run_context, shared_study_check
 from kubetune.steps.push import push
 from kubetune.steps.search import search
 from kubetune.steps.search_result import SearchResult, search_result
@@ -57,12 +57,13 @@ def search_to_result(spec: ExperimentSpec, ref: DataRef, model_repo: str = "") -
     from kubetune.report import RichProgressObserver
 
     context = run_context(spec, model_repo)
+    shared_study_check(context)  # push reads the study in another pod (the run report)
     console = Console(stderr=True)
     observer = RichProgressObserver(
         console=console, metric=spec.objective.metric, direction=spec.direction
     )
     result = search(spec, observer=observer, data_fingerprint=ref.fingerprint, context=context)
-    return search_result(spec, result.study, result.stop_reason)
+    return search_result(spec, result.study, result.stop_reason, result.elapsed_s)
 
 
 def train_to_dir(spec: ExperimentSpec, ref: DataRef, result: SearchResult, directory: str) -> None:
@@ -154,7 +155,8 @@ def push_model_dir(
         promoted=pushed.promoted,
     )
     print(f"model repository: {pushed.gate}", flush=True)
-    summary.elapsed_s = time.monotonic() - started
+    # the search's wall time plus this task's; task start-up and the other tasks are not in it
+    summary.elapsed_s = result.elapsed_s + time.monotonic() - started
     _write_outputs(spec, context, summary, report_path)
     return summary
 

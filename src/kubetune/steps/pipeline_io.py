@@ -21,15 +21,16 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kubetune.core.metrics import validation_key
 from kubetune.core.paths import uri_scheme
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec, load_spec
-from kubetune.data import Dataset
 from kubetune.errors import DataError, SpecError
-from kubetune.steps.retrieve import retrieve
-from kubetune.steps.search import normalize_objective
+
+if TYPE_CHECKING:  # the data stack (pandas, scikit-learn) loads only in tasks that need data
+    from kubetune.data import Dataset
 
 __all__ = [
     "ENV_MODEL_REPO",
@@ -78,7 +79,16 @@ def resolve_spec(
     storage = environ.get(ENV_STORAGE) or None
     if storage:
         parsed = parsed.replaced({"storage": storage}, source="spec")
-    return normalize_objective(parsed)
+    return _normalize_objective(parsed)
+
+
+def _normalize_objective(spec: ExperimentSpec) -> ExperimentSpec:
+    """``steps.search.normalize_objective`` (the objective spelled as trials report it)
+    without importing the trainers: suggest and record tasks start faster."""
+    key = validation_key(spec.objective.metric)
+    if key == spec.objective.metric:
+        return spec
+    return spec.updated("objective", {"metric": key})
 
 
 def _inline_spec(text: str) -> ExperimentSpec:
@@ -213,6 +223,8 @@ class DataRef:
 
 def load_data(spec: ExperimentSpec, ref: DataRef | None = None) -> Dataset:
     """The spec's data; with ``ref``, refused unless it is the data the run pinned."""
+    from kubetune.steps.retrieve import retrieve
+
     data = retrieve(spec)
     if ref is not None and data.fingerprint != ref.fingerprint:
         raise DataError(

@@ -40,7 +40,6 @@ from kubetune.core.attrs import (
 from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
 from kubetune.core.loop import trial_seed
 from kubetune.core.plan import open_study, plan_search, stop_conditions
-from kubetune.core.run_trial import run_trial
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.stop_reason import StopKind, StopReason
 from kubetune.core.strategies import SamplerContext, build_sampler
@@ -51,8 +50,6 @@ from kubetune.core.trial import TrialOutcome, TrialRequest, TrialStatus
 from kubetune.errors import SpecError
 from kubetune.steps.pipeline_io import DataRef, run_context, shared_study_check
 from kubetune.steps.search_result import SearchResult, search_result
-from kubetune.steps.trial import BuiltinTrial
-from kubetune.trainers import NullReporter
 
 __all__ = ["RoundDecision", "record_round", "run_round_trial", "suggest_round"]
 
@@ -182,6 +179,11 @@ def run_round_trial(spec: ExperimentSpec, request: str, data: DataRef | None = N
     round's ``record`` decides who goes on. A failing config is a result, not a failed
     task; only a dead pod fails the task (and KFP retries it).
     """
+    # Imported here: suggest and record tasks need neither the trainers nor the data stack.
+    from kubetune.core.run_trial import run_trial
+    from kubetune.steps.trial import BuiltinTrial
+    from kubetune.trainers import NullReporter
+
     req = json.loads(request)
     # KFP may hand numbers back as floats (protobuf Struct): the contract wants ints.
     budget = None if req.get("budget") is None else int(req["budget"])
@@ -257,7 +259,7 @@ def record_round(
     else:
         state.bracket, state.rung, state.pending = int(round_info["bracket"]) + 1, 0, []
     state.save(study, run_id)
-    result = search_result(spec, study, reason)
+    result = search_result(spec, study, reason, elapsed)
     decision = RoundDecision(reason is None, result)
     study.set_user_attr(
         key, {**round_info, "decision": {"go_on": decision.go_on, "result": asdict(result)}}

@@ -18,7 +18,6 @@ from kubetune.core.attrs import METRICS, PARAMS, RETRIED, SCHEDULER, STRATEGY
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.stop_reason import StopReason
 from kubetune.errors import KubetuneError
-from kubetune.steps.train import best_budget
 
 __all__ = ["SearchResult", "search_result"]
 
@@ -37,6 +36,7 @@ class SearchResult:
     failed: int = 0
     strategy: str = ""
     scheduler: str = ""
+    elapsed_s: float = 0.0  # wall time of the search (all rounds, for the looping form)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -50,7 +50,7 @@ class SearchResult:
 
 
 def search_result(
-    spec: ExperimentSpec, study: optuna.Study, reason: StopReason | None
+    spec: ExperimentSpec, study: optuna.Study, reason: StopReason | None, elapsed_s: float = 0.0
 ) -> SearchResult:
     trials = study.get_trials(deepcopy=False)
     try:
@@ -66,7 +66,7 @@ def search_result(
         best_params=params,
         best_value=best.value if best is not None else None,
         best_trial=best.number if best is not None else None,
-        budget=best_budget(spec, best),
+        budget=_budget(spec, best),
         validation_metrics=dict(best.user_attrs.get(METRICS, {})) if best is not None else {},
         stop_reason=reason.message if reason is not None else "",
         stop_kind=reason.kind.value if reason is not None else "",
@@ -75,4 +75,15 @@ def search_result(
         failed=sum(not t.user_attrs.get(RETRIED) for t in failed),
         strategy=str(study.user_attrs.get(STRATEGY, "")),
         scheduler=str(study.user_attrs.get(SCHEDULER, "")),
+        elapsed_s=round(elapsed_s, 3),
     )
+
+
+def _budget(spec: ExperimentSpec, best: optuna.trial.FrozenTrial | None) -> int | None:
+    """``steps.train.best_budget`` (the best trial's last reported step, else the fidelity
+    maximum) without importing the trainers: record tasks start faster."""
+    if spec.fidelity is None:
+        return None
+    if best is not None and best.intermediate_values:
+        return max(best.intermediate_values)
+    return spec.fidelity.max
