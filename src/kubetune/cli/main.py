@@ -5,6 +5,8 @@
     kubetune trial --request R --output O   one trial (what a subprocess or pod runs)
     kubetune models list|show|pull|promote|diff   browse and manage the model repository
     kubetune predict NAME[:REF] DATA --output FILE   predictions of a stored model
+    kubetune pipeline compile SPEC -o FILE   a Kubeflow pipeline (looping or controller form)
+    kubetune run --kfp-local SPEC            that pipeline, run here through kfp.local
     kubetune pipeline upload|submit|schedule|runs|status   a compiled pipeline on KFP
 
 A user mistake prints one ``error:`` line (or a few, for a spec) and exits with 2; a
@@ -92,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
         help="name of the schedule that started this run, recorded in the pushed manifest"
         " (default: $KUBETUNE_SCHEDULE)",
     )
+    run.add_argument(
+        "--kfp-local",
+        action="store_true",
+        help="run the compiled Kubeflow pipeline on this machine through kfp.local",
+    )
+    run.add_argument(
+        "--form",
+        choices=("looping", "controller"),
+        default="looping",
+        help="with --kfp-local: the pipeline form (default: looping)",
+    )
 
     val = sub.add_parser("validate", help="check a spec and print the resolved search space")
     val.add_argument("spec", help="experiment spec (YAML); its data is loaded and checked too")
@@ -168,10 +181,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _pipeline_group(sub: Any) -> None:
     """``kubetune pipeline ...``: each subcommand sets ``handler`` (args -> exit code)."""
+    from kubetune.cli.pipeline_compile import add_compile_command
     from kubetune.cli.pipeline_remote import add_remote_commands
 
-    pipeline = sub.add_parser("pipeline", help="upload, run and schedule Kubeflow pipelines")
+    pipeline = sub.add_parser(
+        "pipeline", help="Kubeflow Pipelines: compile a spec, upload, run and schedule pipelines"
+    )
     group = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    add_compile_command(group)
     add_remote_commands(group)
 
 
@@ -265,20 +282,33 @@ def _run(args: argparse.Namespace) -> int:
     from kubetune.steps.run import run_experiment
 
     limits = {"max_trials": args.max_trials, "parallel": args.parallel, "timeout": args.timeout}
-    spec = load_run_spec(
-        args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
-    )
-    console = Console(stderr=True)
     model_repo = first_set(args.model_repo, ENV_MODEL_REPO, os.environ)
-    summary = run_experiment(
-        spec,
-        model_repo=model_repo,
-        artifacts=first_set(args.artifacts, ENV_ARTIFACTS, os.environ),
-        console=console,
-        accept_changed_study=args.accept_changed_study,
-        force=args.force,
-        provenance=Provenance.resolve(run_id=args.run_id, schedule=args.schedule),
-    )
+    if args.kfp_local:
+        from kubetune.kfp.local_run import run_pipeline_locally
+        from kubetune.steps.search import normalize_objective
+
+        # The storage stays out of the compiled spec (a database URL may hold a password):
+        # the tasks read it from the environment, as they read a Secret in a cluster.
+        spec = load_run_spec(args.spec, environ={}, limits=limits, seed=args.seed)
+        summary = run_pipeline_locally(
+            normalize_objective(spec),
+            form=args.form,
+            model_repo=model_repo,
+            storage=first_set(args.storage, ENV_STORAGE, os.environ),
+        ).summary
+    else:
+        spec = load_run_spec(
+            args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
+        )
+        summary = run_experiment(
+            spec,
+            model_repo=model_repo,
+            artifacts=first_set(args.artifacts, ENV_ARTIFACTS, os.environ),
+            console=Console(stderr=True),
+            accept_changed_study=args.accept_changed_study,
+            force=args.force,
+            provenance=Provenance.resolve(run_id=args.run_id, schedule=args.schedule),
+        )
     if args.output == "json":
         from kubetune.cli.json_views import print_json
 

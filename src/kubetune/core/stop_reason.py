@@ -17,6 +17,7 @@ class StopKind(Enum):
     NOTHING_LEFT = "nothing_left"  # the sampler has nothing more to offer
     INTERRUPTED = "interrupted"  # Ctrl-C
     LEASE_LOST = "lease_lost"  # another controller took the study over
+    MAX_ROUNDS = "max_rounds"  # a looping pipeline ran all the rounds it was compiled with
 
 
 class StopReason(str):
