@@ -74,7 +74,7 @@ MODES: dict[str, Mode] = {
         problems=SUITES["quick"],
         peers=tuple(p for p in _ALL_PEERS if p != "kubetune-tpe"),
         seeds=3,
-        trials={"default": 30, "sklearn": 20, "torch": 8},
+        trials={"default": 20, "sklearn": 15, "torch": 6},
         ray_problems=("branin-mf",),
         ray_seeds=1,
         scaling_sizes=(50, 500),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,11 @@ def _median_curve(
         idx = np.searchsorted(np.asarray(xs), grid, side="right") - 1
         vals = np.where(idx >= 0, np.asarray([*best, math.nan])[np.maximum(idx, 0)], np.nan)
         rows.append(vals - optimum)
-    with np.errstate(all="ignore"):
-        return np.nanmedian(np.asarray(rows, dtype=float), axis=0) if rows else grid * np.nan
+    if not rows:
+        return grid * np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # before a peer's first completed trial
+        return np.nanmedian(np.asarray(rows, dtype=float), axis=0)
 
 
 def anytime(traces: list[RunTrace], summary: dict[str, Any], axis: str, path: Path) -> None:
@@ -47,6 +51,8 @@ def anytime(traces: list[RunTrace], summary: dict[str, Any], axis: str, path: Pa
     names = [n for n in summary["problems"] if n in groups]
     if not names:
         return
+    peers = sorted({p for per in groups.values() for p in per})
+    colors = {peer: plt.get_cmap("tab10")(i % 10) for i, peer in enumerate(peers)}
     cols = 4
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
@@ -62,9 +68,18 @@ def anytime(traces: list[RunTrace], summary: dict[str, Any], axis: str, path: Pa
             default=1.0,
         )
         grid = np.linspace(0, max(end, 1e-9), 200)
-        for peer, ts in sorted(per_peer.items()):
-            curve = _median_curve(ts, grid, optimum, axis)
-            ax.plot(grid, np.maximum(curve, 1e-9), label=peer, linewidth=1.2)
+        curves = {peer: _median_curve(ts, grid, optimum, axis) for peer, ts in per_peer.items()}
+        top = max((np.nanmax(c) for c in curves.values() if np.isfinite(c).any()), default=1.0)
+        floor = max(top, 1e-12) * 1e-4  # a regret of 0 (the best known) sits on the floor
+        for peer, curve in sorted(curves.items()):
+            ax.plot(
+                grid,
+                np.maximum(curve, floor),
+                label=peer,
+                linewidth=1.2,
+                color=colors[peer],
+                linestyle="--" if peer.startswith(("random", "optuna-random")) else "-",
+            )
         ax.set_yscale("log")
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=6)

@@ -49,7 +49,6 @@ SUITES: dict[str, tuple[str, ...]] = {
         "branin",
         "hartmann6",
         "branin-mf",
-        "hartmann6-mf",
         "branin-misleading",
         "hpobench-australian",
         "hpolib-naval_propulsion",
