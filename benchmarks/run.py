@@ -58,6 +58,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="sections, problems, families or peers",
     )
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep OUT's earlier results for whatever this run does not redo (runs of other"
+        " problem/peer pairs, sections not run); RESULTS.md lists both commands",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help="redo RESULTS.md and the plots from OUT's JSON of an earlier run, running nothing",
@@ -116,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
                     unavailable.setdefault(peer, "not run in smoke mode (core dependencies only)")
         if "quality" in sections:
             traces, q_info = quality.run_matrix(mode, workdir, say, unavailable=unavailable)
-            quality.save(out / "traces.json", traces, q_info)
-            results["quality"] = analysis.summarize(traces, q_info)
         if "overhead" in sections:
             o_data = orchestration.measure(mode, workdir, unavailable, say)
         if "scaling" in sections:
             s_data = scaling.measure(mode.scaling_sizes, mode.scaling_storages, say=say)
     results["overhead"], results["scaling"] = o_data, s_data
+    if args.merge:
+        traces, q_info = _merge(out, results, traces, q_info, sections)
+    if q_info is not None:
+        quality.save(out / "traces.json", traces, q_info)
+        results["quality"] = analysis.summarize(traces, q_info)
     verdicts = _write(results, traces, q_info, report_path, skip_plots=args.smoke)
     results["targets"] = [v.__dict__ for v in verdicts]
     (out / "summary.json").write_text(json.dumps(_jsonable(results), indent=1))
@@ -163,6 +172,39 @@ def _write(
         )
     )
     return verdicts
+
+
+def _merge(
+    out: Path,
+    results: dict[str, Any],
+    traces: list[Any],
+    q_info: dict[str, Any] | None,
+    sections: list[str],
+) -> tuple[list[Any], dict[str, Any] | None]:
+    """This run's results over an earlier run's in ``out``: runs of the (problem, peer)
+    pairs redone and the sections run replace the earlier ones; the rest is kept."""
+    summary, raw = out / "summary.json", out / "traces.json"
+    if not summary.exists():
+        return traces, q_info
+    earlier = _from_json(json.loads(summary.read_text()))
+    results["command"] = f"{earlier['command']}, then {results['command']}"
+    results["mode"] = earlier["mode"]
+    for section in ("overhead", "scaling"):
+        if section not in sections:
+            results[section] = earlier.get(section)
+    if not raw.exists():
+        return traces, q_info
+    old_traces, old_info = quality.load(raw)
+    redone = {(t.problem, t.peer) for t in traces}
+    merged = [t for t in old_traces if (t.problem, t.peer) not in redone] + traces
+    info = old_info
+    if q_info is not None:
+        info = {
+            "unavailable_peers": old_info["unavailable_peers"],
+            "problems": {**old_info["problems"], **q_info["problems"]},
+            "skipped": sorted(set(old_info["skipped"]) | set(q_info["skipped"])),
+        }
+    return merged, info
 
 
 def _render_again(out: Path, report_path: Path, smoke: bool, say: Any) -> int:

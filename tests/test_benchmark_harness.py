@@ -17,9 +17,12 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from harness import metrics  # noqa: E402
+from harness.peers.kubetune_peer import study_name  # noqa: E402
 from harness.problems import PROBLEMS, make_problem  # noqa: E402
 from harness.problems.synthetic import branin, hartmann6  # noqa: E402
 from harness.trace import RunTrace, TrialRecord  # noqa: E402
+
+from kubetune.core.spec import parse_spec  # noqa: E402
 
 
 def _trace(
@@ -121,10 +124,16 @@ def test_low_fidelities_keep_or_reverse_the_ranking() -> None:
     assert steps == list(range(1, 28))
 
 
-def test_every_registered_problem_builds() -> None:
+def test_every_registered_problem_builds_and_names_a_valid_experiment() -> None:
+    space = {"x": {"type": "float", "low": 0, "high": 1}}
     for name in PROBLEMS:
         problem = PROBLEMS[name]()
         assert problem.name == name
+        # kubetune.tune refuses names with '_' (hpolib-naval_propulsion): the peer maps them
+        objective = {"metric": "v", "direction": "minimize"}
+        parse_spec(
+            {"name": study_name(name), "objective": objective, "search_space": space}, source=name
+        )
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ class _Objective:
     def __call__(self, params: dict[str, Any], ctx: kubetune.TrialContext) -> float:
         report = ctx.report if self.problem.max_budget is not None else None
         return self.problem.objective(params, report)
+
+
+def study_name(problem: str) -> str:
+    """A valid experiment name (lowercase letters, digits, '-'; at most 40) for a problem."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"bench-{problem}".lower())[:40].strip("-")
 
 
 class KubetunePeer(Peer):
@@ -53,7 +59,7 @@ class KubetunePeer(Peer):
             parallel=1,
             retries=0,
             seed=seed,
-            name=f"bench-{problem.name}",
+            name=study_name(problem.name),
         )
         trace = from_study(
             result.study,
