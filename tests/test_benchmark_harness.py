@@ -163,3 +163,17 @@ def test_smoke_run_end_to_end_on_core_dependencies(tmp_path: Path) -> None:
     assert "peer ray-tune: not run in smoke mode" in results
     assert "Ray Tune (local, 2 concurrent) | - | not run in smoke mode" in results
     assert not (tmp_path / "plots").exists()
+
+
+def test_only_narrows_a_mode_and_can_add_a_problem_outside_it() -> None:
+    from harness.modes import resolve
+
+    quick = resolve("quick")
+    narrowed = resolve("quick", only=("sklearn", "kubetune"))
+    assert narrowed.problems == tuple(p for p in quick.problems if p.startswith("sklearn-"))
+    assert narrowed.peers == ("kubetune", "sklearn-halving")  # sklearn-halving is a "sklearn-"
+    added = resolve("quick", seeds=2, only=("hartmann6-mf",))
+    assert added.problems == ("hartmann6-mf",) and added.seeds == 2
+    assert added.peers == quick.peers
+    with pytest.raises(KeyError, match="no problem or peer named nope"):
+        resolve("quick", only=("nope",))

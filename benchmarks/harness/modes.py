@@ -108,10 +108,23 @@ def resolve(name: str, seeds: int | None = None, only: tuple[str, ...] = ()) -> 
     if seeds is not None:
         mode = replace(mode, seeds=seeds, ray_seeds=min(mode.ray_seeds, seeds))
     if only:
-        problems = tuple(p for p in mode.problems if any(_matches(p, o) for o in only))
-        peers = tuple(p for p in mode.peers if any(_matches(p, o) for o in only))
+        problems = _pick(only, mode.problems, SUITES["full"])
+        peers = _pick(only, mode.peers, _ALL_PEERS)
+        unknown = [o for o in only if not any(_matches(n, o) for n in (*problems, *peers))]
+        if unknown:
+            raise KeyError(f"--only: no problem or peer named {', '.join(unknown)}")
         mode = replace(mode, problems=problems or mode.problems, peers=peers or mode.peers)
     return mode
+
+
+def _pick(only: tuple[str, ...], own: tuple[str, ...], every: tuple[str, ...]) -> tuple[str, ...]:
+    """Names matching ``only`` among the mode's own; a pattern that matches none of them is
+    looked up among every registered name (to add a problem or peer to a quick run)."""
+    picked = [n for n in own if any(_matches(n, o) for o in only)]
+    for o in only:
+        if not any(_matches(n, o) for n in own):
+            picked += [n for n in every if _matches(n, o) and n not in picked]
+    return tuple(picked)
 
 
 def _matches(name: str, pattern: str) -> bool:

@@ -15,6 +15,24 @@ NOISE_NOTE = (
 )
 
 
+# How to read figures that look odd; true of every run, so written once here.
+READING_NOTES = (
+    "Peers given the same seed draw the same first configs (optuna's TPE and kubetune's"
+    " strategies start with random trials seeded like the RandomSampler), so on small budgets"
+    " several peers tie: e.g. on torch-mlp-digits in quick mode (6 full evaluations) every peer"
+    " reaches the target on its second full evaluation, and the time-to-target speed-up is 1.0"
+    " for all.",
+    "Wall-clock speed-ups on the synthetic and tabular problems compare optuna's in-process"
+    " loop (microseconds per trial for a formula or a table look-up) with kubetune's worker"
+    " processes (started once per run, about 2 s here) and its default sampler's own time (a"
+    " Gaussian process for small numeric spaces): they say what a search of free trials costs,"
+    " not what a search of real training costs. Read them on the scikit-learn grid and the"
+    " torch MLP.",
+    "A speed-up in budget steps counts the steps every trial ran, pruned ones included;"
+    " quality is read at the same cost for every peer (see Search quality).",
+)
+
+
 def _f(x: Any, digits: int = 2) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -79,6 +97,7 @@ def render(
         ["target", "measured", "verdict", "note"],
         [[v.target, v.measured, v.verdict, v.note] for v in verdicts],
     )
+    out += ["Reading notes:", "", *[f"- {note}" for note in READING_NOTES], ""]
     if quality is not None and quality_info is not None:
         out += _quality(quality, quality_info)
     if orchestration is not None:
