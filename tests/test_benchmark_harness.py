@@ -164,6 +164,34 @@ def test_smoke_run_end_to_end_on_core_dependencies(tmp_path: Path) -> None:
     assert "Ray Tune (local, 2 concurrent) | - | not run in smoke mode" in results
     assert not (tmp_path / "plots").exists()
 
+    # --merge: redo one peer on one problem, keep the rest (other runs, overhead, scaling)
+    def runs(path: Path) -> list[tuple[str, str]]:
+        traces = json.loads(path.read_text())["traces"]
+        return sorted((t["problem"], t["peer"]) for t in traces)
+
+    before = runs(tmp_path / "traces.json")
+    merge = [sys.executable, str(BENCH / "run.py"), "--smoke", "--out", str(tmp_path), "--merge"]
+    only = ["--only", "quality", "branin", "optuna-random"]  # branin matches branin-mf too
+    done = subprocess.run([*merge, *only], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert runs(tmp_path / "traces.json") == before
+    merged = json.loads((tmp_path / "summary.json").read_text())
+    assert merged["overhead"] == summary["overhead"] and merged["scaling"] == summary["scaling"]
+    assert set(merged["quality"]["problems"]) == set(problems)
+    assert ", then python benchmarks/run.py --smoke" in merged["command"]
+
+    # --render-only: RESULTS.md again from the JSON, running nothing
+    (tmp_path / "RESULTS.md").unlink()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--smoke", "--out", str(tmp_path), "--render-only"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| target | measured | verdict | note |" in (tmp_path / "RESULTS.md").read_text()
+
 
 def test_only_narrows_a_mode_and_can_add_a_problem_outside_it() -> None:
     from harness.modes import resolve
