@@ -5,6 +5,8 @@ speed-up, per-trial overhead and controller scaling. Writes JSON, RESULTS.md and
     python benchmarks/run.py --quick         # a subset, 3 seeds: about 10 minutes on 2 cores
     python benchmarks/run.py --smoke --out /tmp/b   # seconds, core dependencies only (CI)
     python benchmarks/run.py --quick --only quality sklearn kubetune optuna-tpe
+    python benchmarks/run.py --quick --merge --only quality hartmann6-mf  # add, keep the rest
+    python benchmarks/run.py --quick --render-only   # RESULTS.md again from OUT's JSON
 
 ``--only`` takes section names (quality, overhead, scaling), problem names or families
 (``sklearn``, ``hpobench``, ``branin``) and peer names; what it does not name stays whole.
