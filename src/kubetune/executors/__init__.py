@@ -3,6 +3,7 @@ so a local run never imports the Kubernetes client.
 
     local        reused worker processes on this machine (the embedded default)
     subprocess   one ``kubetune trial`` process per trial: the pod contract, run locally
+    kubernetes   one ``batch/v1`` Job per trial attempt in a cluster
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
 _EXECUTORS: dict[str, str] = {
     "local": "kubetune.executors.local:LocalExecutor",
     "subprocess": "kubetune.executors.subprocess:SubprocessExecutor",
+    "kubernetes": "kubetune.executors.kubernetes:KubernetesExecutor",
 }
 EXECUTOR_KINDS: tuple[str, ...] = tuple(_EXECUTORS)
 
