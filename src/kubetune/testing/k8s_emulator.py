@@ -66,7 +66,7 @@ class KubernetesEmulator:
         self._objects: dict[Key, Obj] = {}
         self._version = 0
         self._history: collections.deque[WatchEvent] = collections.deque(maxlen=history_limit)
-        self._expired_below = 0  # watches resuming from a version below this get 410
+        self._oldest_resumable = 0  # a watch resuming from an older version gets 410
         self._closed = False
         self._watch_generation = 0  # bumped by break_watches(): open streams end
         self.requests: collections.Counter[str] = collections.Counter()
@@ -216,7 +216,7 @@ class KubernetesEmulator:
         """Forget every change so far: a watch resuming from an older version gets 410 Gone."""
         with self._lock:
             self._history.clear()
-            self._expired_below = self._version + 2  # even a watch that saw everything
+            self._oldest_resumable = self._version + 1  # even a watch that saw everything
             self._watch_generation += 1
             self._lock.notify_all()
 
@@ -232,7 +232,7 @@ class KubernetesEmulator:
         self._version += 1
         obj["metadata"]["resourceVersion"] = str(self._version)
         if self._history.maxlen is not None and len(self._history) == self._history.maxlen:
-            self._expired_below = self._history[0].version + 1
+            self._oldest_resumable = self._history[0].version
         event = WatchEvent(self._version, type_, resource, copy.deepcopy(obj))
         self._history.append(event)
         self._lock.notify_all()
@@ -248,6 +248,8 @@ class KubernetesEmulator:
                 resource, namespace, query.get("labelSelector", ""), query.get("fieldSelector", "")
             )
             version = self._version
+            # the version a list gives is always one a watch can start from
+            self._oldest_resumable = min(self._oldest_resumable, version)
         api_version, kind = _KINDS[resource]
         return {
             "apiVersion": api_version,
@@ -279,14 +281,14 @@ class KubernetesEmulator:
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
-                gone = cursor + 1 < self._expired_below
+                gone = cursor < self._oldest_resumable
                 pending = [] if gone else [e for e in self._history if e.version > cursor]
                 while not pending and not gone:
                     left = deadline - time.monotonic()
                     if self._closed or generation != self._watch_generation or left <= 0:
                         return
                     self._lock.wait(min(left, 1.0))
-                    gone = cursor + 1 < self._expired_below
+                    gone = cursor < self._oldest_resumable
                     pending = [e for e in self._history if e.version > cursor]
             if gone:  # the client must list again
                 yield _status_event(HTTPStatus.GONE, "Expired", f"too old resource version: {cursor}")
@@ -388,7 +390,9 @@ def _handler(emulator: KubernetesEmulator) -> type[BaseHTTPRequestHandler]:
                     return self._reply(obj)
                 if verb == "create":
                     return self._reply(emulator.create(resource, ns, body), 201)
-                return self._reply(emulator.delete(resource, ns, name, body.get("propagationPolicy")))
+                # the client sends it as a query parameter, kubectl in a DeleteOptions body
+                policy = query.get("propagationPolicy") or body.get("propagationPolicy")
+                return self._reply(emulator.delete(resource, ns, name, policy))
             except _ApiError as exc:
                 self._reply(_status(exc.code, exc.reason, exc.message), int(exc.code))
 
