@@ -31,9 +31,10 @@ def simulated_cluster(
     tmp_path: Path, faults: Callable[[dict[str, Any]], Fault | None] | None = None, **kubelet: Any
 ) -> Iterator[tuple[KubernetesEmulator, SimulatedKubelet, Path]]:
     """The simulated API server and kubelet, and a kubeconfig file pointing at it."""
-    with KubernetesEmulator() as emulator, SimulatedKubelet(
-        emulator, faults=faults, **kubelet
-    ) as node:
+    with (
+        KubernetesEmulator() as emulator,
+        SimulatedKubelet(emulator, faults=faults, **kubelet) as node,
+    ):
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(emulator.kubeconfig())
         yield emulator, node, kubeconfig

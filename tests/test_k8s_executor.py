@@ -17,11 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_helpers import make_executor, simulated_cluster, trial_of
 
+from k8s_helpers import make_executor, simulated_cluster, trial_of
 from kubetune.core.executor import Executor, FinishedEvent
 from kubetune.core.trial import TrialFailure, TrialStatus
-from kubetune.testing.executors import ExecutorConformance, MakeExecutor, only_outcome, request, run_all
+from kubetune.testing.executors import (
+    ExecutorConformance,
+    MakeExecutor,
+    only_outcome,
+    request,
+    run_all,
+)
 from kubetune.testing.kubelet import Fault
 from kubetune.testing.trial_functions import SCRIPTED
 
@@ -59,9 +65,11 @@ def test_preempted_pod_is_replaced_and_not_counted(tmp_path: Path) -> None:
 
 def test_lost_node_is_an_infrastructure_failure(tmp_path: Path) -> None:
     lost = Fault(node_loss_after_s=0.5)
-    with simulated_cluster(tmp_path, faults=lambda job: lost) as (_, _, kc):
-        with make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor:
-            finished, _ = run_all(executor, [request(0, sleep=5.0)])
+    with (
+        simulated_cluster(tmp_path, faults=lambda job: lost) as (_, _, kc),
+        make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor,
+    ):
+        finished, _ = run_all(executor, [request(0, sleep=5.0)])
     outcome = only_outcome(finished, 0)
     assert outcome.failure is TrialFailure.INFRASTRUCTURE and outcome.failure.retryable
     assert "NodeLost" in outcome.message
@@ -92,9 +100,7 @@ def test_a_pod_that_cannot_run_is_reported_with_its_reason(
     tmp_path: Path, fault: Fault, expected: str
 ) -> None:
     with simulated_cluster(tmp_path, faults=lambda job: fault) as (emulator, _, kc):
-        with make_executor(
-            kc, tmp_path, 1, function=SCRIPTED, pending_timeout_s=1.0
-        ) as executor:
+        with make_executor(kc, tmp_path, 1, function=SCRIPTED, pending_timeout_s=1.0) as executor:
             started = time.monotonic()
             finished, _ = run_all(executor, [request(0)], timeout=20)
             waited = time.monotonic() - started
@@ -107,20 +113,22 @@ def test_a_pod_that_cannot_run_is_reported_with_its_reason(
 
 
 def test_a_job_deleted_by_hand_fails_its_trial_as_infrastructure(tmp_path: Path) -> None:
-    with simulated_cluster(tmp_path) as (emulator, _, kc):
-        with make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor:
-            executor.submit(request(0, sleep=30))
-            while not _jobs(emulator):
-                time.sleep(0.05)
-            time.sleep(0.5)
-            emulator.delete("jobs", "default", _jobs(emulator)[0]["metadata"]["name"], "Background")
-            finished: dict[int, list[FinishedEvent]] = {}
-            deadline = time.monotonic() + 10
-            while not finished:
-                assert time.monotonic() < deadline
-                for event in executor.poll(0.2):
-                    if isinstance(event, FinishedEvent):
-                        finished.setdefault(event.number, []).append(event)
+    with (
+        simulated_cluster(tmp_path) as (emulator, _, kc),
+        make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor,
+    ):
+        executor.submit(request(0, sleep=30))
+        while not _jobs(emulator):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        emulator.delete("jobs", "default", _jobs(emulator)[0]["metadata"]["name"], "Background")
+        finished: dict[int, list[FinishedEvent]] = {}
+        deadline = time.monotonic() + 10
+        while not finished:
+            assert time.monotonic() < deadline
+            for event in executor.poll(0.2):
+                if isinstance(event, FinishedEvent):
+                    finished.setdefault(event.number, []).append(event)
     outcome = only_outcome(finished, 0)
     assert outcome.failure is TrialFailure.INFRASTRUCTURE
     assert "disappeared" in outcome.message

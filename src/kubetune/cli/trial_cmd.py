@@ -36,7 +36,7 @@ from kubetune.storage import atomic_write_text, local_path, open_object, uri_sch
 # The env a pod's controller sets (kubetune.executors.kubernetes.job; plain names here so
 # the trial entry point does not import the Kubernetes executor).
 ENV_REPORT_URL = "KUBETUNE_REPORT_URL"
-ENV_REPORT_TOKEN = "KUBETUNE_REPORT_TOKEN"  # noqa: S105 - a variable name, not a secret
+ENV_REPORT_TOKEN = "KUBETUNE_REPORT_TOKEN"
 
 
 class JsonLinesReporter:

@@ -15,6 +15,7 @@ without pruning, says so once on stderr, and its result records why (``pruning_o
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import queue
@@ -211,10 +212,9 @@ class HttpReporter:
             return  # a channel of another shape: the controller falls back to its own clock
         url = self._channel.url[: -len(REPORT_PATH)] + STARTED_PATH
         body = {"number": self._number, "attempt": self._attempt}
-        try:
+        # if this fails, the report that follows says whether the controller can be reached
+        with contextlib.suppress(OSError, ValueError):
             self._post(url, body, timeout=10.0)
-        except (OSError, ValueError):
-            pass  # the report that follows says whether the controller can be reached
 
     def _post(self, url: str, body: dict[str, Any], timeout: float) -> Any:
         request = urllib.request.Request(

@@ -114,7 +114,11 @@ class KubernetesEmulator:
                 "contexts": [
                     {
                         "name": "simulated",
-                        "context": {"cluster": "simulated", "user": "tester", "namespace": namespace},
+                        "context": {
+                            "cluster": "simulated",
+                            "user": "tester",
+                            "namespace": namespace,
+                        },
                     }
                 ],
                 "current-context": "simulated",
@@ -136,7 +140,9 @@ class KubernetesEmulator:
         key = (resource, namespace, meta.get("name", ""))
         with self._lock:
             if not key[2]:
-                raise _ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required")
+                raise _ApiError(
+                    HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required"
+                )
             if key in self._objects:
                 raise _ApiError(
                     HTTPStatus.CONFLICT,
@@ -192,7 +198,9 @@ class KubernetesEmulator:
         self._notify(event)
         return copy.deepcopy(obj)
 
-    def delete(self, resource: str, namespace: str, name: str, propagation: str | None = None) -> Obj:
+    def delete(
+        self, resource: str, namespace: str, name: str, propagation: str | None = None
+    ) -> Obj:
         with self._lock:
             obj = self._objects.pop((resource, namespace, name), None)
             if obj is None:
@@ -201,8 +209,13 @@ class KubernetesEmulator:
             if resource == "jobs" and propagation in ("Background", "Foreground"):
                 uid = obj["metadata"]["uid"]
                 for key, pod in list(self._objects.items()):
-                    if key[0] == "pods" and key[1] == namespace and any(
-                        ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences", [])
+                    if (
+                        key[0] == "pods"
+                        and key[1] == namespace
+                        and any(
+                            ref.get("uid") == uid
+                            for ref in pod["metadata"].get("ownerReferences", [])
+                        )
                     ):
                         del self._objects[key]
                         events.append(self._record("DELETED", "pods", pod))
@@ -291,13 +304,17 @@ class KubernetesEmulator:
                     gone = cursor < self._oldest_resumable
                     pending = [e for e in self._history if e.version > cursor]
             if gone:  # the client must list again
-                yield _status_event(HTTPStatus.GONE, "Expired", f"too old resource version: {cursor}")
+                yield _status_event(
+                    HTTPStatus.GONE, "Expired", f"too old resource version: {cursor}"
+                )
                 return
             for event in pending:
                 cursor = event.version
                 ns = event.obj["metadata"].get("namespace")
-                if event.resource == resource and ns == namespace and _matches(
-                    event.obj, labels, fields
+                if (
+                    event.resource == resource
+                    and ns == namespace
+                    and _matches(event.obj, labels, fields)
                 ):
                     yield {"type": event.type, "object": event.obj}
 
@@ -370,7 +387,9 @@ def _handler(emulator: KubernetesEmulator) -> type[BaseHTTPRequestHandler]:
             if route is None:
                 return self._reply(_status(HTTPStatus.NOT_FOUND, "NotFound", url.path), 404)
             ns, resource, name = route["ns"], route["resource"], route["name"]
-            watching = method == "GET" and name is None and query.get("watch", "").lower() in ("true", "1")
+            watching = (
+                method == "GET" and name is None and query.get("watch", "").lower() in ("true", "1")
+            )
             verb = {
                 "POST": "create",
                 "DELETE": "delete",
@@ -386,7 +405,9 @@ def _handler(emulator: KubernetesEmulator) -> type[BaseHTTPRequestHandler]:
                 if verb == "get":
                     obj = emulator.get(resource, ns, name)
                     if obj is None:
-                        raise _ApiError(HTTPStatus.NOT_FOUND, "NotFound", f'{resource} "{name}" not found')
+                        raise _ApiError(
+                            HTTPStatus.NOT_FOUND, "NotFound", f'{resource} "{name}" not found'
+                        )
                     return self._reply(obj)
                 if verb == "create":
                     return self._reply(emulator.create(resource, ns, body), 201)

@@ -1,4 +1,6 @@
-"""A simulated kubelet (and Job controller) for :class:`~kubetune.testing.k8s_emulator.KubernetesEmulator`.
+"""A simulated kubelet (and Job controller) for the simulated API server.
+
+It works on :class:`~kubetune.testing.k8s_emulator.KubernetesEmulator`.
 
 For each Job created in its namespace it creates a pod, "schedules" it, runs the pod's
 container command as a local process with the container's env, and writes pod and Job
@@ -130,7 +132,9 @@ class SimulatedKubelet:
         self._api.patch_status("jobs", self._ns, name, {"startTime": now_iso(), "active": 1})
         first = True
         while not self._closed.is_set():
-            verdict = self._run_pod(job, fault if first else Fault(start_delay_s=fault.start_delay_s), started)
+            verdict = self._run_pod(
+                job, fault if first else Fault(start_delay_s=fault.start_delay_s), started
+            )
             first = False
             if verdict is None:  # the pod was deleted, or its pod was disrupted: say nothing
                 if self._api.get("jobs", self._ns, name) is None:
@@ -165,9 +169,14 @@ class SimulatedKubelet:
                     },
                     "annotations": dict(pod_meta.get("annotations") or {}),
                     "ownerReferences": [
-                        {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
-                         "uid": meta["uid"], "controller": True},
-                    ],  # fmt: skip
+                        {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "name": meta["name"],
+                            "uid": meta["uid"],
+                            "controller": True,
+                        },
+                    ],
                 },
                 "spec": template["spec"],
                 "status": {"phase": "Pending"},
@@ -190,7 +199,12 @@ class SimulatedKubelet:
     ) -> tuple[str, str, str] | None:
         container = job["spec"]["template"]["spec"]["containers"][0]
         if fault.unschedulable:
-            self._pod_status(pod, conditions=[_condition("PodScheduled", "False", "Unschedulable", fault.unschedulable)])
+            self._pod_status(
+                pod,
+                conditions=[
+                    _condition("PodScheduled", "False", "Unschedulable", fault.unschedulable)
+                ],
+            )
             self._event(pod, "FailedScheduling", fault.unschedulable)
             deleted.wait()
             return None
@@ -213,7 +227,11 @@ class SimulatedKubelet:
         pod_started = time.monotonic()
         deadline = job["spec"].get("activeDeadlineSeconds")
         while True:
-            code = process.poll() if process is not None else self._simulated_exit(container, pod_started)
+            code = (
+                process.poll()
+                if process is not None
+                else self._simulated_exit(container, pod_started)
+            )
             if code is not None:
                 return self._exited(pod, container, code)
             now = time.monotonic()
@@ -232,7 +250,11 @@ class SimulatedKubelet:
                 self._stop(process, graceful=False)
                 message = "Node simulated-node-1 which was running the pod is unresponsive"
                 self._pod_status(pod, phase="Failed", reason="NodeLost", message=message)
-                return "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+                return (
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                )
             if deadline is not None and now - job_started > deadline:
                 self._stop(process, graceful=True)
                 self._pod_status(pod, phase="Failed", reason="DeadlineExceeded")
@@ -240,7 +262,9 @@ class SimulatedKubelet:
 
     def _exited(self, pod: str, container: Obj, code: int) -> tuple[str, str, str]:
         code = 128 - code if code < 0 else code  # killed by signal N: the runtime says 128+N
-        terminated = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}
+        terminated = {
+            "terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+        }
         self._pod_status(
             pod, phase="Succeeded" if code == 0 else "Failed",
             containerStatuses=[_container_status(container, terminated)],
@@ -249,7 +273,11 @@ class SimulatedKubelet:
             return "Complete", "", ""
         rules = self._fail_job_codes(pod)
         if code in rules:
-            return "Failed", "PodFailurePolicy", f"Container trial for pod {pod} failed with exit code {code} matching FailJob rule"
+            return (
+                "Failed",
+                "PodFailurePolicy",
+                f"Container trial for pod {pod} failed with exit code {code} matching FailJob rule",
+            )
         return "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"
 
     def _fail_job_codes(self, pod: str) -> set[int]:
@@ -274,7 +302,9 @@ class SimulatedKubelet:
             command = [sys.executable, "-m", "kubetune", *command[1:]]
         env = {k: os.environ[k] for k in ("PATH", "PYTHONPATH", "LANG") if k in os.environ}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env.update({e["name"]: str(e.get("value", "")) for e in container.get("env", []) if "value" in e})
+        env.update(
+            {e["name"]: str(e.get("value", "")) for e in container.get("env", []) if "value" in e}
+        )
         env["TMPDIR"] = env["HOME"] = tempfile.gettempdir()  # no emptyDir here: the host's tmp
         with open(Path(self._logs.name) / f"{pod}.log", "wb") as log:
             process = subprocess.Popen(

@@ -40,11 +40,19 @@ def connect(options: KubernetesOptions) -> tuple[client.ApiClient, str]:
             )
             namespace = options.namespace or _context_namespace(options)
     except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-        where = "the in-cluster service account" if in_cluster else (
-            f"kubeconfig {options.kubeconfig}" if options.kubeconfig else "the default kubeconfig"
+        where = (
+            "the in-cluster service account"
+            if in_cluster
+            else (
+                f"kubeconfig {options.kubeconfig}"
+                if options.kubeconfig
+                else "the default kubeconfig"
+            )
         )
         field = "in_cluster" if in_cluster else "kubeconfig"
-        raise SpecError(f"executor.{field}: cannot configure the Kubernetes client from {where}: {exc}") from None
+        raise SpecError(
+            f"executor.{field}: cannot configure the Kubernetes client from {where}: {exc}"
+        ) from None
     return client.ApiClient(configuration), namespace
 
 

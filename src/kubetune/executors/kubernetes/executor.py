@@ -43,7 +43,13 @@ from kubetune.executors.kubernetes.informer import Informer
 from kubetune.executors.kubernetes.job import TrialJob, build_job, selector_labels
 from kubetune.executors.kubernetes.naming import LABEL_ATTEMPT, LABEL_TRIAL, job_name
 from kubetune.executors.kubernetes.options import KubernetesOptions
-from kubetune.executors.kubernetes.pods import disrupted, job_condition, pod_end, running, waiting_reason
+from kubetune.executors.kubernetes.pods import (
+    disrupted,
+    job_condition,
+    pod_end,
+    running,
+    waiting_reason,
+)
 from kubetune.executors.kubernetes.results import TrialFiles
 from kubetune.executors.report_channel import ReportServer
 from kubetune.storage import open_store, path_to_uri
@@ -208,7 +214,9 @@ class KubernetesExecutor(Executor):
             if exc.status != 409:  # 409: this attempt's Job exists already: adopt it
                 self._server.forget(request.number)
                 return self._finish_now(
-                    trial, TrialFailure.INFRASTRUCTURE, f"cannot create Job {name}: {_api_reason(exc)}"
+                    trial,
+                    TrialFailure.INFRASTRUCTURE,
+                    f"cannot create Job {name}: {_api_reason(exc)}",
                 )
             _log.info("Job %s exists already; adopting it", name)
         except (HTTPError, OSError) as exc:
@@ -223,7 +231,9 @@ class KubernetesExecutor(Executor):
         self._by_name[trial.name] = trial.request.number
 
     def _finish_now(self, trial: _Trial, failure: TrialFailure, message: str) -> None:
-        self._ready.append(FinishedEvent(trial.request.number, TrialOutcome.failed(failure, message)))
+        self._ready.append(
+            FinishedEvent(trial.request.number, TrialOutcome.failed(failure, message))
+        )
 
     # --- events --------------------------------------------------------------------------
 
@@ -279,15 +289,23 @@ class KubernetesExecutor(Executor):
         started = self._server.started_at(trial.request.number)
         limit = trial.request.deadline_s
         if started is not None and limit is not None and now - started > limit:
-            return self._stop(trial, TrialFailure.DEADLINE, f"trial exceeded its deadline of {limit:g}s and was stopped")
-        if started is None and trial.running_since is not None:
-            if now - trial.running_since > self._options.startup_allowance_s:
-                return self._stop(
-                    trial,
-                    TrialFailure.INFRASTRUCTURE,
-                    f"the trial in Job {trial.name} did not start within"
-                    f" {self._options.startup_allowance_s:g}s of its container",
-                )
+            return self._stop(
+                trial,
+                TrialFailure.DEADLINE,
+                f"trial exceeded its deadline of {limit:g}s and was stopped",
+            )
+        allowance = self._options.startup_allowance_s
+        if (
+            started is None
+            and trial.running_since is not None
+            and now - trial.running_since > allowance
+        ):
+            return self._stop(
+                trial,
+                TrialFailure.INFRASTRUCTURE,
+                f"the trial in Job {trial.name} did not start within {allowance:g}s"
+                " of its container's start",
+            )
         if trial.running_since is None and now - trial.submitted > self._options.pending_timeout_s:
             return self._stop(trial, TrialFailure.INFRASTRUCTURE, self._why_pending(trial, pods))
         return None
@@ -301,7 +319,8 @@ class KubernetesExecutor(Executor):
             return outcome_from_exit(0, result)
         if reason == "DeadlineExceeded":
             return TrialOutcome.failed(
-                TrialFailure.DEADLINE, f"Job {trial.name} exceeded its activeDeadlineSeconds: {message}"
+                TrialFailure.DEADLINE,
+                f"Job {trial.name} exceeded its activeDeadlineSeconds: {message}",
             )
         end = pod_end(pods)
         if end is None and trial.finished_since is None:
@@ -322,7 +341,10 @@ class KubernetesExecutor(Executor):
         reasons = [r for r in (waiting_reason(p) for p in pods) if r]
         involved = pods[-1]["metadata"]["name"] if pods else trial.name
         events = self._events(involved)
-        what = "; ".join(dict.fromkeys([*reasons, *events])) or "no pod was created and no event explains why"
+        what = (
+            "; ".join(dict.fromkeys([*reasons, *events]))
+            or "no pod was created and no event explains why"
+        )
         return f"Job {trial.name} did not start running within {waited}: {what}"
 
     def _events(self, name: str) -> list[str]:

@@ -55,7 +55,9 @@ class Informer:
         self._watch: watch.Watch | None = None
         self.lists = 0  # how often it had to list (the first time, then after 410/errors)
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"kubetune-watch-{kind}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"kubetune-watch-{kind}", daemon=True
+        )
 
     def start(self, sync_timeout_s: float = 30.0) -> None:
         """Start, and wait for the first list (so the cache is complete when this returns)."""

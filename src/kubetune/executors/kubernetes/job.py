@@ -46,7 +46,7 @@ __all__ = [
 
 CONTAINER = "trial"
 ENV_REPORT_URL = "KUBETUNE_REPORT_URL"
-ENV_REPORT_TOKEN = "KUBETUNE_REPORT_TOKEN"  # noqa: S105 - the variable's name, not a secret
+ENV_REPORT_TOKEN = "KUBETUNE_REPORT_TOKEN"
 _SCRATCH = "scratch"
 
 

@@ -53,7 +53,9 @@ def job_name(experiment: str, study: str, number: int, attempt: int) -> str:
         return name
     room = _MAX_NAME - len("kt-") - len(suffix) - _DIGEST - 1
     cut = stem[: max(room, 0)].rstrip("-")
-    return f"kt-{cut}-{_digest(stem_source)}{suffix}" if cut else f"kt-{_digest(stem_source)}{suffix}"
+    return (
+        f"kt-{cut}-{_digest(stem_source)}{suffix}" if cut else f"kt-{_digest(stem_source)}{suffix}"
+    )
 
 
 def label_value(text: str) -> str:

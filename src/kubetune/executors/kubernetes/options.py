@@ -70,7 +70,9 @@ class KubernetesOptions:
                 values[key] = _text(options, key)
         if "in_cluster" in options:
             if not isinstance(options["in_cluster"], bool):
-                raise SpecError(f"executor.in_cluster: must be true or false (got {options['in_cluster']!r})")
+                raise SpecError(
+                    f"executor.in_cluster: must be true or false (got {options['in_cluster']!r})"
+                )
             values["in_cluster"] = options["in_cluster"]
         mode = options.get("mode", "job-per-trial")
         if mode not in MODES:
@@ -134,8 +136,10 @@ def _text(options: Mapping[str, Any], key: str) -> str:
 
 def _strings(options: Mapping[str, Any], key: str) -> list[str]:
     value = options[key]
-    if isinstance(value, str) or not isinstance(value, list) or not all(
-        isinstance(v, str) for v in value
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list)
+        or not all(isinstance(v, str) for v in value)
     ):
         raise SpecError(f"executor.{key}: must be a list of strings (got {value!r})")
     return list(value)

@@ -68,7 +68,8 @@ def waiting_reason(pod: Obj) -> str | None:
     """Why a pending pod does not run, if that looks stuck (else None: still starting)."""
     scheduled = _condition(pod, "PodScheduled")
     if scheduled is not None and scheduled.get("status") == "False":
-        return f"{scheduled.get('reason') or 'Unschedulable'}: {scheduled.get('message') or ''}".strip()
+        reason = scheduled.get("reason") or "Unschedulable"
+        return f"{reason}: {scheduled.get('message') or ''}".strip()
     waiting = (_container(pod).get("state") or {}).get("waiting") or {}
     if waiting.get("reason") in _STUCK:
         return f"{waiting['reason']}: {waiting.get('message') or ''}".strip()
@@ -77,7 +78,9 @@ def waiting_reason(pod: Obj) -> str | None:
 
 def pod_end(pods: Iterable[Obj]) -> PodEnd | None:
     """How the trial's (last, not disrupted) pod ended; None if none has ended yet."""
-    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True):
+    for pod in sorted(
+        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
+    ):
         status = pod.get("status") or {}
         if status.get("phase") not in ("Succeeded", "Failed") or disrupted(pod):
             continue
