@@ -22,9 +22,9 @@ from typing import Any
 
 import optuna
 import pytest
-from k8s_helpers import simulated_cluster, trial_of
 from optuna.trial import TrialState
 
+from k8s_helpers import simulated_cluster, trial_of
 from kubetune.cli.main import main
 from kubetune.core.storage import journal_storage
 from kubetune.testing.kubelet import Fault
