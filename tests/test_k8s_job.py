@@ -262,3 +262,26 @@ def test_simulated_watch_resumes_from_a_version_and_answers_410_once_expired(api
             )
         )
     assert gone.value.status == 410
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_run_executor_flag_overrides_the_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kubetune.cli.main import main
+    from kubetune.cli.settings import load_run_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "name: flag\nobjective: {metric: value, direction: minimize}\n"
+        "search_space: {x: [1, 2]}\nexecutor: {kind: kubernetes, namespace: ml}\n"
+    )
+    assert load_run_spec(str(path), environ={}).executor.options == {"namespace": "ml"}
+    same = load_run_spec(str(path), environ={}, executor="kubernetes").executor
+    assert (same.kind, same.options) == ("kubernetes", {"namespace": "ml"})
+    other = load_run_spec(str(path), environ={}, executor="subprocess").executor
+    assert (other.kind, other.options) == ("subprocess", {})  # its options were kubernetes'
+    assert main(["run", str(path), "--executor", "nope"]) == 2
+    assert "--executor: unknown executor 'nope'" in capsys.readouterr().err

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=duration, help="override limits.timeout (90s, 10m, 1h)")
     run.add_argument("--seed", type=non_negative_int, help="override seed")
     run.add_argument(
+        "--executor",
+        metavar="KIND",
+        help="override executor.kind (local, subprocess, kubernetes); the spec's executor"
+        " options are kept when it names the same kind",
+    )
+    run.add_argument(
         "--storage",
         help=f"study storage: a journal file or database URL (default: ${ENV_STORAGE},"
         " else the spec's storage, else a journal in the run folder)",
@@ -200,7 +206,12 @@ def _run(args: argparse.Namespace) -> int:
 
     limits = {"max_trials": args.max_trials, "parallel": args.parallel, "timeout": args.timeout}
     spec = load_run_spec(
-        args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
+        args.spec,
+        environ=os.environ,
+        limits=limits,
+        storage=args.storage,
+        seed=args.seed,
+        executor=args.executor,
     )
     console = Console(stderr=True)
     model_repo = first_set(args.model_repo, ENV_MODEL_REPO, os.environ)
