@@ -46,7 +46,7 @@ class TestKubernetesExecutorOnSimulatedCluster(ExecutorConformance):
 
 
 def _jobs(emulator: Any) -> list[dict[str, Any]]:
-    return emulator.list("jobs", "default")
+    return emulator.list_objects("jobs", "default")
 
 
 def test_preempted_pod_is_replaced_and_not_counted(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_a_pod_that_cannot_run_is_reported_with_its_reason(
         assert outcome.failure is TrialFailure.INFRASTRUCTURE, outcome
         assert expected in outcome.message and "within 1s" in outcome.message, outcome.message
         assert 1.0 <= waited < 10
-        assert _jobs(emulator) == [] and emulator.list("pods", "default") == []  # deleted
+        assert _jobs(emulator) == [] and emulator.list_objects("pods", "default") == []  # deleted
         assert emulator.requests["list events"] == 1  # asked once, for the message
 
 

@@ -109,7 +109,7 @@ def test_a_whole_search_runs_every_trial_as_a_job_and_prunes_across_pods(
         )
         monkeypatch.chdir(tmp_path)
         assert main(["run", str(spec), "--model-repo", "repo"]) == 0, capsys.readouterr().err
-        jobs_left = {j["metadata"]["name"] for j in emulator.list("jobs", "default")}
+        jobs_left = {j["metadata"]["name"] for j in emulator.list_objects("jobs", "default")}
         seen = list(kubelet.jobs_seen)
         requests = dict(emulator.requests)
 
@@ -190,4 +190,6 @@ def test_a_controller_sigkilled_while_jobs_run_adopts_them_on_restart(tmp_path: 
 
 
 def _running_pods(emulator: Any) -> list[dict[str, Any]]:
-    return [p for p in emulator.list("pods", "default") if p["status"].get("phase") == "Running"]
+    return [
+        p for p in emulator.list_objects("pods", "default") if p["status"].get("phase") == "Running"
+    ]

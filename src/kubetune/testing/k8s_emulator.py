@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import copy
 import datetime
+import itertools
 import json
 import re
 import threading
@@ -168,7 +169,7 @@ class KubernetesEmulator:
             obj = self._objects.get((resource, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(
+    def list_objects(
         self,
         resource: str,
         namespace: str,
@@ -251,13 +252,20 @@ class KubernetesEmulator:
         self._lock.notify_all()
         return event
 
+    def _since(self, cursor: int) -> list[WatchEvent]:
+        """The recorded changes after version ``cursor`` (versions are consecutive)."""
+        if not self._history:
+            return []
+        start = max(cursor + 1 - self._history[0].version, 0)
+        return list(itertools.islice(self._history, start, None))
+
     def _notify(self, event: WatchEvent) -> None:
         for listener in self._listeners:
             listener(event)
 
     def _list_body(self, resource: str, namespace: str, query: dict[str, str]) -> Obj:
         with self._lock:
-            items = self.list(
+            items = self.list_objects(
                 resource, namespace, query.get("labelSelector", ""), query.get("fieldSelector", "")
             )
             version = self._version
@@ -295,14 +303,14 @@ class KubernetesEmulator:
         while True:
             with self._lock:
                 gone = cursor < self._oldest_resumable
-                pending = [] if gone else [e for e in self._history if e.version > cursor]
+                pending = [] if gone else self._since(cursor)
                 while not pending and not gone:
                     left = deadline - time.monotonic()
                     if self._closed or generation != self._watch_generation or left <= 0:
                         return
                     self._lock.wait(min(left, 1.0))
                     gone = cursor < self._oldest_resumable
-                    pending = [e for e in self._history if e.version > cursor]
+                    pending = [] if gone else self._since(cursor)
             if gone:  # the client must list again
                 yield _status_event(
                     HTTPStatus.GONE, "Expired", f"too old resource version: {cursor}"
@@ -369,6 +377,9 @@ def _matches(obj: Obj, label_selector: str, field_selector: str) -> bool:
 def _handler(emulator: KubernetesEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real client expects
+        # headers and body go out in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK hold every answer ~40 ms
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             self._dispatch("GET")

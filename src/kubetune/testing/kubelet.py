@@ -235,7 +235,12 @@ class SimulatedKubelet:
             if code is not None:
                 return self._exited(pod, container, code)
             now = time.monotonic()
-            if deleted.wait(0.05):
+            tick = (
+                0.05
+                if process is not None
+                else min(0.05, max(self._trial_s - (now - pod_started), 0.001))
+            )
+            if deleted.wait(tick):
                 self._stop(process, graceful=True)
                 return None
             if fault.preempt_after_s is not None and now - pod_started > fault.preempt_after_s:

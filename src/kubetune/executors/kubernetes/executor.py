@@ -162,7 +162,7 @@ class KubernetesExecutor(Executor):
         )  # fmt: skip
         self._pods = Informer(
             self._core.list_namespaced_pod, self._namespace, self._selector,
-            self._changed, watch_timeout_s=timeout, kind="pods",
+            self._changed, watch_timeout_s=timeout, kind="pods", index_label="job-name",
         )  # fmt: skip
         self._jobs.start()
         self._pods.start()
@@ -172,10 +172,7 @@ class KubernetesExecutor(Executor):
 
     def _pods_of(self, trial: _Trial) -> list[dict[str, Any]]:
         assert self._pods is not None
-        return [
-            p for p in self._pods.items()
-            if (p["metadata"].get("labels") or {}).get("job-name") == trial.name
-        ]  # fmt: skip
+        return self._pods.indexed(trial.name)
 
     # --- submit --------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class Informer:
         watch_timeout_s: int = 300,
         backoff_s: tuple[float, float] = (0.2, 30.0),
         kind: str = "objects",
+        index_label: str | None = None,
     ) -> None:
         self._list_fn = list_fn
         self._namespace = namespace
@@ -50,6 +51,9 @@ class Informer:
         self._kind = kind
         self._lock = threading.Lock()
         self._cache: dict[str, Obj] = {}
+        # label value -> names: a Job's pods without scanning every pod of the study
+        self._index_label = index_label
+        self._index: dict[str, set[str]] = {}
         self._stopped = threading.Event()
         self._synced = threading.Event()
         self._watch: watch.Watch | None = None
@@ -72,7 +76,9 @@ class Informer:
         self._stopped.set()
         if self._watch is not None:
             self._watch.stop()
-        self._thread.join(timeout=1.0)
+        # The thread may sit in a read until the server ends the watch; it is a daemon and
+        # exits on its next event, so do not wait long for it.
+        self._thread.join(timeout=0.2)
 
     def get(self, name: str) -> Obj | None:
         with self._lock:
@@ -81,6 +87,25 @@ class Informer:
     def items(self) -> list[Obj]:
         with self._lock:
             return list(self._cache.values())
+
+    def indexed(self, value: str) -> list[Obj]:
+        """The objects whose ``index_label`` is ``value``."""
+        with self._lock:
+            return [self._cache[n] for n in self._index.get(value, ()) if n in self._cache]
+
+    def _put(self, name: str, obj: Obj | None) -> None:
+        """Set (or, with None, drop) one cached object and its index entry; under the lock."""
+        old = self._cache.pop(name, None)
+        if self._index_label is not None and old is not None:
+            key = (old["metadata"].get("labels") or {}).get(self._index_label)
+            self._index.get(key or "", set()).discard(name)
+        if obj is None:
+            return
+        self._cache[name] = obj
+        if self._index_label is not None:
+            key = (obj["metadata"].get("labels") or {}).get(self._index_label)
+            if key is not None:
+                self._index.setdefault(key, set()).add(name)
 
     # --- the thread ----------------------------------------------------------------------
 
@@ -132,7 +157,10 @@ class Informer:
                 if self._cache.get(name, {}).get("metadata", {}).get("resourceVersion")
                 != item["metadata"].get("resourceVersion")
             ]
-            self._cache = fresh
+            for name in gone:
+                self._put(name, None)
+            for name, item in fresh.items():
+                self._put(name, item)
         self._synced.set()
         for name in [*gone, *changed]:
             self._on_change(name)
@@ -162,10 +190,7 @@ class Informer:
             name = raw["metadata"]["name"]
             version = raw["metadata"].get("resourceVersion") or version
             with self._lock:
-                if event["type"] == "DELETED":
-                    self._cache.pop(name, None)
-                else:
-                    self._cache[name] = raw
+                self._put(name, None if event["type"] == "DELETED" else raw)
             self._on_change(name)
         return version
 
