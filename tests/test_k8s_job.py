@@ -285,3 +285,42 @@ def test_run_executor_flag_overrides_the_kind(
     assert (other.kind, other.options) == ("subprocess", {})  # its options were kubernetes'
     assert main(["run", str(path), "--executor", "nope"]) == 2
     assert "--executor: unknown executor 'nope'" in capsys.readouterr().err
+
+
+def test_an_unreachable_api_server_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from kubetune.errors import KubetuneError
+    from kubetune.executors.kubernetes import executor as module
+    from kubetune.testing.executors import request
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u, namespace: ml}}]\n"
+    )
+    spec = parse_spec(
+        {
+            "name": "k",
+            "objective": {"metric": "value", "direction": "minimize"},
+            "search_space": {"x": [1, 2]},
+            "executor": {
+                "kind": "kubernetes", "kubeconfig": str(kubeconfig), "report_host": "127.0.0.1",
+            },
+        }
+    )  # fmt: skip
+    monkeypatch.setattr(module, "SYNC_TIMEOUT_S", 1.0)
+    with (
+        create_executor(spec, work_dir=tmp_path / "trials") as executor,
+        pytest.raises(
+            KubetuneError, match=rf"namespace ml at http://127.0.0.1:{port}: cannot list"
+        ),
+    ):
+        executor.submit(request(0))

@@ -37,7 +37,7 @@ from kubetune.core.trial import (
     outcome_from_exit,
     process_death,
 )
-from kubetune.errors import SpecError, StorageError
+from kubetune.errors import KubetuneError, SpecError, StorageError
 from kubetune.executors.kubernetes.client import connect
 from kubetune.executors.kubernetes.informer import Informer
 from kubetune.executors.kubernetes.job import TrialJob, build_job, selector_labels
@@ -63,6 +63,8 @@ _TOKEN_FILE = "report-token"
 _POD_STATUS_WAIT_S = 5.0
 # A created Job not seen by the watch after this long was lost (deleted at once).
 _UNSEEN_S = 60.0
+# How long the first list of Jobs and pods may take (the API server is unreachable else).
+SYNC_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -71,6 +73,9 @@ class _Trial:
     name: str
     submitted: float
     seen: bool = False  # the watch has shown the Job at least once
+    # when its code started, if the report server cannot say (an adopted trial: counted
+    # from its adoption, so it gets its whole deadline again; activeDeadlineSeconds holds)
+    started: float | None = None
     running_since: float | None = None  # the container runs (pod watch)
     finished_since: float | None = None  # the Job finished; waiting for the pod's status
     pruned: bool = False  # the loop answered "prune"
@@ -164,8 +169,17 @@ class KubernetesExecutor(Executor):
             self._core.list_namespaced_pod, self._namespace, self._selector,
             self._changed, watch_timeout_s=timeout, kind="pods", index_label="job-name",
         )  # fmt: skip
-        self._jobs.start()
-        self._pods.start()
+        try:
+            self._jobs.start(SYNC_TIMEOUT_S)
+            self._pods.start(SYNC_TIMEOUT_S)
+        except ConnectionError as exc:
+            self._jobs.stop()
+            self._pods.stop()
+            self._jobs = self._pods = None
+            host = self._api_client.configuration.host
+            raise KubetuneError(
+                f"kubernetes executor: namespace {self._namespace} at {host}: {exc}"
+            ) from None
 
     def _changed(self, name: str) -> None:
         self._wake.set()  # a watch thread saw a change: poll looks at its trials again
@@ -270,6 +284,8 @@ class KubernetesExecutor(Executor):
         assert self._jobs is not None
         job = self._jobs.get(trial.name)
         if job is None:
+            if not self._jobs.healthy:
+                return None  # the cache may be stale until the watch lists again
             if trial.seen or now - trial.submitted > _UNSEEN_S:
                 return TrialOutcome.failed(
                     TrialFailure.INFRASTRUCTURE,
@@ -283,7 +299,7 @@ class KubernetesExecutor(Executor):
             return self._judge(trial, finished, pods, now)
         if trial.running_since is None and any(running(p) and not disrupted(p) for p in pods):
             trial.running_since = now
-        started = self._server.started_at(trial.request.number)
+        started = trial.started or self._server.started_at(trial.request.number)
         limit = trial.request.deadline_s
         if started is not None and limit is not None and now - started > limit:
             return self._stop(
@@ -390,7 +406,8 @@ class KubernetesExecutor(Executor):
             if self._jobs.get(name) is not None:
                 owned.add(name)
                 self._server.expect(request.number, request.attempt)
-                self._track(_Trial(request, name, time.monotonic(), seen=True))
+                now = time.monotonic()
+                self._track(_Trial(request, name, now, seen=True, started=now))
                 adopted.append(request.number)
                 continue
             result = self._files.read_result(name)

@@ -58,6 +58,8 @@ class Informer:
         self._synced = threading.Event()
         self._watch: watch.Watch | None = None
         self.lists = 0  # how often it had to list (the first time, then after 410/errors)
+        # False from an error until the next successful list: the cache may be stale
+        self.healthy = False
         self.last_error: str | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"kubetune-watch-{kind}", daemon=True
@@ -78,7 +80,8 @@ class Informer:
             self._watch.stop()
         # The thread may sit in a read until the server ends the watch; it is a daemon and
         # exits on its next event, so do not wait long for it.
-        self._thread.join(timeout=0.2)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=0.2)
 
     def get(self, name: str) -> Obj | None:
         with self._lock:
@@ -132,6 +135,7 @@ class Informer:
                 backoff = min(backoff * 2, self._backoff_max)
 
     def _failed(self, reason: str, backoff: float) -> None:
+        self.healthy = False
         self.last_error = reason
         _log.warning("watching %s failed (%s); listing again in %.1fs", self._kind, reason, backoff)
         self._stopped.wait(backoff)
@@ -161,6 +165,7 @@ class Informer:
                 self._put(name, None)
             for name, item in fresh.items():
                 self._put(name, item)
+        self.healthy = True
         self._synced.set()
         for name in [*gone, *changed]:
             self._on_change(name)
