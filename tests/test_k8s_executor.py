@@ -21,6 +21,7 @@ import pytest
 from k8s_helpers import make_executor, simulated_cluster, trial_of
 from kubetune.core.executor import Executor, FinishedEvent
 from kubetune.core.trial import TrialFailure, TrialStatus
+from kubetune.errors import SpecError
 from kubetune.testing.executors import (
     ExecutorConformance,
     MakeExecutor,
@@ -153,3 +154,28 @@ def test_watch_survives_410_and_api_requests_per_trial_stay_constant(tmp_path: P
     assert requests["list jobs"] == 2 and requests["list pods"] == 2, requests
     assert requests["watch jobs"] <= 4 and requests["watch pods"] <= 4, requests
     assert "get jobs" not in requests and "get pods" not in requests
+
+
+def test_a_refused_create_fails_the_trial_or_the_run_by_its_cause(tmp_path: Path) -> None:
+    """A full quota fails the trial as infrastructure (retried later); an invalid Job
+    (from the executor options) stops the run with the API server's reason."""
+    with (
+        simulated_cluster(tmp_path) as (emulator, _, kc),
+        make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor,
+    ):
+        emulator.admission = lambda resource, obj: (
+            403,
+            "Forbidden",
+            'jobs "x" is forbidden: exceeded quota: gpu, requested: 1',
+        )
+        finished, _ = run_all(executor, [request(0)])
+        outcome = only_outcome(finished, 0)
+        assert outcome.failure is TrialFailure.INFRASTRUCTURE
+        assert "exceeded quota" in outcome.message
+        emulator.admission = lambda resource, obj: (
+            422,
+            "Invalid",
+            "spec.template.spec.tolerations[0].operator: Unsupported value",
+        )
+        with pytest.raises(SpecError, match=r"refused the trial Job .*tolerations\[0\]"):
+            executor.submit(request(1))

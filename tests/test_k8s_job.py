@@ -324,3 +324,15 @@ def test_an_unreachable_api_server_is_a_clear_error(
         ),
     ):
         executor.submit(request(0))
+
+
+def test_a_missing_kubernetes_client_is_a_spec_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("kubetune.executors.kubernetes.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes -> ImportError
+    with pytest.raises(SpecError, match=r"needs the 'kubernetes' package.*kubetune\[k8s\]"):
+        executor_class("kubernetes")

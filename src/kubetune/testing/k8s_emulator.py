@@ -72,6 +72,9 @@ class KubernetesEmulator:
         self._watch_generation = 0  # bumped by break_watches(): open streams end
         self.requests: collections.Counter[str] = collections.Counter()
         self._listeners: list[Callable[[WatchEvent], None]] = []
+        # Admission, for fault injection: (resource, object) -> None to admit, or
+        # (HTTP code, reason, message) to refuse the create, as a quota or a webhook would.
+        self.admission: Callable[[str, Obj], tuple[int, str, str] | None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -421,6 +424,9 @@ def _handler(emulator: KubernetesEmulator) -> type[BaseHTTPRequestHandler]:
                         )
                     return self._reply(obj)
                 if verb == "create":
+                    refusal = emulator.admission(resource, body) if emulator.admission else None
+                    if refusal is not None:
+                        raise _ApiError(HTTPStatus(refusal[0]), refusal[1], refusal[2])
                     return self._reply(emulator.create(resource, ns, body), 201)
                 # the client sends it as a query parameter, kubectl in a DeleteOptions body
                 policy = query.get("propagationPolicy") or body.get("propagationPolicy")

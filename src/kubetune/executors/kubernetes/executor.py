@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from kubetune.core.trial import (
     TrialRequest,
     TrialStatus,
     outcome_from_exit,
-    process_death,
 )
 from kubetune.errors import KubetuneError, SpecError, StorageError
 from kubetune.executors.kubernetes.client import connect
@@ -78,8 +77,6 @@ class _Trial:
     started: float | None = None
     running_since: float | None = None  # the container runs (pod watch)
     finished_since: float | None = None  # the Job finished; waiting for the pod's status
-    pruned: bool = False  # the loop answered "prune"
-    curve: list[tuple[int, float]] = field(default_factory=list)
 
 
 class KubernetesExecutor(Executor):
@@ -141,7 +138,6 @@ class KubernetesExecutor(Executor):
         )
         self._report_url = _report_url(options, self._server.url)
         self._trials: dict[int, _Trial] = {}
-        self._by_name: dict[str, int] = {}
         self._ready: list[FinishedEvent] = []
         self._wake = threading.Event()
         self._selector: str | None = None  # set on first use: it names the study
@@ -224,6 +220,7 @@ class KubernetesExecutor(Executor):
         except ApiException as exc:
             if exc.status != 409:  # 409: this attempt's Job exists already: adopt it
                 self._server.forget(request.number)
+                _refused(exc, name)  # the options or the permissions are wrong: stop the run
                 return self._finish_now(
                     trial,
                     TrialFailure.INFRASTRUCTURE,
@@ -239,7 +236,6 @@ class KubernetesExecutor(Executor):
 
     def _track(self, trial: _Trial) -> None:
         self._trials[trial.request.number] = trial
-        self._by_name[trial.name] = trial.request.number
 
     def _finish_now(self, trial: _Trial, failure: TrialFailure, message: str) -> None:
         self._ready.append(
@@ -273,9 +269,7 @@ class KubernetesExecutor(Executor):
                 event = self._server.events.get_nowait()
             except queue.Empty:
                 return events
-            trial = self._trials.get(event.number)
-            if trial is not None:
-                trial.curve.append((event.step, event.value))
+            if event.number in self._trials:
                 events.append(event)
 
     def _check(self, trial: _Trial, now: float) -> TrialOutcome | None:
@@ -345,8 +339,9 @@ class KubernetesExecutor(Executor):
         if result is not None:  # it wrote a result, then its pod went away
             return result
         detail = end.message if end is not None else f"{reason}: {message}".strip(": ")
-        failure, _ = process_death(137)
-        return TrialOutcome.failed(failure, f"the pod of Job {trial.name} was lost ({detail})")
+        return TrialOutcome.failed(
+            TrialFailure.INFRASTRUCTURE, f"the pod of Job {trial.name} was lost ({detail})"
+        )
 
     def _why_pending(self, trial: _Trial, pods: list[dict[str, Any]]) -> str:
         """Why the trial never ran: the pod's conditions and, once, its (or the Job's) events."""
@@ -383,7 +378,6 @@ class KubernetesExecutor(Executor):
 
     def _done(self, trial: _Trial, outcome: TrialOutcome) -> TrialOutcome:
         del self._trials[trial.request.number]
-        self._by_name.pop(trial.name, None)
         self._server.forget(trial.request.number)
         if outcome.status is TrialStatus.PRUNED:
             self._delete(trial.name)  # free its node now, not after ttlSecondsAfterFinished
@@ -428,9 +422,7 @@ class KubernetesExecutor(Executor):
     # --- answers, cancel, close ----------------------------------------------------------
 
     def answer(self, number: int, prune: bool) -> None:
-        trial = self._trials.get(number)
-        if trial is not None and prune:
-            trial.pruned = True
+        # a pruned trial writes its result and exits 0; its Job is deleted once it has
         self._server.answer(number, prune)
 
     def cancel(self, number: int, reason: str) -> None:
@@ -480,6 +472,20 @@ def _report_url(options: KubernetesOptions, bound: str) -> str:
         host = socket.gethostbyname(socket.gethostname())
     port = bound.split("/")[2].rsplit(":", 1)[1]
     return f"http://{host}:{port}{path}"
+
+
+def _refused(exc: ApiException, name: str) -> None:
+    """Raise when every Job would be refused the same way: an invalid manifest (from the
+    executor options) or missing permissions. A quota that is full is not that: it passes."""
+    reason = _api_reason(exc)
+    if exc.status in (400, 422):
+        raise SpecError(f"executor: the cluster refused the trial Job {name}: {reason}")
+    if exc.status in (401, 403) and "quota" not in reason.lower():
+        raise KubetuneError(
+            f"kubernetes executor: not allowed to create Job {name} ({reason}); the"
+            " controller's service account needs create, list, watch and delete on jobs,"
+            " list and watch on pods, list on events"
+        )
 
 
 def _api_reason(exc: ApiException) -> str:
