@@ -103,10 +103,12 @@ def run_trial_command(
 
         remote = HttpReporter(request.report, request.number, request.attempt)
         reporters.append(remote)
-    if started_marker:  # the controller's deadline clock starts now, not at process start
-        Path(started_marker).write_text(str(os.getpid()))
-    if remote is not None:  # the same, for a controller that cannot see our files (a pod)
+    # The controller's deadline clock starts now, not at process start: told over HTTP (a
+    # pod's controller cannot see our files), then by the marker file (a local one).
+    if remote is not None:
         remote.started()
+    if started_marker:
+        Path(started_marker).write_text(str(os.getpid()))
     outcome = run_trial(fn, request, _Fanout(*reporters), spec.objective.metric)
     if remote is not None:
         outcome.pruning_off = remote.pruning_off
