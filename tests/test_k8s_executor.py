@@ -179,3 +179,19 @@ def test_a_refused_create_fails_the_trial_or_the_run_by_its_cause(tmp_path: Path
         )
         with pytest.raises(SpecError, match=r"refused the trial Job .*tolerations\[0\]"):
             executor.submit(request(1))
+
+
+def test_a_replacement_pod_stuck_pending_is_reported_too(tmp_path: Path) -> None:
+    """After a preemption the Job's new pod cannot be scheduled: the trial is not waited
+    on forever, though a pod of it ran before."""
+    stuck = Fault(unschedulable="0/2 nodes are available: 2 node(s) had untolerated taint.")
+    fault = Fault(preempt_after_s=0.3, then=stuck)
+    with (
+        simulated_cluster(tmp_path, faults=lambda job: fault) as (_, kubelet, kc),
+        make_executor(kc, tmp_path, 1, function=SCRIPTED, pending_timeout_s=1.0) as executor,
+    ):
+        finished, _ = run_all(executor, [request(0, sleep=30)], timeout=30)
+        assert kubelet.pods_created == 2
+    outcome = only_outcome(finished, 0)
+    assert outcome.failure is TrialFailure.INFRASTRUCTURE
+    assert "untolerated taint" in outcome.message

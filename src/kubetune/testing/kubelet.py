@@ -51,6 +51,7 @@ class Fault:
     image_pull_error: bool = False  # the image cannot be pulled; the pod never runs
     preempt_after_s: float | None = None  # the first pod is preempted after this long
     node_loss_after_s: float | None = None  # the node of the first pod goes away
+    then: Fault | None = None  # what happens to the Job's next pod (default: nothing)
 
 
 class SimulatedKubelet:
@@ -130,12 +131,9 @@ class SimulatedKubelet:
         name = job["metadata"]["name"]
         started = time.monotonic()
         self._api.patch_status("jobs", self._ns, name, {"startTime": now_iso(), "active": 1})
-        first = True
         while not self._closed.is_set():
-            verdict = self._run_pod(
-                job, fault if first else Fault(start_delay_s=fault.start_delay_s), started
-            )
-            first = False
+            verdict = self._run_pod(job, fault, started)
+            fault = fault.then or Fault(start_delay_s=fault.start_delay_s)
             if verdict is None:  # the pod was deleted, or its pod was disrupted: say nothing
                 if self._api.get("jobs", self._ns, name) is None:
                     return

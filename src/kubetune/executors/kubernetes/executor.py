@@ -75,7 +75,10 @@ class _Trial:
     # when its code started, if the report server cannot say (an adopted trial: counted
     # from its adoption, so it gets its whole deadline again; activeDeadlineSeconds holds)
     started: float | None = None
-    running_since: float | None = None  # the container runs (pod watch)
+    running_since: float | None = None  # a container first ran (pod watch)
+    # since when no pod of the Job runs (None while one does): a replacement pod of a
+    # preempted one can be stuck pending as well as the first
+    pending_since: float | None = None
     finished_since: float | None = None  # the Job finished; waiting for the pod's status
 
 
@@ -192,7 +195,8 @@ class KubernetesExecutor(Executor):
         self._watch(request.study)
         name = job_name(self._experiment, request.study, request.number, request.attempt)
         full = replace(request, spec=self._spec_data, spec_dir=self._spec_dir)
-        trial = _Trial(request, name, time.monotonic())
+        submitted = time.monotonic()
+        trial = _Trial(request, name, submitted, pending_since=submitted)
         try:
             self._files.write_request(name, full)
         except (OSError, StorageError) as exc:  # this trial fails (and is retried), not the run
@@ -291,8 +295,11 @@ class KubernetesExecutor(Executor):
         pods = self._pods_of(trial)
         if finished is not None:
             return self._judge(trial, finished, pods, now)
-        if trial.running_since is None and any(running(p) and not disrupted(p) for p in pods):
-            trial.running_since = now
+        if any(running(p) and not disrupted(p) for p in pods):
+            trial.running_since = trial.running_since or now
+            trial.pending_since = None
+        elif trial.pending_since is None:
+            trial.pending_since = now
         started = trial.started or self._server.started_at(trial.request.number)
         limit = trial.request.deadline_s
         if started is not None and limit is not None and now - started > limit:
@@ -313,7 +320,8 @@ class KubernetesExecutor(Executor):
                 f"the trial in Job {trial.name} did not start within {allowance:g}s"
                 " of its container's start",
             )
-        if trial.running_since is None and now - trial.submitted > self._options.pending_timeout_s:
+        pending = trial.pending_since
+        if pending is not None and now - pending > self._options.pending_timeout_s:
             return self._stop(trial, TrialFailure.INFRASTRUCTURE, self._why_pending(trial, pods))
         return None
 
