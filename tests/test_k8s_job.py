@@ -181,6 +181,7 @@ def test_the_job_carries_the_pod_template_options_and_the_trial_contract() -> No
     ]  # fmt: skip
     assert container["resources"]["limits"] == {"memory": "8Gi", "nvidia.com/gpu": 1}
     assert container["image"] == "registry.example/kubetune:1.2.3"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert container["envFrom"] == [{"secretRef": {"name": "kubetune-s3"}}]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["KUBETUNE_REPORT_URL"].startswith("http://kubetune-controller.ml.svc:8080")
@@ -336,3 +337,38 @@ def test_a_missing_kubernetes_client_is_a_spec_error_naming_the_extra(
     monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes -> ImportError
     with pytest.raises(SpecError, match=r"needs the 'kubernetes' package.*kubetune\[k8s\]"):
         executor_class("kubernetes")
+
+
+def test_how_a_pod_ended_is_read_from_its_status() -> None:
+    from kubetune.executors.kubernetes.pods import pod_end, waiting_reason
+
+    def pod(created: str, **status: Any) -> dict[str, Any]:
+        return {"metadata": {"creationTimestamp": created}, "status": status}
+
+    log = "loading data\nTraceback (most recent call last):\n  File x\nMemoryError\n"
+    crashed = pod(
+        "2026-01-01T00:00:02Z",
+        phase="Failed",
+        containerStatuses=[
+            {"name": "trial", "state": {"terminated": {"exitCode": 1, "message": log}}}
+        ],
+    )
+    preempted = pod(
+        "2026-01-01T00:00:01Z",
+        phase="Failed",
+        conditions=[{"type": "DisruptionTarget", "status": "True"}],
+    )
+    end = pod_end([preempted, crashed])
+    assert end is not None and end.exit_code == 1
+    assert end.message == "Traceback (most recent call last): | File x | MemoryError"
+    assert pod_end([preempted]) is None  # a disrupted pod is not how the trial ended
+    lost = pod_end([pod("t", phase="Failed", reason="NodeLost", message="node gone")])
+    assert lost is not None and lost.exit_code is None and lost.message == "NodeLost: node gone"
+    pulling = pod(
+        "t",
+        phase="Pending",
+        containerStatuses=[
+            {"name": "trial", "state": {"waiting": {"reason": "ContainerCreating"}}}
+        ],
+    )
+    assert waiting_reason(pulling) is None  # still starting, not stuck

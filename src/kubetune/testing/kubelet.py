@@ -265,9 +265,10 @@ class SimulatedKubelet:
 
     def _exited(self, pod: str, container: Obj, code: int) -> tuple[str, str, str]:
         code = 128 - code if code < 0 else code  # killed by signal N: the runtime says 128+N
-        terminated = {
-            "terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
-        }
+        state: Obj = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+        if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            state["message"] = self.log(pod)[-2048:]  # the kubelet's cap is 2048 bytes
+        terminated = {"terminated": state}
         self._pod_status(
             pod, phase="Succeeded" if code == 0 else "Failed",
             containerStatuses=[_container_status(container, terminated)],

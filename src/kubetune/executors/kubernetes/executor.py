@@ -97,6 +97,12 @@ class KubernetesExecutor(Executor):
                 "executor.trials_uri: required (an object-store URI the trial pods can write"
                 " their results to, e.g. s3://bucket/kubetune/trials)"
             )
+        if parsed.trials_uri is None:
+            _log.warning(
+                "executor.trials_uri is not set: trial pods must see %s (a shared volume);"
+                " set it to an object store (s3://...) in a cluster",
+                trials_uri,
+            )
         api, namespace = connect(parsed)
         return cls(
             options=parsed,

@@ -141,6 +141,9 @@ def _pod_spec(options: KubernetesOptions, trial: TrialJob) -> dict[str, Any]:
         "command": command,
         "env": env,
         "resources": _resources(options),
+        # a trial that dies before writing its result leaves the tail of its output as the
+        # termination message: the controller names the cause without reading logs
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,

@@ -86,8 +86,14 @@ def pod_end(pods: Iterable[Obj]) -> PodEnd | None:
             continue
         terminated = (_container(pod).get("state") or {}).get("terminated")
         if terminated and terminated.get("exitCode") is not None:
-            detail = terminated.get("message") or terminated.get("reason") or ""
+            detail = _tail(terminated.get("message") or "") or terminated.get("reason") or ""
             return PodEnd(int(terminated["exitCode"]), detail)
         reason = status.get("reason") or "pod failed"
         return PodEnd(None, f"{reason}: {status.get('message') or ''}".strip(": "))
     return None
+
+
+def _tail(message: str, lines: int = 3) -> str:
+    """The last lines of a termination message (with FallbackToLogsOnError: the log)."""
+    kept = [line.strip() for line in message.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])
