@@ -79,6 +79,7 @@ class _Trial:
     # since when no pod of the Job runs (None while one does): a replacement pod of a
     # preempted one can be stuck pending as well as the first
     pending_since: float | None = None
+    result_written: bool = False  # seen in the store while the Job was not finished yet
     finished_since: float | None = None  # the Job finished; waiting for the pod's status
 
 
@@ -309,6 +310,12 @@ class KubernetesExecutor(Executor):
         started = trial.started or self._server.started_at(trial.request.number)
         limit = trial.request.deadline_s
         if started is not None and limit is not None and now - started > limit:
+            # Its code may have ended in time, with the pod's exit and the Job's status still
+            # on their way: a written result says so (read once; not there: stop it now).
+            in_grace = now - started - limit <= self.cancel_grace_s
+            if in_grace and (trial.result_written or self._files.read_result(trial.name)):
+                trial.result_written = True
+                return None
             return self._stop(
                 trial,
                 TrialFailure.DEADLINE,
