@@ -203,7 +203,10 @@ def test_exit_codes_map_to_failure_kinds(
 @pytest.mark.parametrize(
     ("executor", "message"),
     [
-        ("{kind: warp}", "executor.kind: unknown executor 'warp' (known: local, subprocess)"),
+        (
+            "{kind: warp}",
+            "executor.kind: unknown executor 'warp' (known: local, subprocess, kubernetes)",
+        ),
         ("{kind: subprocess, pyhton: x}", "executor.pyhton: unknown option for subprocess"),
         ("{kind: subprocess, cancel_grace_s: -1}", "executor.cancel_grace_s: must be a positive"),
         ("{kind: local, threads_per_worker: 0}", "executor.threads_per_worker: must be an integer"),

@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=duration, help="override limits.timeout (90s, 10m, 1h)")
     run.add_argument("--seed", type=non_negative_int, help="override seed")
     run.add_argument(
+        "--executor",
+        metavar="KIND",
+        help="override executor.kind (local, subprocess, kubernetes); the spec's executor"
+        " options are kept when it names the same kind",
+    )
+    run.add_argument(
         "--storage",
         help=f"study storage: a journal file or database URL (default: ${ENV_STORAGE},"
         " else the spec's storage, else a journal in the run folder)",
@@ -289,7 +295,9 @@ def _run(args: argparse.Namespace) -> int:
 
         # The storage stays out of the compiled spec (a database URL may hold a password):
         # the tasks read it from the environment, as they read a Secret in a cluster.
-        spec = load_run_spec(args.spec, environ={}, limits=limits, seed=args.seed)
+        spec = load_run_spec(
+            args.spec, environ={}, limits=limits, seed=args.seed, executor=args.executor
+        )
         summary = run_pipeline_locally(
             normalize_objective(spec),
             form=args.form,
@@ -298,7 +306,12 @@ def _run(args: argparse.Namespace) -> int:
         ).summary
     else:
         spec = load_run_spec(
-            args.spec, environ=os.environ, limits=limits, storage=args.storage, seed=args.seed
+            args.spec,
+            environ=os.environ,
+            limits=limits,
+            storage=args.storage,
+            seed=args.seed,
+            executor=args.executor,
         )
         summary = run_experiment(
             spec,

@@ -44,6 +44,7 @@ def load_run_spec(
     limits: Mapping[str, Any] | None = None,
     storage: str | None = None,
     seed: int | None = None,
+    executor: str | None = None,
 ) -> ExperimentSpec:
     """The spec at ``path`` with the command line's overrides and the environment applied."""
     from kubetune.core.spec import load_spec
@@ -58,6 +59,16 @@ def load_run_spec(
         fields["storage"] = url
     if seed is not None:
         fields["seed"] = seed
+    if executor is not None:
+        from kubetune.errors import SpecError
+        from kubetune.executors import EXECUTOR_KINDS
+
+        if executor not in EXECUTOR_KINDS:
+            known = ", ".join(EXECUTOR_KINDS)
+            raise SpecError(f"--executor: unknown executor '{executor}' (known: {known})")
+    if executor is not None and executor != spec.executor.kind:
+        # The spec's executor options belong to its own kind; another kind starts bare.
+        fields["executor"] = {"kind": executor}
     return spec.replaced(fields, source=path) if fields else spec
 
 

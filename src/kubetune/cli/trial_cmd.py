@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,22 @@ from kubetune.core.run_trial import TrialFunction, run_trial
 from kubetune.core.spec import ExperimentSpec, load_spec, parse_spec
 from kubetune.core.trial import (
     ExitCode,
+    ReportChannel,
     Reporter,
     TrialFailure,
     TrialRequest,
     TrialStatus,
     UnusableRequestError,
 )
-from kubetune.errors import KubetuneError
+from kubetune.errors import KubetuneError, StorageError
 from kubetune.steps.search import normalize_objective
 from kubetune.steps.trial import BuiltinTrial
-from kubetune.storage import atomic_write_text
+from kubetune.storage import atomic_write_text, local_path, open_object, uri_scheme
+
+# The env a pod's controller sets (kubetune.executors.kubernetes.job; plain names here so
+# the trial entry point does not import the Kubernetes executor).
+ENV_REPORT_URL = "KUBETUNE_REPORT_URL"
+ENV_REPORT_TOKEN = "KUBETUNE_REPORT_TOKEN"  # noqa: S105 - a variable name
 
 
 class JsonLinesReporter:
@@ -65,20 +72,21 @@ def run_trial_command(
     started_marker: str | None = None,
 ) -> int:
     try:
-        request = TrialRequest.from_dict(json.loads(Path(request_path).read_text()))
+        request = TrialRequest.from_dict(json.loads(_read_text(request_path)))
+        request = _with_env_channel(request)
         spec = _spec_for(request, spec_path)
         if function:
             fn = _load_function(function)
         else:  # the built-in trainer reports its metrics as val_<metric>
             spec = normalize_objective(spec)
             fn = BuiltinTrial.from_spec(spec)
-    except (OSError, ValueError, TypeError, UnusableRequestError) as exc:
+    except (OSError, ValueError, TypeError, UnusableRequestError, StorageError) as exc:
         print(f"error: cannot read trial request {request_path}: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except KubetuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    out = Path(output)
+    out = local_path(output, Path.cwd())  # None: an object-store URI (s3://...)
     progress_path = Path(progress) if progress else None
     try:  # before training: a pod that cannot write its result should not train first
         for path in (out, progress_path):
@@ -95,12 +103,25 @@ def run_trial_command(
 
         remote = HttpReporter(request.report, request.number, request.attempt)
         reporters.append(remote)
-    if started_marker:  # the controller's deadline clock starts now, not at process start
+    # The controller's deadline clock starts now, not at process start: told over HTTP (a
+    # pod's controller cannot see our files), then by the marker file (a local one).
+    if remote is not None:
+        remote.started()
+    if started_marker:
         Path(started_marker).write_text(str(os.getpid()))
     outcome = run_trial(fn, request, _Fanout(*reporters), spec.objective.metric)
     if remote is not None:
         outcome.pruning_off = remote.pruning_off
-    atomic_write_text(out, json.dumps(outcome.to_dict(), indent=2))  # never half a result
+    text = json.dumps(outcome.to_dict(), indent=2)
+    try:
+        if out is not None:
+            atomic_write_text(out, text)  # never half a result
+        else:  # an object store: a put is atomic
+            store, key = open_object(output)
+            store.put_bytes(key, text.encode())
+    except (OSError, StorageError) as exc:
+        print(f"error: cannot write the trial result to {output}: {exc}", file=sys.stderr)
+        return 1  # no result: the controller sees an infrastructure failure and retries
     print(
         f"trial {request.number}: {outcome.status.value}"
         + (f" {spec.objective.metric}={outcome.value:.6g}" if outcome.value is not None else "")
@@ -112,6 +133,23 @@ def run_trial_command(
     if outcome.failure is TrialFailure.INVALID_CONFIG:
         return ExitCode.INVALID_CONFIG
     return ExitCode.TRIAL_FAILED
+
+
+def _read_text(location: str) -> str:
+    """A local file, or an object (``file://``, ``s3://``...) in the object store."""
+    if uri_scheme(location) is None:
+        return Path(location).read_text()
+    store, key = open_object(location)
+    return store.get_bytes(key).decode()
+
+
+def _with_env_channel(request: TrialRequest) -> TrialRequest:
+    """A pod gets its controller's address and token as env (``KUBETUNE_REPORT_URL``,
+    ``KUBETUNE_REPORT_TOKEN``), so the request object in storage holds no token."""
+    url, token = os.environ.get(ENV_REPORT_URL), os.environ.get(ENV_REPORT_TOKEN)
+    if request.report is not None or not url or not token:
+        return request
+    return replace(request, report=ReportChannel(url=url, token=token))
 
 
 def _spec_for(request: TrialRequest, spec_path: str | None) -> ExperimentSpec:

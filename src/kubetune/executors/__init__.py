@@ -3,6 +3,7 @@ so a local run never imports the Kubernetes client.
 
     local        reused worker processes on this machine (the embedded default)
     subprocess   one ``kubetune trial`` process per trial: the pod contract, run locally
+    kubernetes   one ``batch/v1`` Job per trial attempt in a cluster
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ __all__ = [
 _EXECUTORS: dict[str, str] = {
     "local": "kubetune.executors.local:LocalExecutor",
     "subprocess": "kubetune.executors.subprocess:SubprocessExecutor",
+    "kubernetes": "kubetune.executors.kubernetes.executor:KubernetesExecutor",
 }
 EXECUTOR_KINDS: tuple[str, ...] = tuple(_EXECUTORS)
+# kind -> the extra that installs what it imports
+_EXTRAS = {"kubernetes": "k8s"}
 
 
 def check_executor_kind(kind: str) -> str:
@@ -42,7 +46,17 @@ def check_executor_kind(kind: str) -> str:
 
 def executor_class(kind: str) -> type[Executor]:
     module, name = _EXECUTORS[check_executor_kind(kind)].split(":")
-    cls: type[Executor] = getattr(importlib.import_module(module), name)
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.startswith("kubetune"):
+            raise
+        extra = _EXTRAS.get(kind)
+        hint = f"pip install 'kubetune[{extra}]'" if extra else f"pip install {exc.name}"
+        raise SpecError(
+            f"executor.kind: {kind} needs the '{exc.name}' package, which is not installed ({hint})"
+        ) from None
+    cls: type[Executor] = getattr(imported, name)
     return cls
 
 

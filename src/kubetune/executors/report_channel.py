@@ -15,11 +15,13 @@ without pruning, says so once on stderr, and its result records why (``pruning_o
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import queue
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +36,9 @@ from kubetune.core.trial import ReportChannel, TrialPruned
 __all__ = ["HttpReporter", "ReportServer"]
 
 REPORT_PATH = "/v1/reports"
+# A trial posts here once its code starts: a pod's deadline counts from then, not from
+# container start (image pull, interpreter start-up and imports are not the trial's time).
+STARTED_PATH = "/v1/started"
 # How long a trial waits for the loop's answer before it goes on without pruning. The loop
 # answers on its next poll (well under a second); this only matters if it is stuck.
 ANSWER_TIMEOUT_S = 60.0
@@ -61,6 +66,7 @@ class ReportServer:
         self._lock = threading.Lock()
         self._expected: dict[int, int] = {}  # trial number -> attempt
         self._pending: dict[int, _Pending] = {}
+        self._started: dict[int, float] = {}  # trial number -> time.monotonic() of its start
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -81,10 +87,16 @@ class ReportServer:
         with self._lock:
             self._expected[number] = attempt
 
+    def started_at(self, number: int) -> float | None:
+        """When the expected trial said its code started (``time.monotonic()``), if it did."""
+        with self._lock:
+            return self._started.get(number)
+
     def forget(self, number: int) -> None:
         """The trial is over: refuse its reports and release it if it still waits."""
         with self._lock:
             self._expected.pop(number, None)
+            self._started.pop(number, None)
             pending = self._pending.pop(number, None)
         if pending is not None:
             pending.prune = True
@@ -107,6 +119,17 @@ class ReportServer:
             pending.answered.set()
 
     # --- request handling (server threads) --------------------------------------------
+
+    def _receive_started(self, body: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
+        try:
+            number, attempt = int(body["number"]), int(body["attempt"])
+        except (KeyError, TypeError, ValueError):
+            return HTTPStatus.BAD_REQUEST, {"error": "expected number, attempt"}
+        with self._lock:
+            if self._expected.get(number) != attempt:
+                return HTTPStatus.NOT_FOUND, {"error": f"trial {number} is not running here"}
+            self._started.setdefault(number, time.monotonic())
+        return HTTPStatus.OK, {}
 
     def _receive(self, body: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
         try:
@@ -134,8 +157,12 @@ class ReportServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # the answer's headers and body are two writes: without this, Nagle's algorithm
+            # and the client's delayed ACK hold each answer back ~40 ms
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:
-                if self.path != REPORT_PATH:
+                if self.path not in (REPORT_PATH, STARTED_PATH):
                     return self._reply(HTTPStatus.NOT_FOUND, {"error": "unknown path"})
                 if not server._authorized(self.headers.get("Authorization")):
                     return self._reply(HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
@@ -148,7 +175,8 @@ class ReportServer:
                     return self._reply(HTTPStatus.BAD_REQUEST, {"error": "body is not JSON"})
                 if not isinstance(body, dict):
                     return self._reply(HTTPStatus.BAD_REQUEST, {"error": "expected an object"})
-                self._reply(*server._receive(body))
+                receive = server._receive if self.path == REPORT_PATH else server._receive_started
+                self._reply(*receive(body))
 
             def _reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
@@ -182,6 +210,31 @@ class HttpReporter:
         self._stderr = stderr or sys.stderr
         self._timeout_s = timeout_s
         self.pruning_off: str | None = None  # why reports stopped reaching the controller
+
+    def started(self) -> None:
+        """Tell the controller the trial's code starts now (its deadline counts from here)."""
+        if not self._channel.url.endswith(REPORT_PATH):
+            return  # a channel of another shape: the controller falls back to its own clock
+        url = self._channel.url[: -len(REPORT_PATH)] + STARTED_PATH
+        body = {"number": self._number, "attempt": self._attempt}
+        # if this fails, the report that follows says whether the controller can be reached
+        with contextlib.suppress(OSError, ValueError):
+            self._post(url, body, timeout=10.0)
+
+    def _post(self, url: str, body: dict[str, Any], timeout: float) -> Any:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"reports go to http(s) URLs only, not {url!r}")
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+            url,
+            data=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self._channel.token}",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return json.loads(response.read())
 
     def report(self, step: int, value: float) -> None:
         if self.pruning_off is not None:

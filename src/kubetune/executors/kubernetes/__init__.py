@@ -1,0 +1,30 @@
+"""The Kubernetes executor: trials as ``batch/v1`` Jobs in a cluster.
+
+    options     the ``executor:`` options, checked          image     the default image
+    naming      deterministic Job names and labels          job       the Job manifest
+    client      in-cluster / kubeconfig configuration       informer  list + watch caches
+    pods        what a pod's status means                   results   request/result objects
+    executor    :class:`KubernetesExecutor`
+
+``DEFAULT_IMAGE`` is importable without the ``kubernetes`` client installed (manifests and
+KFP components use it); the executor is imported when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kubetune.executors.kubernetes.image import DEFAULT_IMAGE
+
+if TYPE_CHECKING:
+    from kubetune.executors.kubernetes.executor import KubernetesExecutor
+
+__all__ = ["DEFAULT_IMAGE", "KubernetesExecutor"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KubernetesExecutor":
+        from kubetune.executors.kubernetes.executor import KubernetesExecutor
+
+        return KubernetesExecutor
+    raise AttributeError(name)
