@@ -110,7 +110,7 @@ def reports_progress(p: dict[str, Any], ctx: Any) -> float:
 
 # --- every strategy completes and respects the space ---------------------------------------
 
-ALL = ("grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution", "auto")
+ALL = ("grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution", "bohb", "rl", "smac", "auto")
 
 
 def test_every_strategy_is_covered() -> None:
@@ -139,7 +139,10 @@ def tune_arch(strategy: str, seed: int) -> TuneResult:
 run_arch = functools.cache(tune_arch)  # the reproducibility tests run it once more
 
 
-@pytest.mark.parametrize("strategy", ALL)
+@pytest.mark.parametrize(
+    "strategy",
+    [pytest.param(s, marks=pytest.mark.slow) if s == "smac" else s for s in ALL],  # SMAC: ~8 s
+)
 def test_strategy_completes_and_respects_the_space(strategy: str) -> None:
     space = make_space(ARCH_SPACE)
     result = run_arch(strategy, 3)

@@ -8,7 +8,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
-from kubetune.core.schedulers import build_pruner
+from kubetune.core.schedulers import FidelityRange, build_pruner
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.storage import open_storage
 from kubetune.core.strategies import (
@@ -78,9 +78,21 @@ def plan_search(
             raise SpecError(
                 f"strategy.{sorted(options)[0]}: options need an explicit strategy name, not auto"
             )
-    ctx = SamplerContext(space=spec.space, seed=spec.seed, parallel=spec.limits.parallel)
+    ctx = sampler_context(spec, spec.seed)
     sampler = build_sampler(strategy, options, ctx)
     return SearchPlan(strategy, reason, scheduler, sampler, pruner, stop_conditions(spec))
+
+
+def sampler_context(spec: ExperimentSpec, seed: int | None) -> SamplerContext:
+    """What a strategy is built from: the space, the seed, parallelism and the fidelity."""
+    fid = spec.fidelity
+    return SamplerContext(
+        space=spec.space,
+        seed=seed,
+        parallel=spec.limits.parallel,
+        max_trials=spec.limits.max_trials,
+        fidelity=None if fid is None else FidelityRange(fid.min, fid.max, fid.reduction_factor),
+    )
 
 
 def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:

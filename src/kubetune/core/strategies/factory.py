@@ -10,10 +10,13 @@ from typing import Any
 import optuna
 from optuna.samplers import BaseSampler
 
+from kubetune.core.schedulers import FidelityRange
 from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.space.grid import GridTooLargeError
+from kubetune.core.strategies.bohb import BOHBSampler, hyperband_budgets
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
+from kubetune.core.strategies.rl import ReinforceSampler
 from kubetune.errors import SpecError
 
 MAX_GRID_POINTS = 10_000
@@ -24,6 +27,10 @@ class SamplerContext:
     space: SearchSpace
     seed: int | None
     parallel: int
+    # the spec's fidelity, when it has one (BOHB models per budget of Hyperband's rungs)
+    fidelity: FidelityRange | None = None
+    # limits.max_trials (SMAC sizes its initial design from it)
+    max_trials: int | None = None
 
 
 def _int_opt(opts: dict[str, Any], key: str, default: int, minimum: int) -> int:
@@ -112,6 +119,61 @@ def _grid(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     return ConditionalGridSampler(grid, seed=ctx.seed, shuffle=_bool_opt(opts, "shuffle", True))
 
 
+def _float_opt(opts: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = opts.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise SpecError(f"strategy.{key}: must be a number in [{low}, {high}] (got {value!r})")
+    return float(value)
+
+
+def _bohb(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    fid = ctx.fidelity
+    budgets = (
+        None
+        if fid is None
+        else hyperband_budgets(fid.min_resource, fid.max_resource, fid.reduction_factor)
+    )
+    top = _float_opt(opts, "top_fraction", 0.15, 0.01, 0.99)
+    min_points = opts.get("min_points_in_model")
+    return BOHBSampler(
+        ctx.space.distributions(),
+        budgets=budgets,
+        random_fraction=_float_opt(opts, "random_fraction", 1 / 3, 0.0, 1.0),
+        top_fraction=top,
+        num_samples=_int_opt(opts, "num_samples", 64, 1),
+        bandwidth_factor=_float_opt(opts, "bandwidth_factor", 3.0, 0.01, 100.0),
+        min_bandwidth=_float_opt(opts, "min_bandwidth", 0.1, 1e-6, 1.0),
+        min_points_in_model=(
+            None if min_points is None else _int_opt(opts, "min_points_in_model", 0, 2)
+        ),
+        seed=ctx.seed,
+    )
+
+
+def _rl(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    return ReinforceSampler(
+        ctx.space.distributions(),
+        lr=_float_opt(opts, "lr", 0.2, 1e-6, 100.0),
+        baseline_decay=_float_opt(opts, "baseline_decay", 0.9, 0.0, 0.999),
+        bins=_int_opt(opts, "bins", 10, 2),
+        seed=ctx.seed,
+    )
+
+
+def _smac(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    from kubetune.core.strategies.smac3 import SmacSampler  # the smac extra, imported lazily
+
+    facade = opts.get("facade", "hpo")
+    if facade not in ("hpo", "bb"):
+        raise SpecError(f"strategy.facade: must be hpo or bb (got {facade!r})")
+    return SmacSampler(
+        ctx.space,
+        n_trials=_int_opt(opts, "n_trials", ctx.max_trials or 1000, 1),
+        facade=facade,
+        seed=ctx.seed,
+    )
+
+
 _Builder = Callable[[SamplerContext, dict[str, Any]], BaseSampler]
 
 # name -> (builder, accepted options)
@@ -123,6 +185,21 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "qmc": (_qmc, frozenset({"qmc_type", "scramble"})),
     "evolution": (_evolution, frozenset({"population_size", "sample_size"})),
     "grid": (_grid, frozenset({"grid_points", "shuffle"})),
+    "bohb": (
+        _bohb,
+        frozenset(
+            {
+                "random_fraction",
+                "top_fraction",
+                "num_samples",
+                "bandwidth_factor",
+                "min_bandwidth",
+                "min_points_in_model",
+            }
+        ),
+    ),
+    "rl": (_rl, frozenset({"lr", "baseline_decay", "bins"})),
+    "smac": (_smac, frozenset({"facade", "n_trials"})),
 }
 
 
