@@ -66,7 +66,8 @@ def plan_search(
                 f"strategy.{sorted(spec.strategy.options)[0]}: options apply to a strategy"
                 " name, not to a sampler instance"
             )
-        name = type(sampler).__name__
+        # a kubetune sampler built outside the factory (darts' derived config) keeps its name
+        name = getattr(sampler, "strategy_name", type(sampler).__name__)
         return SearchPlan(name, "sampler given", scheduler, sampler, pruner, stop_conditions(spec))
     strategy: str = spec.strategy.name
     reason = "chosen in the spec"

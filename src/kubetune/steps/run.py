@@ -22,7 +22,7 @@ from kubetune.repository import open_repository
 from kubetune.steps.evaluate import evaluate
 from kubetune.steps.push import push
 from kubetune.steps.retrieve import retrieve
-from kubetune.steps.search import normalize_objective, search
+from kubetune.steps.search import DARTS, normalize_objective, search
 from kubetune.steps.train import best_budget, train_final
 from kubetune.steps.trial import check_trainer
 from kubetune.storage import atomic_write_text
@@ -69,6 +69,13 @@ def run_experiment(
         context=context,
     )
     console.print(f"strategy: {result.strategy}, scheduler: {result.scheduler}")
+    darts = result.study.user_attrs.get(DARTS)
+    if darts:  # what the supernet learned: the softmax weight of every choice per layer
+        for name, layers in darts["weights"].items():
+            shown = "; ".join(
+                ", ".join(f"{c} {w:.2f}" for c, w in layer.items()) for layer in layers
+            )
+            console.print(f"darts {name}: {shown} (search {darts['search_seconds']:.1f}s)")
 
     summary = RunSummary(
         experiment=spec.name,

@@ -14,6 +14,7 @@ from kubetune.core.schedulers import FidelityRange
 from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.space.grid import GridTooLargeError
 from kubetune.core.strategies.bohb import BOHBSampler, hyperband_budgets
+from kubetune.core.strategies.darts import DerivedConfigSampler, darts_space
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.core.strategies.rl import ReinforceSampler
@@ -174,6 +175,25 @@ def _smac(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     )
 
 
+DARTS_OPTIONS = frozenset({"epochs", "arch_lr", "weight_lr", "batch_size"})
+
+
+def darts_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The supernet search's settings, checked (shared with the search step)."""
+    return {
+        "epochs": _int_opt(opts, "epochs", 30, 1),
+        "arch_lr": _float_opt(opts, "arch_lr", 3e-3, 1e-6, 10.0),
+        "weight_lr": _float_opt(opts, "weight_lr", 1e-2, 1e-6, 10.0),
+        "batch_size": _int_opt(opts, "batch_size", 64, 2),
+    }
+
+
+def _darts(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    darts_space(ctx.space)  # refuses a space it cannot relax, naming the parameter
+    darts_options(opts)
+    return DerivedConfigSampler(None, seed=ctx.seed)  # the search step supplies the config
+
+
 _Builder = Callable[[SamplerContext, dict[str, Any]], BaseSampler]
 
 # name -> (builder, accepted options)
@@ -200,6 +220,7 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     ),
     "rl": (_rl, frozenset({"lr", "baseline_decay", "bins"})),
     "smac": (_smac, frozenset({"facade", "n_trials"})),
+    "darts": (_darts, DARTS_OPTIONS),
 }
 
 
