@@ -73,7 +73,9 @@ def plan_search(
     reason = "chosen in the spec"
     options = spec.strategy.options
     if strategy == "auto":
-        choice = choose_strategy(spec.space, spec.limits.max_trials)
+        choice = choose_strategy(
+            spec.space, spec.limits.max_trials, has_fidelity=spec.fidelity is not None
+        )
         strategy, reason = choice.name, choice.reason
         if options:
             raise SpecError(
