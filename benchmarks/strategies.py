@@ -274,7 +274,8 @@ def run_once(problem: Problem, strategy: str, seed: int) -> float:
     space = make_space(problem.space)
     sampler, _ = make_sampler(strategy, space, seed, problem)
     pruner = optuna.pruners.HyperbandPruner(1, MAX_EPOCHS, 3) if problem.fidelity else None
-    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    # a fixed name: Hyperband puts a trial in a bracket by a hash of the study's name
+    study = optuna.create_study(study_name=f"bench-{seed}", sampler=sampler, pruner=pruner)
     for _ in range(problem.trials):
         trial = study.ask()
         value = problem.objective(space.structure(_suggested(space, trial)))
