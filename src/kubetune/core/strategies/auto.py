@@ -15,7 +15,7 @@
    never worse than it; no benchmark problem here is that large.
 
 BOHB is not picked with a fidelity: on sphere4 under Hyperband it was significantly worse
-than TPE (3.15 against 0.229 after 150 trials), as were evolution and RL; GP and TPE with
+than TPE (3.13 against 0.216 after 150 trials), as were evolution and RL; GP and TPE with
 Hyperband's pruning were the best there. The scheduler ``auto`` is ``hyperband`` whenever
 a fidelity is given, and ``none`` otherwise.
 """
