@@ -179,6 +179,7 @@ def test_bohb_proposes_a_random_fraction_and_random_until_a_budget_has_data() ->
     assert {k for k in later if k is not None} == {float("inf")}  # no fidelity: final values
 
 
+@pytest.mark.slow
 def test_bohb_beats_random_search_for_the_same_epochs() -> None:
     """The authors' claim: with Hyperband's brackets and a model per budget, BOHB finds
     better configs than random search (each config trained fully) for the same compute."""
