@@ -110,7 +110,21 @@ def reports_progress(p: dict[str, Any], ctx: Any) -> float:
 
 # --- every strategy completes and respects the space ---------------------------------------
 
-ALL = ("grid", "random", "tpe", "gp", "cmaes", "qmc", "evolution", "pbt", "auto")
+ALL = (
+    "grid",
+    "random",
+    "tpe",
+    "gp",
+    "cmaes",
+    "qmc",
+    "evolution",
+    "pbt",
+    "bohb",
+    "rl",
+    "smac",
+    "darts",
+    "auto",
+)
 
 
 def test_every_strategy_is_covered() -> None:
@@ -139,12 +153,16 @@ def tune_arch(strategy: str, seed: int) -> TuneResult:
 run_arch = functools.cache(tune_arch)  # the reproducibility tests run it once more
 
 
-@pytest.mark.parametrize("strategy", ALL)
+@pytest.mark.parametrize(
+    "strategy",
+    # SMAC: ~8 s; darts trains a supernet of a torch trainer, not an objective (test_darts.py)
+    [pytest.param(s, marks=pytest.mark.slow) if s == "smac" else s for s in ALL if s != "darts"],
+)
 def test_strategy_completes_and_respects_the_space(strategy: str) -> None:
     space = make_space(ARCH_SPACE)
     result = run_arch(strategy, 3)
-    # conditional, architecture space: auto picks grouped multivariate TPE
-    assert result.strategy == ("tpe" if strategy == "auto" else strategy)
+    # 7 searched dimensions, 12 trials: auto picks GP (see core/strategies/auto.py)
+    assert result.strategy == ("gp" if strategy == "auto" else strategy)
     assert result.stop_reason == "max_trials reached (12 trials finished)"
     trials = completed(result)
     assert len(trials) == len(result.study.trials) == 12  # no config handed out was invalid
@@ -360,10 +378,21 @@ def test_grid_samples_continuous_floats_with_grid_points() -> None:
 AUTO_CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
     ("finite-fits", {"a": [1, 2, 3], "b": ["x", "y"]}, 10, "grid"),
     ("finite-conditional-fits", OPTIMIZER_GRID, 8, "grid"),
-    ("finite-too-big-conditional", OPTIMIZER_GRID, 7, "tpe"),
-    ("finite-too-big-plain", {"a": [1, 2, 3], "b": ["x", "y"]}, 5, "tpe"),
+    ("finite-too-big-conditional", OPTIMIZER_GRID, 7, "gp"),
+    ("finite-too-big-plain", {"a": [1, 2, 3], "b": ["x", "y"]}, 5, "gp"),
     ("finite-no-trial-limit", {"a": [1, 2, 3]}, None, "tpe"),
-    ("conditional", ARCH_SPACE, 50, "tpe"),
+    ("conditional-small", ARCH_SPACE, 50, "gp"),  # 7 flat dims: n_layers, 3 units, 3 more
+    (
+        "conditional-large",
+        {
+            **ARCH_SPACE,
+            "units": {**ARCH_SPACE["units"], "choices": [8, 16]},
+            "n_layers": {"type": "int", "low": 1, "high": 5},
+        },
+        50,
+        "tpe",
+    ),
+    ("conditional-many-trials", ARCH_SPACE, 201, "tpe"),
     ("numeric-small", SPHERE_SPACE, 100, "gp"),
     ("numeric-int", {"n": {"type": "int", "low": 1, "high": 100}}, 30, "gp"),
     ("numeric-with-fixed", {**SPHERE_SPACE, "seed": 3}, 200, "gp"),
@@ -375,7 +404,8 @@ AUTO_CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
         50,
         "tpe",
     ),
-    ("mixed", MIXED_SPACE, 50, "tpe"),
+    ("mixed", MIXED_SPACE, 50, "gp"),
+    ("per-layer-counts-every-layer", NAS_SPACE, 60, "gp"),  # 1 + 5 + 1 = 7 dims
 ]
 
 
@@ -390,6 +420,15 @@ def test_auto_rule(raw: dict[str, Any], max_trials: int | None, expected: str) -
     assert choice.reason
 
 
+def test_auto_reasons_name_the_limits_and_the_evidence() -> None:
+    gp = choose_strategy(make_space(NAS_SPACE), 60)
+    assert gp.reason.startswith("7 searched dimensions (<= 8) and max_trials=60 (<= 200)")
+    assert "benchmarks/strategies.py" in gp.reason
+    big = choose_strategy(make_space(NAS_SPACE), 500)
+    assert big.name == "tpe" and "max_trials=500 (> 200" in big.reason
+    assert "grouped" in big.reason  # per-layer parameters make the space conditional
+
+
 def test_auto_grid_reason_names_the_count() -> None:
     choice = choose_strategy(make_space(OPTIMIZER_GRID), 10)
     assert choice.reason == "all 8 configs fit in max_trials=10"
@@ -400,7 +439,7 @@ def test_auto_grid_reason_names_the_count() -> None:
     [
         ({"a": [1, 2, 3], "b": ["x", "y"]}, 10, "grid"),
         ({"x0": SPHERE_SPACE["x0"], "x1": SPHERE_SPACE["x1"]}, 11, "gp"),
-        (ARCH_SPACE, 6, "tpe"),
+        ({f"x{i}": SPHERE_SPACE["x0"] for i in range(9)}, 6, "tpe"),
     ],
     ids=["grid", "gp", "tpe"],
 )

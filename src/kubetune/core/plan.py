@@ -8,7 +8,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
-from kubetune.core.schedulers import build_pruner
+from kubetune.core.schedulers import FidelityRange, build_pruner
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.storage import open_storage
 from kubetune.core.strategies import (
@@ -71,21 +71,36 @@ def plan_search(
                 f"strategy.{sorted(spec.strategy.options)[0]}: options apply to a strategy"
                 " name, not to a sampler instance"
             )
-        name = type(sampler).__name__
+        # a kubetune sampler built outside the factory (darts' derived config) keeps its name
+        name = getattr(sampler, "strategy_name", type(sampler).__name__)
         return SearchPlan(name, "sampler given", scheduler, sampler, pruner, stop_conditions(spec))
     strategy: str = spec.strategy.name
     reason = "chosen in the spec"
     options = spec.strategy.options
     if strategy == "auto":
-        choice = choose_strategy(spec.space, spec.limits.max_trials)
+        choice = choose_strategy(
+            spec.space, spec.limits.max_trials, has_fidelity=spec.fidelity is not None
+        )
         strategy, reason = choice.name, choice.reason
         if options:
             raise SpecError(
                 f"strategy.{sorted(options)[0]}: options need an explicit strategy name, not auto"
             )
-    ctx = SamplerContext(space=spec.space, seed=spec.seed, parallel=spec.limits.parallel)
+    ctx = sampler_context(spec, spec.seed)
     sampler = build_sampler(strategy, options, ctx)
     return SearchPlan(strategy, reason, scheduler, sampler, pruner, stop_conditions(spec))
+
+
+def sampler_context(spec: ExperimentSpec, seed: int | None) -> SamplerContext:
+    """What a strategy is built from: the space, the seed, parallelism and the fidelity."""
+    fid = spec.fidelity
+    return SamplerContext(
+        space=spec.space,
+        seed=seed,
+        parallel=spec.limits.parallel,
+        max_trials=spec.limits.max_trials,
+        fidelity=None if fid is None else FidelityRange(fid.min, fid.max, fid.reduction_factor),
+    )
 
 
 def stop_conditions(spec: ExperimentSpec) -> list[StopCondition]:

@@ -21,11 +21,11 @@ from kubetune.core.executor import Executor
 from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
 from kubetune.core.loop import TuningLoop, trial_seed
 from kubetune.core.optuna_compat import storage_of
-from kubetune.core.plan import open_study, plan_search
+from kubetune.core.plan import open_study, plan_search, sampler_context
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.stop_reason import StopReason
-from kubetune.core.strategies import SamplerContext, build_sampler
+from kubetune.core.strategies import build_sampler
 from kubetune.core.warm_start import Candidate, enqueue_warm_start, fit_to_space, from_studies
 
 __all__ = ["TuneResult", "run_search"]
@@ -88,9 +88,7 @@ def run_search(
     if resumed and sampler is None:
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
-        ctx = SamplerContext(
-            space=spec.space, seed=trial_seed(spec.seed, resumed), parallel=spec.limits.parallel
-        )
+        ctx = sampler_context(spec, trial_seed(spec.seed, resumed))
         study.sampler = build_sampler(plan.strategy, spec.strategy.options, ctx)
     study.set_user_attr(STRATEGY, plan.strategy)
     study.set_user_attr(SCHEDULER, plan.scheduler)

@@ -23,7 +23,7 @@ from kubetune.steps.evaluate import evaluate
 from kubetune.steps.push import push
 from kubetune.steps.retrieve import retrieve
 from kubetune.steps.retune import Provenance, plan_retune
-from kubetune.steps.search import normalize_objective, search
+from kubetune.steps.search import DARTS, normalize_objective, search
 from kubetune.steps.train import best_budget, pbt_schedule, train_final
 from kubetune.steps.trial import check_trainer
 from kubetune.storage import atomic_write_text
@@ -98,6 +98,13 @@ def run_experiment(
             f"warm start: the first {result.warm_started} trials ran the best configs of"
             " earlier runs"
         )
+    darts = result.study.user_attrs.get(DARTS)
+    if darts:  # what the supernet learned: the softmax weight of every choice per layer
+        for name, layers in darts["weights"].items():
+            shown = "; ".join(
+                ", ".join(f"{c} {w:.2f}" for c, w in layer.items()) for layer in layers
+            )
+            console.print(f"darts {name}: {shown} (search {darts['search_seconds']:.1f}s)")
 
     summary = RunSummary(
         experiment=spec.name,

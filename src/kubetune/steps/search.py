@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from kubetune.core.events import LoopObserver
 from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult, run_search
 from kubetune.core.spec import ExperimentSpec
+from kubetune.core.strategies.darts import DerivedConfigSampler, darts_space, flat_params
 from kubetune.core.warm_start import Candidate
 from kubetune.executors import create_executor
+from kubetune.steps.darts import darts_result
 from kubetune.steps.trial import BuiltinTrial, objective_key
+
+# study user attr: the DARTS search's derived config, learned weights and cost
+DARTS = "kubetune.darts"
 
 
 def normalize_objective(spec: ExperimentSpec) -> ExperimentSpec:
@@ -36,10 +42,18 @@ def search(
     spec = normalize_objective(spec)
     context = context or RunContext.from_spec(spec)
     trials_dir = context.trials_dir
+    sampler = None
+    darts: dict[str, Any] | None = None
+    if spec.strategy.name == "darts":
+        # one-shot: the supernet search derives the architecture, the loop trains it from
+        # scratch as its one trial (the options were the supernet's: the loop has none)
+        darts = darts_result(spec, context.run_dir)
+        sampler = DerivedConfigSampler(flat_params(darts_space(spec.space), darts["config"]))
+        spec = spec.replaced({"strategy": {"name": "darts"}})
     with create_executor(
         spec, trial_fn=BuiltinTrial.from_spec(spec), work_dir=trials_dir
     ) as executor:
-        return run_search(
+        result = run_search(
             spec,
             executor,
             observer=observer,
@@ -49,4 +63,8 @@ def search(
             context=context,
             warm_start=warm_start,
             warm_start_fallback=warm_start_fallback,
+            sampler=sampler,
         )
+    if darts is not None:
+        result.study.set_user_attr(DARTS, darts)
+    return result

@@ -10,11 +10,15 @@ from typing import Any
 import optuna
 from optuna.samplers import BaseSampler
 
+from kubetune.core.schedulers import FidelityRange
 from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.space.grid import GridTooLargeError
+from kubetune.core.strategies.bohb import BOHBSampler, hyperband_budgets
+from kubetune.core.strategies.darts import DerivedConfigSampler, darts_space
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.core.strategies.pbt import PopulationBasedSampler
+from kubetune.core.strategies.rl import ReinforceSampler
 from kubetune.errors import SpecError
 
 MAX_GRID_POINTS = 10_000
@@ -25,6 +29,10 @@ class SamplerContext:
     space: SearchSpace
     seed: int | None
     parallel: int
+    # the spec's fidelity, when it has one (BOHB models per budget of Hyperband's rungs)
+    fidelity: FidelityRange | None = None
+    # limits.max_trials (SMAC sizes its initial design from it)
+    max_trials: int | None = None
 
 
 def _int_opt(opts: dict[str, Any], key: str, default: int, minimum: int) -> int:
@@ -138,6 +146,80 @@ def _grid(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     return ConditionalGridSampler(grid, seed=ctx.seed, shuffle=_bool_opt(opts, "shuffle", True))
 
 
+def _float_opt(opts: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = opts.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise SpecError(f"strategy.{key}: must be a number in [{low}, {high}] (got {value!r})")
+    return float(value)
+
+
+def _bohb(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    fid = ctx.fidelity
+    budgets = (
+        None
+        if fid is None
+        else hyperband_budgets(fid.min_resource, fid.max_resource, fid.reduction_factor)
+    )
+    top = _float_opt(opts, "top_fraction", 0.15, 0.01, 0.99)
+    min_points = opts.get("min_points_in_model")
+    return BOHBSampler(
+        ctx.space.distributions(),
+        budgets=budgets,
+        random_fraction=_float_opt(opts, "random_fraction", 1 / 3, 0.0, 1.0),
+        top_fraction=top,
+        num_samples=_int_opt(opts, "num_samples", 64, 1),
+        bandwidth_factor=_float_opt(opts, "bandwidth_factor", 3.0, 0.01, 100.0),
+        min_bandwidth=_float_opt(opts, "min_bandwidth", 0.1, 1e-6, 1.0),
+        min_points_in_model=(
+            None if min_points is None else _int_opt(opts, "min_points_in_model", 0, 2)
+        ),
+        seed=ctx.seed,
+    )
+
+
+def _rl(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    return ReinforceSampler(
+        ctx.space.distributions(),
+        lr=_float_opt(opts, "lr", 0.2, 1e-6, 100.0),
+        baseline_decay=_float_opt(opts, "baseline_decay", 0.9, 0.0, 0.999),
+        bins=_int_opt(opts, "bins", 10, 2),
+        seed=ctx.seed,
+    )
+
+
+def _smac(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    from kubetune.core.strategies.smac3 import SmacSampler  # the smac extra, imported lazily
+
+    facade = opts.get("facade", "hpo")
+    if facade not in ("hpo", "bb"):
+        raise SpecError(f"strategy.facade: must be hpo or bb (got {facade!r})")
+    return SmacSampler(
+        ctx.space,
+        n_trials=_int_opt(opts, "n_trials", ctx.max_trials or 1000, 1),
+        facade=facade,
+        seed=ctx.seed,
+    )
+
+
+DARTS_OPTIONS = frozenset({"epochs", "arch_lr", "weight_lr", "batch_size"})
+
+
+def darts_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The supernet search's settings, checked (shared with the search step)."""
+    return {
+        "epochs": _int_opt(opts, "epochs", 30, 1),
+        "arch_lr": _float_opt(opts, "arch_lr", 3e-3, 1e-6, 10.0),
+        "weight_lr": _float_opt(opts, "weight_lr", 1e-2, 1e-6, 10.0),
+        "batch_size": _int_opt(opts, "batch_size", 64, 2),
+    }
+
+
+def _darts(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    darts_space(ctx.space)  # refuses a space it cannot relax, naming the parameter
+    darts_options(opts)
+    return DerivedConfigSampler(None, seed=ctx.seed)  # the search step supplies the config
+
+
 _Builder = Callable[[SamplerContext, dict[str, Any]], BaseSampler]
 
 # name -> (builder, accepted options)
@@ -150,6 +232,22 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "evolution": (_evolution, frozenset({"population_size", "sample_size"})),
     "grid": (_grid, frozenset({"grid_points", "shuffle"})),
     "pbt": (_pbt, frozenset({"population_size", "quantile", "resample_probability"})),
+    "bohb": (
+        _bohb,
+        frozenset(
+            {
+                "random_fraction",
+                "top_fraction",
+                "num_samples",
+                "bandwidth_factor",
+                "min_bandwidth",
+                "min_points_in_model",
+            }
+        ),
+    ),
+    "rl": (_rl, frozenset({"lr", "baseline_decay", "bins"})),
+    "smac": (_smac, frozenset({"facade", "n_trials"})),
+    "darts": (_darts, DARTS_OPTIONS),
 }
 
 

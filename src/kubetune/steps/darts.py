@@ -1,0 +1,56 @@
+"""Step: DARTS' one-shot search, before the loop trains the derived architecture.
+
+The supernet runs here, in the search step's process (it is one training, not a trial).
+Its result is kept in the run folder (``darts.json``), so running the experiment again
+resumes with the same architecture instead of searching again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from kubetune.core.spec import ExperimentSpec
+from kubetune.core.strategies.darts import darts_space
+from kubetune.core.strategies.factory import darts_options
+from kubetune.errors import SpecError
+from kubetune.storage import atomic_write_text
+
+SUPPORTED_TRAINERS = ("torch-mlp",)
+
+
+def darts_result(spec: ExperimentSpec, run_dir: Path) -> dict[str, Any]:
+    """``{"config", "weights", "search_seconds", "epochs"}`` of this spec's DARTS search,
+    from ``run_dir/darts.json`` when an earlier run of the same space left one."""
+    kind = spec.trainer.kind if spec.trainer is not None else None
+    if kind not in SUPPORTED_TRAINERS:
+        raise SpecError(
+            f"trainer.kind: strategy darts supports {', '.join(SUPPORTED_TRAINERS)} (got {kind})"
+        )
+    dspace = darts_space(spec.space)
+    options = darts_options(spec.strategy.options)
+    space_key = json.dumps(spec.model_dump(mode="json")["search_space"], sort_keys=True)
+    path = run_dir / "darts.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("space") == space_key and saved.get("options") == options:
+            return dict(saved["result"])
+    from kubetune.steps.retrieve import retrieve
+    from kubetune.trainers.darts import darts_search  # torch: the torch extra
+
+    trainer_opts = spec.trainer.options if spec.trainer is not None else {}
+    result = darts_search(
+        dspace,
+        retrieve(spec),
+        seed=spec.seed,
+        device=trainer_opts.get("device"),
+        threads=trainer_opts.get("threads"),
+        **options,
+    )
+    out = asdict(result)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    document = {"space": space_key, "options": options, "result": out}
+    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True))
+    return out

@@ -1,0 +1,189 @@
+"""DARTS for the torch MLP: one over-parameterised network, then the heaviest choices.
+
+Each hidden layer computes ``Linear(in, max(widths))`` and mixes, with softmax weights
+``beta``, the outputs masked to each candidate width (the weights are shared: a narrower
+layer is a prefix of the widest), then mixes the candidate activations with softmax
+weights ``alpha``. Training alternates a weight step on a training batch with an
+architecture step on a validation batch (first-order DARTS: the architecture gradient is
+taken at the current weights). The derived architecture keeps each layer's heaviest width
+and activation; it is trained from scratch afterwards like any other config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kubetune.core.strategies.darts import DartsSpace
+from kubetune.data.dataset import Dataset
+from kubetune.errors import SpecError
+from kubetune.trainers.metrics import count_classes
+from kubetune.trainers.torch_common import (
+    ACTIVATIONS,
+    fill_values,
+    pick_device,
+    seed_everything,
+    set_threads,
+    standardizer,
+)
+
+__all__ = ["DartsResult", "darts_search"]
+
+
+@dataclass
+class DartsResult:
+    config: dict[str, Any]  # the derived architecture, structured (units: [..], ...)
+    # name -> one {choice: softmax weight} per layer (one entry for a shared parameter)
+    weights: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    search_seconds: float = 0.0
+    epochs: int = 0
+
+
+class _MixedLayer(nn.Module):
+    masks: torch.Tensor  # (choices, max width): 1 on the first w units of each width
+
+    def __init__(self, width_in: int, widths: list[int], activations: list[str]) -> None:
+        super().__init__()
+        self.widths = widths
+        self.linear = nn.Linear(width_in, max(widths))
+        masks = torch.zeros(len(widths), max(widths))
+        for i, w in enumerate(widths):
+            masks[i, :w] = 1.0
+        self.register_buffer("masks", masks)
+        self.acts = nn.ModuleList(ACTIVATIONS[a]() for a in activations)
+
+    def forward(self, x: torch.Tensor, beta: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        h = self.linear(x)
+        mask = (torch.softmax(beta, 0)[:, None] * self.masks).sum(0)  # expected width mask
+        h = h * mask
+        a = torch.softmax(alpha, 0)
+        return sum((a[i] * act(h) for i, act in enumerate(self.acts)), torch.zeros_like(h))
+
+
+class _SuperNet(nn.Module):
+    def __init__(self, dspace: DartsSpace, input_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.dspace = dspace
+        n = dspace.n_layers
+        self.units = self._per_layer("units", 128)
+        self.activations = self._per_layer("activation", "relu")
+        layers, width = [], input_dim
+        for i in range(n):
+            layers.append(_MixedLayer(width, self.units[i], self.activations[i]))
+            width = max(self.units[i])
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Linear(width, output_dim)
+        # architecture parameters: one vector per layer, or one shared by every layer
+        self.arch = nn.ParameterDict()
+        for name, per_layer in (("units", self.units), ("activation", self.activations)):
+            count = 1 if name in dspace.shared or name not in dspace.choices else n
+            for i in range(count):
+                self.arch[f"{name}_{i}"] = nn.Parameter(1e-3 * torch.randn(len(per_layer[i])))
+
+    def _per_layer(self, name: str, default: Any) -> list[list[Any]]:
+        """The candidates of each layer; a fixed value is a single candidate."""
+        n = self.dspace.n_layers
+        if name in self.dspace.choices:
+            return [list(self.dspace.choices[name]) for _ in range(n)]
+        value = self.dspace.fixed.get(name, default)
+        if isinstance(value, list):
+            if len(value) != n:
+                raise SpecError(f"search_space.{name}: needs {n} values, one per layer")
+            return [[v] for v in value]
+        return [[value] for _ in range(n)]
+
+    def _logits(self, name: str, layer: int) -> torch.Tensor:
+        key = f"{name}_{layer}" if f"{name}_{layer}" in self.arch else f"{name}_0"
+        return self.arch[key]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.arch.parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x, self._logits("units", i), self._logits("activation", i))
+        return torch.as_tensor(self.head(x))
+
+    def derived(self) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+        config: dict[str, Any] = dict(self.dspace.fixed)
+        weights: dict[str, list[dict[str, float]]] = {}
+        for name, options in (("units", self.units), ("activation", self.activations)):
+            if name not in self.dspace.choices:
+                continue
+            count = 1 if name in self.dspace.shared else self.dspace.n_layers
+            picks, table = [], []
+            for i in range(count):
+                probs = torch.softmax(self._logits(name, i).detach(), 0).cpu().numpy()
+                picks.append(options[i][int(np.argmax(probs))])
+                table.append(
+                    {str(c): round(float(p), 4) for c, p in zip(options[i], probs, strict=True)}
+                )
+            config[name] = picks[0] if name in self.dspace.shared else picks
+            weights[name] = table
+        return config, weights
+
+
+def darts_search(
+    dspace: DartsSpace,
+    data: Dataset,
+    *,
+    epochs: int,
+    arch_lr: float,
+    weight_lr: float,
+    batch_size: int,
+    seed: int,
+    device: str | None = None,
+    threads: Any = None,
+) -> DartsResult:
+    """Search ``dspace`` on ``data``: weights on the training split, the architecture on
+    the validation split; returns the derived config and the learned weights."""
+    started = time.monotonic()
+    set_threads(threads)
+    dev = pick_device(device)
+    generator = seed_everything(seed)
+    fill = fill_values(data.X_train)
+    mean, std = standardizer(np.where(np.isnan(data.X_train), fill, data.X_train))
+
+    def tensor(X: np.ndarray) -> torch.Tensor:
+        X = (np.where(np.isnan(X), fill, X) - mean) / std
+        return torch.as_tensor(X.astype(np.float32), device=dev)
+
+    if data.task == "classification":
+        outputs = count_classes(data.class_labels, data.y_train, data.y_val, data.y_test)
+        loss_fn: nn.Module = nn.CrossEntropyLoss()
+        y_train = torch.as_tensor(data.y_train.astype(np.int64), device=dev)
+        y_val = torch.as_tensor(data.y_val.astype(np.int64), device=dev)
+    else:
+        outputs, loss_fn = 1, nn.MSELoss()
+        y_mean, y_std = float(data.y_train.mean()), float(data.y_train.std()) or 1.0
+        y_train = torch.as_tensor(((data.y_train - y_mean) / y_std).astype(np.float32), device=dev)
+        y_val = torch.as_tensor(((data.y_val - y_mean) / y_std).astype(np.float32), device=dev)
+        y_train, y_val = y_train.reshape(-1, 1), y_val.reshape(-1, 1)
+    X_train, X_val = tensor(data.X_train), tensor(data.X_val)
+    net = _SuperNet(dspace, data.n_features, outputs).to(dev)
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=weight_lr, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(
+        net.arch.parameters(), lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3
+    )
+    n_train, n_val = len(X_train), len(X_val)
+    for _ in range(epochs):
+        net.train()
+        order = torch.randperm(n_train, generator=generator).to(dev)
+        for start in range(0, n_train, batch_size):
+            idx = order[start : start + batch_size]
+            vidx = torch.randint(n_val, (min(batch_size, n_val),), generator=generator).to(dev)
+            a_opt.zero_grad(set_to_none=True)  # architecture step on validation rows
+            loss_fn(net(X_val[vidx]), y_val[vidx]).backward()
+            a_opt.step()
+            w_opt.zero_grad(set_to_none=True)  # weight step on training rows
+            loss_fn(net(X_train[idx]), y_train[idx]).backward()
+            nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
+            w_opt.step()
+    config, weights = net.derived()
+    return DartsResult(config, weights, time.monotonic() - started, epochs)
