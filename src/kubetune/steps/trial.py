@@ -160,7 +160,11 @@ class BuiltinTrial:
         spec, data, trainer = self.load()
         if spec.fidelity is not None and spec.fidelity.kind == "data_fraction":
             return self._fit_on_fractions(spec, data, trainer, request, reporter)
-        resumes = trainer.inherits_weights or spec.strategy.name == "pbt" or self.continues_rungs
+        resumes = (
+            trainer.inherits_weights
+            or spec.strategy.name == "pbt"
+            or (self.continues_rungs and trainer.can_continue)
+        )
         store = checkpoints_for(request) if resumes else None
         if resumes and store is None:
             _log.warning(
