@@ -97,7 +97,7 @@ def check_pbt_trainer(spec: ExperimentSpec, trainer: Trainer) -> None:
     if not trainer.can_resume:
         raise SpecError(
             f"strategy.name: pbt needs a trainer that saves and loads checkpoints"
-            f" (torch-mlp); {kind} does not"
+            f" (torch-mlp, or a custom function with a resume_from parameter); {kind} does not"
         )
     structural = sorted(
         name
