@@ -147,3 +147,29 @@ def test_pbt_members_in_other_processes_copy_checkpoints_through_a_local_store(
         assert t.user_attrs[METRICS][INHERITED_FROM] == t.user_attrs[PARENT]
         assert t.user_attrs[PARENT] in (0, 1)
     assert _saved_trials(uri, "pbt-sub") == {0, 1, 2, 3}
+
+
+class _Saved:
+    def predict(self, X: Any) -> Any:
+        return X
+
+    def save(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "w").write_text("weights")
+        return [directory / "w"]
+
+
+def test_a_trial_continues_its_own_checkpoint_only_in_the_looping_pipeline(
+    tmp_path: Path,
+) -> None:
+    from kubetune.steps.starting_point import RESUMED_FROM_STEP, starting_point
+
+    store = ArtifactCheckpoints(TrialArtifacts(open_store(str(tmp_path / "a")), "s", 0))
+    store.save(5, _Saved(), step=2)  # type: ignore[arg-type]
+    request = TrialRequest(study="s", number=5, params={}, seed=0, budget=6)
+    trainer = TorchMLPTrainer()
+    looping = starting_point(store, trainer, request, tmp_path / "x", continue_own=True)
+    assert looping.checkpoint is not None and looping.checkpoint.step == 2
+    assert looping.metrics() == {RESUMED_FROM_STEP: 2.0}
+    # Elsewhere a leftover of the same number (an earlier study of that name) is ignored.
+    assert starting_point(store, trainer, request, tmp_path / "y").checkpoint is None

@@ -87,13 +87,20 @@ class StartingPoint:
 
 
 def starting_point(
-    store: CheckpointStore | None, trainer: Trainer, request: TrialRequest, scratch: Path
+    store: CheckpointStore | None,
+    trainer: Trainer,
+    request: TrialRequest,
+    scratch: Path,
+    *,
+    continue_own: bool = False,
 ) -> StartingPoint:
     """Decide (and fetch into ``scratch``, a folder that lives while the trial trains) the
-    checkpoint ``request`` starts from."""
+    checkpoint ``request`` starts from. ``continue_own``: the trial number may have saved
+    a checkpoint at a lower budget that it goes on from (only the looping pipeline's
+    rounds rerun a trial number; elsewhere a leftover of that number is never used)."""
     if store is None:
         return StartingPoint()
-    own = _load(store, request.number, scratch / "own", request)
+    own = _load(store, request.number, scratch / "own", request) if continue_own else None
     skipped = None
     if own is not None:
         skipped = _cannot_continue(trainer, own, request)

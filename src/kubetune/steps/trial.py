@@ -173,7 +173,9 @@ class BuiltinTrial:
                 request.number,
             )
         with tempfile.TemporaryDirectory(prefix="kubetune-start-") as tmp:
-            start = starting_point(store, trainer, request, Path(tmp))
+            start = starting_point(
+                store, trainer, request, Path(tmp), continue_own=self.continues_rungs
+            )
             model = start.fit(
                 trainer,
                 request.params,
