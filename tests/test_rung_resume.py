@@ -8,12 +8,14 @@ component. The artifact store is the run's default (a local folder).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 
+import kubetune
 from kubetune.artifacts import TrialArtifacts
 from kubetune.core.attrs import RESUME
 from kubetune.core.storage import open_storage
@@ -150,3 +152,48 @@ def test_a_promoted_config_of_a_trainer_that_cannot_continue_says_why(workdir: P
 class _Quiet:
     def report(self, step: int, value: float) -> None:
         return None
+
+
+KFP_SPEC = """\
+name: iris-kfp
+objective: {metric: accuracy}
+data: {source: "sklearn:iris"}
+trainer: {kind: torch-mlp}
+search_space:
+  n_layers: 1
+  units: 8
+  lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
+strategy: {name: random}
+fidelity: {param: epochs, min: 2, max: 6, reduction_factor: 3, scheduler: asha}
+limits: {max_trials: 2, parallel: 2}
+seed: 1
+"""
+
+
+@pytest.mark.slow  # every task is a fresh interpreter importing torch: about 1-2 minutes
+def test_kfp_local_looping_run_resumes_the_promoted_config(
+    kfp_workdir: Path,
+) -> None:
+    """The compiled looping pipeline through kfp.local (real task subprocesses, no cluster):
+    the rung-1 trial task finds the rung-0 checkpoint another task saved."""
+    from test_kfp_local import _run, _study_trials
+
+    summary = _run(kfp_workdir, KFP_SPEC)
+    assert summary["completed"] == 1 and summary["failed"] == 0
+    promoted = [t for t in _study_trials(kfp_workdir) if t.state.name == "COMPLETE"]
+    assert len(promoted) == 1
+    assert promoted[0].user_attrs[RESUME] == {"6": {"resumed_from": 2}}
+    assert sorted(promoted[0].intermediate_values) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.fixture
+def kfp_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """As ``test_kfp_local``: task subprocesses run in other folders and must import this
+    checkout's kubetune."""
+    monkeypatch.chdir(tmp_path)
+    src = str(Path(kubetune.__file__).resolve().parents[1])
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.delenv("KUBETUNE_ARTIFACTS", raising=False)
+    return tmp_path
