@@ -12,7 +12,10 @@ descent. It shows the whole contract of ``kubetune.trainers.custom``:
 - a config that cannot work raises ``InvalidConfigError`` (recorded, never retried);
 - the returned object has ``predict``, ``predict_proba`` and ``save(directory)``; the
   module-level ``load(directory)`` reads a saved model back. Weights are stored as a
-  ``.npz`` of plain arrays, read with ``allow_pickle=False``.
+  ``.npz`` of plain arrays, read with ``allow_pickle=False``;
+- optional checkpoint hook: the ``resume_from`` parameter (a folder a model of this
+  function saved, or None) lets a trial start from those weights, which is what
+  ``strategy: pbt`` and ``inherit: true`` with ``strategy: evolution`` need.
 
 kubetune imports this module from the spec file's folder, in the controller and in every
 worker process: ``kubetune run examples/custom-trainer.yaml``.
@@ -84,6 +87,7 @@ def train(
     seed: int,
     final: bool,
     metric: str,
+    resume_from: Path | None = None,
 ) -> SoftmaxModel:
     if data.task != "classification":
         raise InvalidConfigError("this softmax regression only fits classification data")
@@ -100,6 +104,10 @@ def train(
     model = SoftmaxModel(
         mean, std, rng.normal(0.0, 0.01, (X.shape[1], n_classes)), np.zeros(n_classes)
     )
+    if resume_from is not None:  # a pbt member or evolution child: start from those weights
+        saved = load(resume_from)
+        if saved.W.shape == model.W.shape:  # another trial's model: use it only if it fits
+            model = saved
     Z, onehot = (X - mean) / std, np.eye(n_classes)[y]
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(Z))

@@ -19,6 +19,7 @@ from kubetune.core.trial import TrialRequest
 from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import search
 from kubetune.steps.trial import INHERITED_FROM
+from kubetune.storage import open_store
 from kubetune.trainers.checkpoints import LocalCheckpoints, checkpoints_for
 from kubetune.trainers.torch_mlp import TorchMLPTrainer
 
@@ -116,5 +117,11 @@ def test_evolution_children_start_from_their_parents(tmp_path: Path) -> None:
         assert child.user_attrs[METRICS][INHERITED_FROM] == child.user_attrs[PARENT]
     for t in trials[:3]:
         assert INHERITED_FROM not in t.user_attrs[METRICS]
-    saved = sorted(p.name for p in (context.trials_dir / "checkpoints").iterdir())
-    assert saved == [f"{t.number:06d}" for t in trials]
+    # Kept in the run's artifact store (a local folder by default), one folder per trial.
+    store = open_store(context.artifacts)
+    saved = sorted(
+        int(key.split("/")[3])
+        for key in store.list(f"studies/{spec.name}/trials/")
+        if key.endswith("/checkpoint.json")
+    )
+    assert saved == [t.number for t in trials]

@@ -35,8 +35,9 @@ def pbt_spec(**strategy: Any) -> dict[str, Any]:
             "units": 32,
             "optimizer": "sgd",
             "momentum": 0.0,
-            # SGD whose best learning rate shrinks as training goes on: a schedule helps
-            "lr": {"type": "float", "low": 0.003, "high": 0.5, "log": True},
+            # Plain SGD from learning rates so large that they learn fast early and then
+            # bounce around (or diverge): a rate that shrinks as training goes on helps.
+            "lr": {"type": "float", "low": 0.3, "high": 2.0, "log": True},
             "batch_size": 32,
         },
         "strategy": {"name": "pbt", "population_size": POPULATION, **strategy},
@@ -74,11 +75,12 @@ def test_pbt_beats_the_same_population_with_fixed_hyperparameters(tmp_path: Path
     assert exploited, "no member ever exploited another"
     for t in exploited:  # explored: a perturbed or redrawn learning rate
         assert t.params["lr"] != pbt.study.trials[t.user_attrs[PARENT]].params["lr"]
-    # The population ends better; its best member at least as good (here the top member is
-    # never exploited, so it trains on exactly as in the fixed run).
+    # The population ends better, and so does its best member: a member that copied the
+    # top one and went on with a perturbed rate overtakes it (by one validation row of 360
+    # here: small but deterministic on fixed seeds; seed 5 gives the same, see README).
     pbt_final, fixed_final = final_interval(pbt), final_interval(fixed)
     assert statistics.mean(pbt_final) > statistics.mean(fixed_final) + 0.005
-    assert max(pbt_final) >= max(fixed_final)
+    assert max(pbt_final) > max(fixed_final), (pbt_final, fixed_final)
 
     # The best member's schedule, one entry per interval, and the final training replays it.
     best = pbt.best_trial

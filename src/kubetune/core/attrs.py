@@ -20,6 +20,7 @@ __all__ = [
     "PARAMS",
     "PARENT",
     "PBT",
+    "RESUME",
     "RETRIED",
     "RETRY_OF",
     "SCHEDULER",
@@ -43,6 +44,9 @@ PARAMS = "kubetune:params"
 PARENT = "kubetune:parent"
 #: On a pbt trial: its member, interval and the trial it exploited (None when it went on).
 PBT = "kubetune:pbt"
+#: On a config the looping pipeline promoted: how each rung after the first started, by
+#: budget: ``{"15": {"resumed_from": 5}}`` or ``{"15": {"from_scratch": "<why>"}}``.
+RESUME = "kubetune:resume"
 #: On a failed trial: the failure kind (a ``TrialFailure`` value) and its message.
 FAILURE = "failure"
 MESSAGE = "message"

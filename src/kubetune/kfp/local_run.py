@@ -21,7 +21,7 @@ from kubetune.core.spec import ExperimentSpec
 from kubetune.errors import KubetuneError
 from kubetune.kfp.pipelines import Form, PipelineOptions, compile_pipeline
 from kubetune.report.summary import RunSummary
-from kubetune.steps.pipeline_io import ENV_STORAGE
+from kubetune.steps.pipeline_io import ENV_ARTIFACTS, ENV_STORAGE
 
 __all__ = ["LocalPipelineRun", "run_pipeline_locally"]
 
@@ -57,9 +57,12 @@ def run_pipeline_locally(
     pipeline_yaml = Path(pipeline_yaml)
     if context.summary_path.exists():
         context.summary_path.unlink()  # so an old summary is never taken for this run's
-    saved = os.environ.get(ENV_STORAGE)
+    saved = {name: os.environ.get(name) for name in (ENV_STORAGE, ENV_ARTIFACTS)}
     if context.study_storage is not None:
         os.environ[ENV_STORAGE] = context.study_storage  # the tasks read it, as from a Secret
+    # Tasks run in other folders: one absolute artifact store, where promoted configs'
+    # checkpoints are found (an explicit KUBETUNE_ARTIFACTS or the spec's wins).
+    os.environ[ENV_ARTIFACTS] = saved[ENV_ARTIFACTS] or context.artifacts
     try:
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
@@ -72,10 +75,11 @@ def run_pipeline_locally(
         with contextlib.redirect_stdout(sys.stderr):
             pipeline(model_repo=str(context.model_repo))
     finally:
-        if saved is None:
-            os.environ.pop(ENV_STORAGE, None)
-        else:
-            os.environ[ENV_STORAGE] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if not context.summary_path.exists():
         raise KubetuneError(
             f"the pipeline failed before pushing a model; the failing task's log is above"

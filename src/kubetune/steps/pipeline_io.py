@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the data stack (pandas, scikit-learn) loads only in tasks t
     from kubetune.data import Dataset
 
 __all__ = [
+    "ENV_ARTIFACTS",
     "ENV_MODEL_REPO",
     "ENV_STORAGE",
     "DataRef",
@@ -46,6 +47,9 @@ __all__ = [
 
 ENV_STORAGE = "KUBETUNE_STORAGE"
 ENV_MODEL_REPO = "KUBETUNE_MODEL_REPO"
+# The trial artifact store (checkpoints of promoted configs): every trial task of a run
+# must reach the same one; the spec's ``artifacts`` (e.g. s3://) or this variable.
+ENV_ARTIFACTS = "KUBETUNE_ARTIFACTS"
 _DATA_REF_FILE = "data-ref.json"
 
 
@@ -148,7 +152,8 @@ def _apply_overrides(spec: ExperimentSpec, overrides: PipelineOverrides) -> Expe
 def run_context(spec: ExperimentSpec, model_repo: str = "") -> RunContext:
     """Where this run's study, run folder and model repository are."""
     repo = model_repo or os.environ.get(ENV_MODEL_REPO) or None
-    return RunContext.from_spec(spec, model_repo=repo)
+    artifacts = os.environ.get(ENV_ARTIFACTS) or None
+    return RunContext.from_spec(spec, model_repo=repo, artifacts=artifacts)
 
 
 def shared_study_check(context: RunContext, *, environ: Mapping[str, str] | None = None) -> None:

@@ -33,6 +33,7 @@ from kubetune.core.attrs import (
     MESSAGE,
     METRICS,
     PARAMS,
+    RESUME,
     RETRIED,
     SCHEDULER,
     STRATEGY,
@@ -131,6 +132,7 @@ def suggest_round(
                 "budget": budget,
                 "seed": trial_seed(spec.seed, trial.number),
                 "round": round_index,
+                "rung": state.rung,  # > 0: promoted, goes on from its checkpoint
             },
             sort_keys=True,
         )
@@ -178,9 +180,16 @@ def run_round_trial(spec: ExperimentSpec, request: str, data: DataRef | None = N
     The trial runs to its rung's budget without pruning: in a synchronous schedule the
     round's ``record`` decides who goes on. A failing config is a result, not a failed
     task; only a dead pod fails the task (and KFP retries it).
+
+    With a fidelity, a trainer that can continue a saved model (the torch trainers)
+    saves a checkpoint in the run's artifact store at the end of every rung, keyed by the
+    optuna trial number, and a promoted config trains on from it for the remaining budget
+    only; other trainers train a promoted config again from scratch, and the result says
+    why (``start``).
     """
     # Imported here: suggest and record tasks need neither the trainers nor the data stack.
     from kubetune.core.run_trial import run_trial
+    from kubetune.steps.starting_point import RESUMED_FROM_STEP
     from kubetune.steps.trial import BuiltinTrial
     from kubetune.trainers import NullReporter
 
@@ -194,16 +203,32 @@ def run_round_trial(spec: ExperimentSpec, request: str, data: DataRef | None = N
         seed=int(req["seed"]),
         budget=budget,
         deadline_s=spec.limits.trial_timeout,
+        # Every task of the run reaches the same store (s3:// in a cluster: spec artifacts).
+        artifacts=run_context(spec).artifacts,
     )
-    fn = BuiltinTrial.from_spec(spec)
-    _, dataset, _ = fn.load()
+    fn = BuiltinTrial.from_spec(spec, continues_rungs=spec.fidelity is not None)
+    _, dataset, trainer = fn.load()
     if data is not None and dataset.fingerprint != data.fingerprint:
         from kubetune.errors import DataError
 
         raise DataError(f"data: {data.source} changed since this pipeline run retrieved it")
     outcome = run_trial(fn, trial_request, NullReporter(), spec.objective.metric)
+    start: dict[str, Any] | None = None
+    if int(req.get("rung") or 0) > 0:  # promoted: did it go on from its checkpoint?
+        resumed = (outcome.metrics or {}).get(RESUMED_FROM_STEP)
+        if resumed is not None:
+            start = {"resumed_from": int(resumed)}
+        elif not trainer.can_continue:
+            start = {"from_scratch": f"the {trainer.kind} trainer cannot continue a saved model"}
+        else:
+            start = {"from_scratch": "no usable checkpoint of the lower rung (see the task log)"}
     return json.dumps(
-        {"number": trial_request.number, "round": req.get("round"), "result": outcome.to_dict()},
+        {
+            "number": trial_request.number,
+            "round": req.get("round"),
+            "result": outcome.to_dict(),
+            "start": start,
+        },
         sort_keys=True,
     )
 
@@ -232,13 +257,17 @@ def record_round(
     schedule = schedule_for(spec)
     budgets = schedule.bracket(int(round_info["bracket"]))
     final_rung = int(round_info["rung"]) == len(budgets) - 1
-    outcomes = {
-        int(item["number"]): TrialOutcome.from_dict(item["result"])
-        for item in map(json.loads, results)
-    }
+    items = [json.loads(raw) for raw in results]
+    outcomes = {int(item["number"]): TrialOutcome.from_dict(item["result"]) for item in items}
+    starts = {int(item["number"]): item["start"] for item in items if item.get("start")}
     keep = _promoted(spec, schedule, outcomes, final_rung)
     trials = study.get_trials(deepcopy=False)
+    budget = budgets[int(round_info["rung"])]
     for number, outcome in sorted(outcomes.items()):
+        if number in starts and not trials[number].state.is_finished():
+            resume = dict(trials[number].user_attrs.get(RESUME) or {})
+            resume[str(budget)] = starts[number]
+            compat.set_trial_user_attr(study, compat.trial_id(trials[number]), RESUME, resume)
         _tell(study, trials[number], outcome, final_rung=final_rung, promoted=number in keep)
 
     elapsed = time.time() - state.started_at

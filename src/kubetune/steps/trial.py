@@ -7,8 +7,8 @@ reused by every trial that process runs.
 
 from __future__ import annotations
 
-import functools
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,28 @@ from kubetune.core.spec import ExperimentSpec, parse_spec
 from kubetune.core.trial import Reporter, TrialRequest
 from kubetune.data import Dataset
 from kubetune.errors import KubetuneError, SpecError
+from kubetune.steps.starting_point import (
+    INHERITED_FROM,
+    RESUMED_FROM_STEP,
+    TRAIN_ROWS,
+    starting_point,
+)
 from kubetune.trainers import Trainer, compute_metrics, get_trainer
 from kubetune.trainers.checkpoints import checkpoints_for
 
 _log = logging.getLogger(__name__)
 
-# Metric of a trial that started from another trial's weights: that trial's number.
-INHERITED_FROM = "inherited_from"
-# Metric of a data-fraction trial: training rows summed over its fits (what it cost).
-TRAIN_ROWS = "train_rows"
+__all__ = [
+    "INHERITED_FROM",
+    "RESUMED_FROM_STEP",
+    "TRAIN_ROWS",
+    "BuiltinTrial",
+    "check_pbt_trainer",
+    "check_trainer",
+    "evaluate_split",
+    "objective_key",
+    "trainer_metric",
+]
 
 
 def trainer_metric(spec: ExperimentSpec) -> str:
@@ -84,7 +97,7 @@ def check_pbt_trainer(spec: ExperimentSpec, trainer: Trainer) -> None:
     if not trainer.can_resume:
         raise SpecError(
             f"strategy.name: pbt needs a trainer that saves and loads checkpoints"
-            f" (torch-mlp); {kind} does not"
+            f" (torch-mlp, or a custom function with a resume_from parameter); {kind} does not"
         )
     structural = sorted(
         name
@@ -112,18 +125,27 @@ def evaluate_split(model: Any, data: Dataset, split: str) -> dict[str, float]:
 
 
 class BuiltinTrial:
-    def __init__(self, spec_data: dict[str, Any], base_dir: str) -> None:
+    def __init__(
+        self, spec_data: dict[str, Any], base_dir: str, *, continues_rungs: bool = False
+    ) -> None:
         # The spec travels as plain data: workers and pods rebuild and re-validate it.
         self.spec_data = spec_data
         self.base_dir = base_dir
+        # The looping pipeline: every trial keeps a checkpoint, and a config promoted to a
+        # higher rung (the same trial number) trains on from it.
+        self.continues_rungs = continues_rungs
         self._cache: tuple[ExperimentSpec, Dataset, Trainer] | None = None
 
     @classmethod
-    def from_spec(cls, spec: ExperimentSpec) -> BuiltinTrial:
-        return cls(spec.model_dump(mode="json", exclude_none=True), str(spec.base_dir))
+    def from_spec(cls, spec: ExperimentSpec, *, continues_rungs: bool = False) -> BuiltinTrial:
+        return cls(
+            spec.model_dump(mode="json", exclude_none=True),
+            str(spec.base_dir),
+            continues_rungs=continues_rungs,
+        )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec_data": self.spec_data, "base_dir": self.base_dir, "_cache": None}
+        return {**self.__dict__, "_cache": None}
 
     def load(self) -> tuple[ExperimentSpec, Dataset, Trainer]:
         if self._cache is None:
@@ -138,31 +160,35 @@ class BuiltinTrial:
         spec, data, trainer = self.load()
         if spec.fidelity is not None and spec.fidelity.kind == "data_fraction":
             return self._fit_on_fractions(spec, data, trainer, request, reporter)
-        resumes = trainer.inherits_weights or spec.strategy.name == "pbt"
+        resumes = (
+            trainer.inherits_weights
+            or spec.strategy.name == "pbt"
+            or (self.continues_rungs and trainer.can_continue)
+        )
         store = checkpoints_for(request) if resumes else None
         if resumes and store is None:
             _log.warning(
-                "trial %d: no output folder for checkpoints; it trains from scratch and no"
-                " other trial can start from it",
+                "trial %d: no artifact store or output folder for checkpoints; it trains from"
+                " scratch and no other trial can start from it",
                 request.number,
             )
-        parent = None
-        if store is not None and request.parent is not None:
-            parent = store.local_dir(request.parent)
-        fit = trainer.fit if parent is None else functools.partial(trainer.fit_from, parent)
-        model = fit(
-            request.params,
-            data,
-            budget=request.budget,
-            seed=request.seed,
-            reporter=reporter,
-            metric=trainer_metric(spec),
-        )
-        if store is not None:
-            store.save(request.number, model)  # this trial may become a parent
+        with tempfile.TemporaryDirectory(prefix="kubetune-start-") as tmp:
+            start = starting_point(
+                store, trainer, request, Path(tmp), continue_own=self.continues_rungs
+            )
+            model = start.fit(
+                trainer,
+                request.params,
+                data,
+                budget=request.budget,
+                seed=request.seed,
+                reporter=reporter,
+                metric=trainer_metric(spec),
+            )
+        if store is not None:  # this trial may become a parent, or go on at the next rung
+            store.save(request.number, model, step=request.budget)
         metrics = evaluate_split(model, data, "val")
-        if parent is not None:
-            metrics[INHERITED_FROM] = float(request.parent or 0)
+        metrics.update(start.metrics())
         warned = getattr(model, "convergence_warnings", None)  # sklearn: kept in the record
         if isinstance(warned, int):
             metrics["convergence_warnings"] = float(warned)

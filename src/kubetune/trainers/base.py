@@ -48,11 +48,17 @@ class Trainer(ABC):
     #: None accepts any (a trainer that passes options on).
     known_options: ClassVar[frozenset[str] | None] = None
 
-    #: True when ``fit_from`` works: the trainer can start from a saved model of its kind
-    #: (what ``strategy: pbt`` needs).
-    can_resume: ClassVar[bool] = False
+    #: True when ``continue_fit`` works: a saved model of the same config trains on to a
+    #: larger budget (a config promoted to the next rung of the looping pipeline).
+    can_continue: ClassVar[bool] = False
     #: Params that fix the model's shape: a pbt member cannot change them while it trains.
     structural_params: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def can_resume(self) -> bool:
+        """True when ``fit_from`` works: the trainer can start from a saved model of its
+        kind (what ``strategy: pbt`` and weight inheritance need)."""
+        return False
 
     #: True when ``fit`` takes ``parent=``, the folder of a saved model to start from
     #: (weight inheritance), and the trainer's options ask for it.
@@ -113,6 +119,23 @@ class Trainer(ABC):
         """``fit`` starting from the model saved in ``parent`` (only called when
         ``can_resume`` is True)."""
         raise NotImplementedError(f"{self.kind} does not inherit weights")
+
+    def continue_fit(
+        self,
+        checkpoint: Path,
+        trained: int,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+    ) -> TrainedModel:
+        """Train the model saved in ``checkpoint`` (``params`` trained for ``trained`` budget
+        units) on to ``budget``: only the remaining units, reporting steps ``trained + 1``
+        to ``budget`` (only called when ``can_continue`` is True)."""
+        raise NotImplementedError(f"{self.kind} cannot continue a saved model")
 
     @abstractmethod
     def load(self, directory: Path) -> TrainedModel:

@@ -22,6 +22,17 @@ step, with ``reporter.report(step, value)``, and lets ``optuna.TrialPruned`` pro
 A saved model is loadable only when the function's module also defines
 ``load(directory)`` returning such an object. A model without ``save`` is recorded as not
 serialisable (``model.json`` says so) and cannot be loaded.
+
+Checkpoints (optional): a function with a ``resume_from`` parameter gets
+``resume_from=Path`` (a local folder holding files an earlier model of this function wrote
+with ``save(directory)``) when the trial is to start from those weights instead of from
+scratch, else ``resume_from=None``. It then trains ``budget`` more steps from there and
+reports steps from 1 as usual. That is what ``strategy: pbt`` (a member goes on from its own
+or a better member's checkpoint, with new hyperparameters) and ``inherit: true`` with
+``strategy: evolution`` (a child starts from its parent's) need; without the parameter
+both are refused or ignored. The folder is another trial's model: the function decides
+what of it fits the new params (e.g. only matching shapes). The looping pipeline does not
+continue custom models at a higher rung (they train again from scratch).
 """
 
 from __future__ import annotations
@@ -38,11 +49,12 @@ import numpy as np
 
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
-from kubetune.errors import KubetuneError
+from kubetune.errors import KubetuneError, SpecError
 from kubetune.trainers.base import TrainedModel, Trainer
 
 KIND = "custom"
 META_FILE = "model.json"
+RESUME_PARAM = "resume_from"
 
 
 def _split(spec: Any) -> tuple[str, str]:
@@ -76,6 +88,14 @@ def _accepts_metric(fn: Any) -> bool:
     except (TypeError, ValueError):  # builtins and some C callables have no signature
         return False
     return any(p.name == "metric" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _accepts_resume(fn: Any) -> bool:
+    # Named explicitly (not **kwargs): a function must mean to start from a checkpoint.
+    try:
+        return RESUME_PARAM in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class CustomModel(TrainedModel):
@@ -124,7 +144,21 @@ class CustomModel(TrainedModel):
 
 class CustomTrainer(Trainer):
     kind = KIND
-    known_options = frozenset({"function"})
+    known_options = frozenset({"function", "inherit"})
+
+    @property
+    def can_resume(self) -> bool:
+        try:
+            return _accepts_resume(resolve_function(self.function))
+        except KubetuneError:
+            return False
+
+    @property
+    def inherits_weights(self) -> bool:
+        inherit = self.options.get("inherit", False)
+        if not isinstance(inherit, bool):
+            raise KubetuneError(f"trainer option inherit must be true or false, got {inherit!r}")
+        return inherit and self.can_resume
 
     @property
     def function(self) -> str:
@@ -137,7 +171,12 @@ class CustomTrainer(Trainer):
         # local workers inherit this sys.path from the controller.
         if str(base_dir) not in sys.path:
             sys.path.insert(0, str(base_dir))
-        resolve_function(self.options.get("function"))
+        fn = resolve_function(self.options.get("function"))
+        if self.options.get("inherit") and not _accepts_resume(fn):
+            raise SpecError(
+                f"trainer.inherit: {self.options['function']} has no {RESUME_PARAM} parameter,"
+                " so it cannot start from a parent's checkpoint (see kubetune.trainers.custom)"
+            )
 
     def fit(
         self,
@@ -149,6 +188,7 @@ class CustomTrainer(Trainer):
         reporter: Reporter,
         metric: str,
         final: bool = False,
+        resume_from: Path | None = None,
     ) -> CustomModel:
         fn = resolve_function(self.function)
         kwargs: dict[str, Any] = {
@@ -161,7 +201,32 @@ class CustomTrainer(Trainer):
         }
         if _accepts_metric(fn):
             kwargs["metric"] = metric
+        if _accepts_resume(fn):
+            kwargs[RESUME_PARAM] = resume_from
         return CustomModel(fn(**kwargs), self.function)
+
+    def fit_from(
+        self,
+        parent: Path,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> CustomModel:
+        return self.fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            resume_from=Path(parent),
+        )
 
     def load(self, directory: Path) -> CustomModel:
         directory = Path(directory)

@@ -40,6 +40,7 @@ from kubetune.trainers.torch_common import (
     parse_optimizer,
     per_layer,
     pick_device,
+    restore_weights,
 )
 
 KIND = "torch-cnn"
@@ -126,6 +127,7 @@ def build_cnn(architecture: Mapping[str, Any]) -> nn.Sequential:
 class TorchCNNTrainer(Trainer):
     kind = KIND
     known_options = TORCH_OPTIONS
+    can_continue = True
 
     def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
         try:
@@ -144,6 +146,8 @@ class TorchCNNTrainer(Trainer):
         reporter: Reporter,
         metric: str,
         final: bool = False,
+        init: Any = None,
+        trained: int = 0,
     ) -> TorchModel:
         shape = image_shape_of(data)
         architecture: dict[str, Any] = {
@@ -163,6 +167,31 @@ class TorchCNNTrainer(Trainer):
             final=final,
             options=self.options,
             image_shape=shape,
+            init=init,
+            trained=trained,
+        )
+
+    def continue_fit(
+        self,
+        checkpoint: Path,
+        trained: int,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+    ) -> TorchModel:
+        return self.fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            init=restore_weights(checkpoint, KIND, build_cnn),
+            trained=trained,
         )
 
     def load(self, directory: Path) -> TorchModel:

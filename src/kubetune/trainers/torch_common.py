@@ -246,13 +246,15 @@ def run_epochs(
     generator: torch.Generator,
     evaluate: Callable[[], float] | None = None,
     reporter: Reporter | None = None,
+    first_epoch: int = 1,
 ) -> int:
-    """Mini-batch training; after each epoch report ``evaluate()`` at step = epoch (from 1).
+    """Mini-batch training; after each epoch report ``evaluate()`` at step = epoch (from
+    ``first_epoch``: a resumed trial goes on counting where its checkpoint stopped).
 
     Returns the number of epochs run. ``optuna.TrialPruned`` from the reporter propagates.
     """
     n = X.shape[0]
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, first_epoch + epochs):
         net.train()
         order = torch.randperm(n, generator=generator).to(X.device)
         total = torch.zeros((), device=X.device)
@@ -361,13 +363,18 @@ def fit_network(
     options: Mapping[str, Any],
     image_shape: tuple[int, int, int] | None = None,
     init: Callable[[nn.Module], None] | None = None,
+    trained: int = 0,
 ) -> TorchModel:
     """Train ``build(architecture)`` on ``data``; ``architecture`` is completed in place with
     the data-dependent entries (dims, task, scaler stats, class labels). ``init``, when
-    given, sets the built network's starting weights (weight inheritance)."""
+    given, sets the built network's starting weights (weight inheritance, a resume).
+    ``trained``: epochs the starting weights already had (a resumed trial trains only
+    ``budget - trained`` more and reports steps ``trained + 1 .. budget``)."""
     epochs = budget if budget is not None else options.get("epochs", DEFAULT_EPOCHS)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidConfigError(f"the epoch budget must be a positive integer, got {epochs!r}")
+    if not 0 <= trained < epochs:
+        raise ValueError(f"cannot resume at epoch {trained} of a budget of {epochs}")
     task = data.task
     if not final:
         metric = check_metric(task, metric)  # fail before training, not after the first epoch
@@ -426,11 +433,12 @@ def fit_network(
         y_t,
         loss_fn,
         make_optimizer(net.parameters(), settings),
-        epochs=epochs,
+        epochs=epochs - trained,
         batch_size=settings.batch_size,
         generator=generator,
         evaluate=evaluate,
         reporter=None if final else reporter,
+        first_epoch=trained + 1,
     )
     net.eval()
     return model
@@ -465,3 +473,21 @@ def load_network(
     except (RuntimeError, OSError) as exc:  # shape/key mismatch or a corrupt file
         raise RepositoryError(f"cannot load weights from {weights}: {exc}") from exc
     return TorchModel(net, architecture, device)
+
+
+def restore_weights(
+    checkpoint: Path, kind: str, build: Callable[[dict[str, Any]], nn.Module]
+) -> Callable[[nn.Module], None]:
+    """An ``init`` for :func:`fit_network` that starts from the exact weights saved in
+    ``checkpoint`` (the same config: a promoted rung or a pbt member going on)."""
+
+    def init(net: nn.Module) -> None:
+        source = load_network(checkpoint, kind, build, pick_device("cpu"))
+        try:
+            net.load_state_dict(source.net.state_dict())
+        except RuntimeError as exc:  # another architecture under the same trial number
+            raise RepositoryError(
+                f"checkpoint {checkpoint} does not fit this config: {exc}"
+            ) from exc
+
+    return init

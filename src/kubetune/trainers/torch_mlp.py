@@ -41,6 +41,7 @@ from kubetune.trainers.torch_common import (
     parse_optimizer,
     per_layer,
     pick_device,
+    restore_weights,
 )
 
 KIND = "torch-mlp"
@@ -85,6 +86,7 @@ class TorchMLPTrainer(Trainer):
     kind = KIND
     known_options = TORCH_OPTIONS | {"inherit"}
     can_resume = True
+    can_continue = True
     structural_params = frozenset({"n_layers", "units", "activation", "batch_norm"})
 
     @property
@@ -107,6 +109,54 @@ class TorchMLPTrainer(Trainer):
         parent: Path | None = None,
     ) -> TorchModel:
         """``parent``: the folder of a saved torch-mlp to start from (see ``inherit``)."""
+        return self._fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            init=None if parent is None else _inherit_from(parent, seed),
+        )
+
+    def continue_fit(
+        self,
+        checkpoint: Path,
+        trained: int,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+    ) -> TorchModel:
+        return self._fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=False,
+            init=restore_weights(checkpoint, KIND, build_mlp),
+            trained=trained,
+        )
+
+    def _fit(
+        self,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool,
+        init: Any,
+        trained: int = 0,
+    ) -> TorchModel:
         architecture: dict[str, Any] = {"kind": KIND, "layers": parse_layers(params)}
         return fit_network(
             architecture=architecture,
@@ -119,7 +169,8 @@ class TorchMLPTrainer(Trainer):
             metric=metric,
             final=final,
             options=self.options,
-            init=None if parent is None else _inherit_from(parent, seed),
+            init=init,
+            trained=trained,
         )
 
     def fit_from(
