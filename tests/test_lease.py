@@ -27,6 +27,8 @@ from kubetune.core.lease import StudyLease, process_alive, process_start
 from kubetune.core.storage import journal_storage, open_storage
 from kubetune.errors import KubetuneError, StudyInUseError
 
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

@@ -30,6 +30,8 @@ from kubetune.core.space import build_grid, count_configs
 from kubetune.core.spec import MAX_SPEC_BYTES, load_spec, parse_spec
 from kubetune.errors import KubetuneError, SpecError
 
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
+
 # No trainer: these specs test the spec and its space, which validate checks without one
 # (with a trainer, it would also refuse params the trainer does not take).
 BASE = """\
