@@ -183,8 +183,10 @@ class SubprocessExecutor(Executor):
             if events or time.monotonic() >= deadline:
                 return events
             # Reports arrive on a queue, exits by polling: wait on the queue in short slices.
+            # Clamped: on a busy machine the deadline may pass between the check and here.
+            wait = max(0.0, min(0.05, deadline - time.monotonic()))
             try:
-                first = self._server.events.get(timeout=min(0.05, deadline - time.monotonic()))
+                first = self._server.events.get(timeout=wait)
             except queue.Empty:
                 continue
             events.append(first)
