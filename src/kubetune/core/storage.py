@@ -16,6 +16,8 @@ from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from kubetune.core.optuna_compat import BaseJournalFileLock
+from kubetune.core.redact import redact_url, url_password
+from kubetune.errors import StorageError
 
 _TAIL_BYTES = 4 * 1024 * 1024  # far more than one record
 
@@ -50,7 +52,8 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
 
     ``None`` -> a journal file at ``default_path`` (or in memory without one);
     ``journal:PATH`` or a path ending in ``.journal``/``.log`` -> a journal file;
-    anything with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB storage.
+    anything with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB storage,
+    which reconnects when the database drops its connections (``core.rdb_storage``).
     """
     if url is None:
         if default_path is None:
@@ -59,8 +62,28 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
     if url.startswith("journal:"):
         return journal_storage(Path(url.removeprefix("journal:")))
     if "://" in url:
-        return url  # optuna builds an RDBStorage from the URL
+        return _database_storage(url)
     return journal_storage(Path(url))
+
+
+def _database_storage(url: str) -> BaseStorage:
+    """optuna's RDB storage for ``url``, riding out dropped connections; an unusable URL or
+    an unreachable server is a StorageError that shows the URL without its password."""
+    from kubetune.core.rdb_storage import ReconnectingRDBStorage
+
+    try:
+        return ReconnectingRDBStorage(url)
+    except StorageError:
+        raise
+    except Exception as exc:  # sqlalchemy's and the driver's errors: no common base
+        cause = getattr(exc, "orig", None) or exc
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(exc).__name__
+        password = url_password(url)
+        if password:
+            reason = reason.replace(password, "***")
+        raise StorageError(
+            f"storage: cannot open the study database {redact_url(url)}: {reason}"
+        ) from None
 
 
 def journal_storage(path: Path) -> JournalStorage:
