@@ -79,7 +79,10 @@ class SubprocessExecutor(Executor):
         threads = whole_number(options, "threads_per_trial")
         spec = context.spec
         return cls(
-            spec_data=spec.model_dump(mode="json", exclude_none=True),
+            # Without the study storage: a trial never opens the study (the controller owns
+            # every write), and its URL may hold a database password that request files
+            # (and pod specs built from them) must not carry.
+            spec_data=spec.model_dump(mode="json", exclude_none=True, exclude={"storage"}),
             spec_dir=str(spec.base_dir),
             capacity=spec.limits.parallel,
             work_dir=context.work_dir,
@@ -259,8 +262,8 @@ class SubprocessExecutor(Executor):
             return TrialOutcome.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, UnusableRequestError):
-            return None  # unreadable: judged by the exit code alone
+        except (OSError, ValueError, RecursionError, UnusableRequestError):
+            return None  # unreadable (or nested too deeply to parse): judged by the exit code
 
     def recover(self, running: Sequence[TrialRequest]) -> list[int]:
         """Trials die with their controller here, but one may have finished first: its
