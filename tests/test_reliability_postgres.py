@@ -27,8 +27,14 @@ import pytest
 from optuna.trial import TrialState
 
 import kubetune
+from kubetune.core.rdb_storage import (
+    ReconnectingRDBStorage,
+    backoff_from_env,
+    is_transient_db_error,
+)
+from kubetune.errors import StorageError
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = pytest.mark.reliability
 
 MAX_TRIALS = 14
 CUTS = 4
@@ -127,6 +133,7 @@ def _completed(storage_url: str, name: str) -> int:
     return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
 
+@pytest.mark.slow
 def test_run_reconnects_after_its_postgres_connections_are_cut(
     admin: object, tmp_path: Path
 ) -> None:
@@ -182,3 +189,62 @@ def test_run_reconnects_after_its_postgres_connections_are_cut(
     assert states.count(TrialState.COMPLETE) == MAX_TRIALS, states
     assert len(trials) == MAX_TRIALS and [t.number for t in trials] == list(range(MAX_TRIALS))
     assert study.best_value == max(t.value for t in trials if t.value is not None)
+
+
+# --- the retry policy itself (no server needed) ----------------------------------------------
+
+
+def _operational(message: str) -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("SELECT 1", {}, Exception(message))
+
+
+def test_only_dropped_or_refused_connections_count_as_transient() -> None:
+    from optuna.exceptions import StorageInternalError
+
+    # optuna wraps what fails inside its session in StorageInternalError
+    wrapped = StorageInternalError("An exception is raised during the commit.")
+    wrapped.__cause__ = _operational("server closed the connection unexpectedly")
+    assert is_transient_db_error(wrapped)
+    assert is_transient_db_error(_operational("terminating connection due to administrator"))
+    assert is_transient_db_error(_operational("port 5432 failed: Connection refused"))
+    assert is_transient_db_error(_operational("FATAL:  the database system is starting up"))
+    assert not is_transient_db_error(_operational('password authentication failed for "u"'))
+    assert not is_transient_db_error(_operational('database "nope" does not exist'))
+    assert not is_transient_db_error(ValueError("server closed the connection"))
+
+
+def test_retries_are_bounded_and_set_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBETUNE_STORAGE_RETRIES", raising=False)
+    assert len(backoff_from_env()) == 6 and sum(backoff_from_env()) < 35
+    monkeypatch.setenv("KUBETUNE_STORAGE_RETRIES", "2")
+    assert backoff_from_env() == (0.5, 1.0)
+    for bad in ("-1", "x", "21"):
+        monkeypatch.setenv("KUBETUNE_STORAGE_RETRIES", bad)
+        with pytest.raises(StorageError, match="KUBETUNE_STORAGE_RETRIES must be a number"):
+            backoff_from_env()
+
+
+def test_a_call_whose_connection_dropped_is_retried_once_it_is_back(tmp_path: Path) -> None:
+    storage = ReconnectingRDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    storage.backoff_s = (0.0, 0.0)
+    real_session, failures = storage.scoped_session, [2]
+
+    def flaky_session() -> object:
+        if failures[0]:
+            failures[0] -= 1
+            raise _operational("server closed the connection unexpectedly")
+        return real_session()
+
+    storage.scoped_session = flaky_session  # type: ignore[assignment]
+    assert storage.get_all_studies() == []  # two drops ridden out
+    failures[0] = 3  # one more than the retries: the error goes up
+    with pytest.raises(Exception, match="server closed the connection"):
+        storage.get_all_studies()
+    failures[0] = 1
+    storage.scoped_session = lambda: (_ for _ in ()).throw(  # type: ignore[assignment]
+        _operational("password authentication failed")
+    )
+    with pytest.raises(Exception, match="password authentication failed"):
+        storage.get_all_studies()  # not transient: raised at once, no retry
