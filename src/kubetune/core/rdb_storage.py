@@ -121,3 +121,4 @@ class ReconnectingRDBStorage(RDBStorage):
 for _name, _member in vars(BaseStorage).items():
     if callable(_member) and not _name.startswith("_"):
         setattr(ReconnectingRDBStorage, _name, _retrying(getattr(RDBStorage, _name)))
+del _name, _member
