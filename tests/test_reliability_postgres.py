@@ -125,9 +125,9 @@ def _terminate(admin: object, application_name: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _completed(storage_url: str, name: str) -> int:
+def _completed(storage: optuna.storages.BaseStorage, name: str) -> int:
     try:
-        study = optuna.load_study(study_name=name, storage=storage_url)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # not created yet
         return 0
     return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
@@ -162,13 +162,16 @@ def test_run_reconnects_after_its_postgres_connections_are_cut(
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _import_path()},
     )
     cut, cuts_done = 0, 0
+    # The test watches through connections of its own, which the cuts leave alone: every
+    # backend cut is the run's.
+    watcher = optuna.storages.RDBStorage(_postgres_url())
     try:
         deadline = time.monotonic() + 240
         # Cut the run's connections each time two more trials have completed: mid-search,
         # with trials in flight and the lease being renewed.
         while run.poll() is None and cuts_done < CUTS:
             assert time.monotonic() < deadline, "the run made no progress"
-            if _completed(storage, name) >= 2 * (cuts_done + 1):
+            if _completed(watcher, name) >= 2 * (cuts_done + 1):
                 cut += _terminate(admin, application_name)
                 cuts_done += 1
             time.sleep(0.2)
@@ -248,3 +251,15 @@ def test_a_call_whose_connection_dropped_is_retried_once_it_is_back(tmp_path: Pa
     )
     with pytest.raises(Exception, match="password authentication failed"):
         storage.get_all_studies()  # not transient: raised at once, no retry
+
+
+def test_the_private_calls_wrapped_for_optunas_cache_still_exist() -> None:
+    """optuna's _CachedStorage reads trials through RDBStorage._get_trials; if an optuna
+    upgrade renames it, its reads would no longer be retried: fail here, loudly."""
+    from optuna.storages import RDBStorage
+
+    from kubetune.core.rdb_storage import PRIVATE_CALLS
+
+    for name in PRIVATE_CALLS:
+        assert callable(getattr(RDBStorage, name, None)), f"optuna has no RDBStorage.{name}"
+        assert getattr(ReconnectingRDBStorage, name) is not getattr(RDBStorage, name)
