@@ -87,6 +87,8 @@ def _make_memory_cgroup(limit: int) -> Path:
         folder = v1 / name
         folder.mkdir()
         (folder / "memory.limit_in_bytes").write_text(str(limit))
+        with contextlib.suppress(OSError):  # memory + swap, where swap is accounted
+            (folder / "memory.memsw.limit_in_bytes").write_text(str(limit))
         return folder
     v2 = Path("/sys/fs/cgroup")
     if "memory" in (v2 / "cgroup.subtree_control").read_text().split():
