@@ -28,6 +28,8 @@ from kubetune.core.storage import journal_storage, open_storage
 from kubetune.errors import KubetuneError, StudyInUseError
 from kubetune.testing.tools import postgres_url
 
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

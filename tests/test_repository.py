@@ -268,6 +268,7 @@ class RepositoryConformance:
         repo.set_alias("iris", "production", 1)  # roll back
         assert repo.aliases("iris") == {"production": 1, "staging": 2}
 
+    @pytest.mark.reliability
     def test_alias_move_retries_after_a_concurrent_move(
         self, store: ObjectStore, tmp_path: Path
     ) -> None:
@@ -297,6 +298,7 @@ class RepositoryConformance:
         stored = json.loads(store.get_bytes("iris/aliases/production.json"))
         assert (stored["version"], stored["previous"]) == (3, 2)
 
+    @pytest.mark.reliability
     def test_new_alias_created_concurrently(self, store: ObjectStore, model_dir: Path) -> None:
         repo = ModelRepository(store, "test-repo")
         repo.push("iris", model_dir, **push_kwargs())
@@ -315,6 +317,7 @@ class RepositoryConformance:
         assert mine.set_alias("iris", "staging", 2) == 1
         assert repo.aliases("iris") == {"staging": 2}
 
+    @pytest.mark.reliability
     def test_concurrent_alias_moves_threads(
         self, store_factory: StoreFactory, model_dir: Path
     ) -> None:
@@ -347,6 +350,7 @@ class RepositoryConformance:
         assert len(moves) == 12
         assert_one_chain(moves, 1, repo)
 
+    @pytest.mark.reliability
     def test_concurrent_alias_moves_processes(
         self, store_factory: StoreFactory, model_dir: Path
     ) -> None:
@@ -383,6 +387,7 @@ class RepositoryConformance:
             repo.push("iris", model_dir, **push_kwargs(), alias="latest")
         assert [m.version for m in repo.versions("iris")] == [1]  # rejected before claiming
 
+    @pytest.mark.reliability
     def test_tampered_file_is_refused(
         self, repo: ModelRepository, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -404,6 +409,7 @@ class RepositoryConformance:
         assert tree(dest) == {"keep.txt": b"mine"}
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
+    @pytest.mark.reliability
     def test_missing_file_is_refused(
         self, repo: ModelRepository, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -414,6 +420,7 @@ class RepositoryConformance:
             repo.pull("iris", "latest", dest)
         assert not dest.exists()
 
+    @pytest.mark.reliability
     def test_extra_file_is_refused(
         self, repo: ModelRepository, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -424,6 +431,7 @@ class RepositoryConformance:
             repo.pull("iris", "latest", dest)
         assert not dest.exists()
 
+    @pytest.mark.reliability
     def test_manifest_paths_cannot_escape(
         self, repo: ModelRepository, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -453,6 +461,7 @@ class RepositoryConformance:
         assert "stale.txt" not in tree(dest)
         assert (dest / "model.safetensors").exists()
 
+    @pytest.mark.reliability
     def test_crashed_push_leaves_no_version(
         self, store: ObjectStore, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -474,6 +483,7 @@ class RepositoryConformance:
         assert [m.version for m in repo.versions("iris")] == [1, 3]
         repo.pull("iris", 3, tmp_path / "pulled")
 
+    @pytest.mark.reliability
     def test_crashed_first_push_hides_model(self, store: ObjectStore, model_dir: Path) -> None:
         crashing = ModelRepository(CrashOnManifestStore(store), "test-repo")
         with pytest.raises(RuntimeError):
@@ -485,6 +495,7 @@ class RepositoryConformance:
             repo.get("iris")
         assert repo.push("iris", model_dir, **push_kwargs()).version == 2
 
+    @pytest.mark.reliability
     def test_concurrent_claims_collide_and_retry(
         self, store_factory: StoreFactory, model_dir: Path
     ) -> None:
@@ -518,6 +529,7 @@ class RepositoryConformance:
         assert sorted(results) == [1, 2]
         assert refused == ["iris/versions/000001/.kubetune-claim"]
 
+    @pytest.mark.reliability
     def test_concurrent_pushes_threads(
         self, store_factory: StoreFactory, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -544,6 +556,7 @@ class RepositoryConformance:
         assert sorted(v for r in results for v in r) == list(range(1, 11))
         self._assert_all_verify(ModelRepository(store_factory(), "test-repo"), tmp_path, 10)
 
+    @pytest.mark.reliability
     def test_concurrent_pushes_processes(
         self, store_factory: StoreFactory, model_dir: Path, tmp_path: Path
     ) -> None:
@@ -689,6 +702,7 @@ class TestLocalObjectStore(ObjectStoreConformance):
         files = sorted(p.name for p in store.root.rglob("*") if p.is_file())
         assert files == ["a", "b", "c"]
 
+    @pytest.mark.reliability
     def test_a_killed_lock_holder_blocks_nobody(self, store: ObjectStore) -> None:
         """A writer killed while holding the lock (kill -9, OOM) releases it with its death:
         the kernel drops a flock, so the next compare-and-swap goes through."""
@@ -720,6 +734,7 @@ class TestLocalObjectStore(ObjectStoreConformance):
         assert results == [True]
         assert store.get_bytes("m/a") == b"2"
 
+    @pytest.mark.reliability
     def test_readers_never_see_partial_writes(self, store: ObjectStore) -> None:
         payloads = [b"A" * 2_000_000, b"B" * 2_000_000]
         store.put_bytes("m/w", payloads[0])
@@ -773,6 +788,7 @@ class TestLocalRepository(RepositoryConformance):
     def store_factory(self, local_factory: StoreFactory) -> StoreFactory:
         return local_factory
 
+    @pytest.mark.reliability
     def test_symlinks(self, repo: ModelRepository, model_dir: Path, tmp_path: Path) -> None:
         (model_dir / "alias.json").symlink_to("config.json")  # inside: stored as a file
         (model_dir / "linked").symlink_to("extra", target_is_directory=True)
@@ -833,6 +849,7 @@ class TestManifest:
             ('{"format": 99, "name": "x", "version": 1, "files": []}', "newer"),
         ],
     )
+    @pytest.mark.reliability
     def test_malformed(self, text: str, problem: str) -> None:
         with pytest.raises(RepositoryError, match=f"malformed manifest somewhere: .*{problem}"):
             Manifest.from_json(text, source="somewhere")
@@ -910,6 +927,7 @@ class TestKilledPushLeftovers:
         proc.wait()
         return proc.pid
 
+    @pytest.mark.reliability
     def test_the_next_push_removes_a_dead_push_but_keeps_its_number(self, tmp_path: Path) -> None:
         import socket
 
@@ -943,6 +961,7 @@ class TestKilledPushLeftovers:
         assert repo.sweep_abandoned("m") == [1]
         assert repo.store.exists("m/versions/000002/w.bin")
 
+    @pytest.mark.reliability
     def test_scratch_folders_of_dead_processes_are_removed(self, tmp_path: Path) -> None:
         from kubetune.storage.scratch import sweep_scratch
 

@@ -21,6 +21,8 @@ from optuna.trial import FrozenTrial, TrialState
 from kubetune.core.attrs import ATTEMPT, CONTROLLER_DEATHS, FAILURE, MESSAGE, RETRIED, RETRY_OF
 from kubetune.core.storage import FlockLock, journal_storage
 
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 DRIVER = textwrap.dedent(

@@ -14,6 +14,8 @@ from kubetune.core.run_trial import run_trial
 from kubetune.core.trial import Reporter, TrialFailure, TrialRequest, TrialStatus
 from kubetune.trainers import NullReporter
 
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
+
 REQUEST = TrialRequest(study="s", number=0, params={}, seed=0)
 
 

@@ -173,6 +173,7 @@ def test_keys_live_under_the_prefix(bucket: str, s3_env: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["../escape", "a/../../b", "a/./b", "/abs"])
+@pytest.mark.reliability
 def test_keys_that_escape_are_refused(bucket: str, key: str) -> None:
     store = S3ObjectStore(bucket, "p")
     for call in (
@@ -187,11 +188,13 @@ def test_keys_that_escape_are_refused(bucket: str, key: str) -> None:
 
 
 @pytest.mark.parametrize("uri", ["s3://", "s3:///p", "s3://b/../x", "s3://b/a/./c"])
+@pytest.mark.reliability
 def test_bad_uris_are_refused(s3_env: str, uri: str) -> None:
     with pytest.raises(StorageError, match="s3://"):
         open_store(uri)
 
 
+@pytest.mark.reliability
 def test_wrong_credentials_give_a_clear_error_without_the_secret(
     bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,6 +214,7 @@ def test_wrong_credentials_give_a_clear_error_without_the_secret(
         assert SECRET_KEY not in text
 
 
+@pytest.mark.reliability
 def test_secrets_never_shown(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "session-tok-55aa")
     store = S3ObjectStore(bucket, "p")
@@ -238,6 +242,7 @@ def test_missing_bucket_created_when_allowed(s3_env: str, monkeypatch: pytest.Mo
     assert open_store(f"s3://{name}/models").get_bytes("a") == b"1"
 
 
+@pytest.mark.reliability
 def test_unreachable_endpoint_is_a_storage_error(
     s3_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,6 +301,7 @@ def test_without_minio_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch
         open_store("s3://bucket/models")
 
 
+@pytest.mark.reliability
 def test_corrupted_object_is_refused_on_pull(bucket: str, s3_env: str, tmp_path: Path) -> None:
     """An object changed behind the repository's back (here straight through the S3 API)
     fails the hash check; nothing reaches the destination."""
@@ -430,6 +436,7 @@ def _check_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
 
 
+@pytest.mark.reliability
 def test_credentials_from_a_mounted_secret_folder(
     bucket: str, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,6 +470,7 @@ def test_credentials_from_a_mounted_secret_folder(
         open_store(f"s3://{bucket}/p")
 
 
+@pytest.mark.reliability
 def test_bucket_without_permission_is_named(
     s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -31,6 +31,8 @@ from kubetune.storage.s3 import S3ObjectStore  # noqa: E402
 from kubetune.testing.s3 import SimulatedS3Server  # noqa: E402
 from test_repository import make_model_dir, push_kwargs, tree  # noqa: E402
 
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
+
 RETRIES = 2  # waits of 0 s and 1 s: a failing call takes about 1 s
 
 

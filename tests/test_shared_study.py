@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from kubetune.core import optuna_compat as compat
 from kubetune.core.attrs import LEASE
 from kubetune.core.storage import grpc_proxy_storage, open_storage, redact_url
-from kubetune.errors import SpecError
+from kubetune.errors import SpecError, StorageError
 from kubetune.testing.tools import postgres_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -356,7 +356,7 @@ def test_redact_url_hides_only_the_password() -> None:
 
 def test_an_unreachable_database_is_one_error_without_the_password() -> None:
     url = f"postgresql+psycopg2://kubetune:TopSecret-1@127.0.0.1:{_free_port()}/kubetune"
-    with pytest.raises(SpecError) as refused:
+    with pytest.raises(StorageError) as refused:
         open_storage(url)
     message = str(refused.value)
     assert message.startswith("storage: cannot open the study database postgresql+psycopg2://")

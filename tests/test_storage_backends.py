@@ -58,6 +58,7 @@ def test_study_persists_and_resumes(backend: str, tmp_path: Path) -> None:
     assert second.best_value == min(t.value for t in stored.trials)
 
 
+@pytest.mark.reliability
 def test_a_torn_journal_tail_is_cut_and_kept_aside(tmp_path: Path) -> None:
     """A controller killed mid-write (or a full disk) leaves half a record at the end.
 
@@ -83,6 +84,7 @@ def test_a_torn_journal_tail_is_cut_and_kept_aside(tmp_path: Path) -> None:
     assert len([t for t in study.trials if t.state.is_finished()]) == 6
 
 
+@pytest.mark.reliability
 def test_a_garbled_complete_line_at_the_end_is_cut_too(tmp_path: Path) -> None:
     from kubetune.core.storage import repair_torn_tail
 
@@ -96,6 +98,7 @@ def test_a_garbled_complete_line_at_the_end_is_cut_too(tmp_path: Path) -> None:
     assert path.read_bytes() == b""
 
 
+@pytest.mark.reliability
 def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

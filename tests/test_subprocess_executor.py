@@ -118,6 +118,7 @@ def _trial(tmp_path: Path, request: dict[str, Any]) -> subprocess.CompletedProce
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.reliability
 def test_a_trial_that_cannot_reach_its_controller_goes_on_without_pruning(
     tmp_path: Path,
 ) -> None:
@@ -144,6 +145,7 @@ def test_a_trial_that_cannot_reach_its_controller_goes_on_without_pruning(
     assert result.pruning_off is not None and "unreachable" in result.pruning_off
 
 
+@pytest.mark.reliability
 def test_a_request_from_a_newer_kubetune_is_refused_with_exit_2(tmp_path: Path) -> None:
     request = TrialRequest(study="s", number=0, params={}, seed=1).to_dict()
     request["version"] = 99
@@ -189,6 +191,7 @@ def test_request_and_result_round_trip_with_schema() -> None:
         (3, True, TrialFailure.INVALID_CONFIG, "from the result"),
     ],
 )
+@pytest.mark.reliability
 def test_exit_codes_map_to_failure_kinds(
     code: int, has_result: bool, failure: TrialFailure, words: str
 ) -> None:
@@ -228,6 +231,7 @@ def test_bad_executor_sections_are_named(
     assert not (tmp_path / "repo").exists()
 
 
+@pytest.mark.reliability
 def test_report_server_refuses_wrong_tokens_and_unknown_trials() -> None:
     import io
 
@@ -264,6 +268,7 @@ def test_validate_shows_the_executor_and_refuses_unknown_kinds(
     assert "executor.kind: unknown executor 'warp'" in capsys.readouterr().err
 
 
+@pytest.mark.reliability
 def test_a_result_finished_before_the_controller_died_is_recorded_not_rerun(
     tmp_path: Path,
 ) -> None:

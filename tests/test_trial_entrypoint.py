@@ -90,6 +90,7 @@ def test_valid_request_completes_with_metrics_curve_and_progress(
     assert "trial 0: completed val_accuracy=" in capsys.readouterr().err
 
 
+@pytest.mark.reliability
 def test_invalid_config_exits_3_and_is_recorded(
     spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -108,6 +109,7 @@ def test_invalid_config_exits_3_and_is_recorded(
 @pytest.mark.parametrize(
     "content", [None, "{not json", "[1, 2]", '{"study": "s", "number": 0}', '{"bogus": 1}']
 )
+@pytest.mark.reliability
 def test_unreadable_request_exits_2_without_a_result(
     spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
 ) -> None:
@@ -123,6 +125,7 @@ def test_unreadable_request_exits_2_without_a_result(
     assert not output.exists()
 
 
+@pytest.mark.reliability
 def test_bad_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.replace("metric: accuracy", "metric: test_accuracy"))
@@ -135,6 +138,7 @@ def test_bad_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.parametrize("name", ["result.json", "result.tmp", "result"])
+@pytest.mark.reliability
 def test_result_is_written_whole_then_renamed(
     spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:

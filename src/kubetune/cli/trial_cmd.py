@@ -83,6 +83,11 @@ def run_trial_command(
     except (OSError, ValueError, TypeError, UnusableRequestError, StorageError) as exc:
         print(f"error: cannot read trial request {request_path}: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except RecursionError:  # json's parser recurses per nesting level
+        print(
+            f"error: cannot read trial request {request_path}: nested too deeply", file=sys.stderr
+        )
+        return ExitCode.USAGE
     except KubetuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

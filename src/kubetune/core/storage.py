@@ -13,14 +13,14 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from kubetune.core.optuna_compat import BaseJournalFileLock
-from kubetune.errors import SpecError
+from kubetune.core.redact import redact_url, url_password
+from kubetune.errors import SpecError, StorageError
 
 GRPC_SCHEME = "grpc://"
 GRPC_WAIT_S = 60.0
@@ -60,7 +60,7 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
     ``journal:PATH`` or a path ending in ``.journal``/``.log`` -> a journal file;
     ``grpc://HOST:PORT`` -> optuna's gRPC storage proxy (``kubetune study-proxy`` serves one);
     anything else with ``://`` (``sqlite:///...``, ``postgresql://...``) -> optuna's RDB
-    storage.
+    storage, which reconnects when the database drops its connections (``core.rdb_storage``).
     """
     if url is None:
         if default_path is None:
@@ -76,34 +76,23 @@ def open_storage(url: str | None, default_path: Path | None = None) -> BaseStora
 
 
 def database_storage(url: str) -> BaseStorage:
-    """optuna's RDB storage for a database URL; a database that cannot be reached or refuses
-    the credentials is one clear error naming the URL without its password."""
+    """optuna's RDB storage for ``url``, riding out dropped connections; an unusable URL or
+    an unreachable server is a StorageError that shows the URL without its password."""
+    from kubetune.core.rdb_storage import ReconnectingRDBStorage
+
     try:
-        # pool_pre_ping: a connection the server dropped (a restart, an idle timeout) is
-        # replaced before use instead of failing the next write
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # sqlalchemy and driver errors: bad URL, refused, bad password
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        password = urlsplit(url).password
+        return ReconnectingRDBStorage(url)
+    except StorageError:
+        raise
+    except Exception as exc:  # sqlalchemy's and the driver's errors: no common base
+        cause = getattr(exc, "orig", None) or exc
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(exc).__name__
+        password = url_password(url)
         if password:
             reason = reason.replace(password, "***")
-        raise SpecError(
+        raise StorageError(
             f"storage: cannot open the study database {redact_url(url)}: {reason}"
         ) from None
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable URL>"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def grpc_proxy_storage(url: str, *, wait_s: float = GRPC_WAIT_S) -> BaseStorage:

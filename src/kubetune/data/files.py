@@ -52,6 +52,13 @@ def read_table(path: Path) -> pd.DataFrame:
     except (OSError, ValueError, NotImplementedError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read data file {path}: {detail}") from exc
+    except MemoryError:
+        # the table (or one huge field) does not fit: one clear line, not a traceback
+        size = path.stat().st_size
+        raise DataError(
+            f"cannot read data file {path}: it does not fit in this process's memory"
+            f" ({size} bytes on disk)"
+        ) from None
     frame.columns = [str(c) for c in frame.columns]
     return frame
 

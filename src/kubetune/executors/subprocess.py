@@ -79,7 +79,10 @@ class SubprocessExecutor(Executor):
         threads = whole_number(options, "threads_per_trial")
         spec = context.spec
         return cls(
-            spec_data=spec.model_dump(mode="json", exclude_none=True),
+            # Without the study storage: a trial never opens the study (the controller owns
+            # every write), and its URL may hold a database password that request files
+            # (and pod specs built from them) must not carry.
+            spec_data=spec.model_dump(mode="json", exclude_none=True, exclude={"storage"}),
             spec_dir=str(spec.base_dir),
             capacity=spec.limits.parallel,
             work_dir=context.work_dir,
@@ -183,8 +186,10 @@ class SubprocessExecutor(Executor):
             if events or time.monotonic() >= deadline:
                 return events
             # Reports arrive on a queue, exits by polling: wait on the queue in short slices.
+            # Clamped: on a busy machine the deadline may pass between the check and here.
+            wait = max(0.0, min(0.05, deadline - time.monotonic()))
             try:
-                first = self._server.events.get(timeout=min(0.05, deadline - time.monotonic()))
+                first = self._server.events.get(timeout=wait)
             except queue.Empty:
                 continue
             events.append(first)
@@ -257,8 +262,8 @@ class SubprocessExecutor(Executor):
             return TrialOutcome.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, UnusableRequestError):
-            return None  # unreadable: judged by the exit code alone
+        except (OSError, ValueError, RecursionError, UnusableRequestError):
+            return None  # unreadable (or nested too deeply to parse): judged by the exit code
 
     def recover(self, running: Sequence[TrialRequest]) -> list[int]:
         """Trials die with their controller here, but one may have finished first: its

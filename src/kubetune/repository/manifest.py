@@ -196,7 +196,8 @@ class Manifest:
             )
         except KeyError as exc:
             raise bad(f"missing key {exc.args[0]!r}") from exc
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RepositoryError) as exc:
+            # RepositoryError: a field the constructor refuses; say which manifest it is in
             raise bad(str(exc)) from exc
 
     @classmethod
@@ -205,4 +206,6 @@ class Manifest:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RepositoryError(f"malformed manifest {source}: not valid JSON ({exc})") from exc
+        except RecursionError:
+            raise RepositoryError(f"malformed manifest {source}: JSON nested too deeply") from None
         return cls.from_dict(data, source=source)

@@ -290,7 +290,8 @@ class ModelRepository:
         try:
             record = json.loads(raw)
             version = record["version"]
-        except (ValueError, KeyError, TypeError) as exc:
+        # RecursionError: JSON nested too deeply for the parser (a hostile or broken object)
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise RepositoryError(f"malformed alias {key} in {self.uri}: {exc}") from exc
         if not isinstance(version, int) or isinstance(version, bool):
             raise RepositoryError(f"malformed alias {key} in {self.uri}: version {version!r}")
