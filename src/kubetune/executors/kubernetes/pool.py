@@ -104,7 +104,8 @@ class WorkerPoolExecutor(Executor):
         self._spec_dir = spec_dir
         self._files = TrialFiles(open_store(trials_uri))
         self.cancel_grace_s = options.cancel_grace_s
-        self._queue = WorkQueue(self._record)
+        self._wake = threading.Event()
+        self._queue = WorkQueue(self._record, self._wake.set)
         self._server = ReportServer(
             report_token(token_dir),
             host=options.report_host,
@@ -114,7 +115,6 @@ class WorkerPoolExecutor(Executor):
         self._report_url = report_url(options, self._server.url)
         self._trials: dict[int, _Trial] = {}
         self._ready: list[FinishedEvent] = []
-        self._wake = threading.Event()
         self._study: str | None = None
         self._jobs: Informer | None = None
         self._generation: dict[int, int] = {}  # worker index -> newest generation known

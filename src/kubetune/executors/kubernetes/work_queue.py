@@ -56,10 +56,15 @@ class WorkQueue:
     """Thread-safe: the server's threads hand out work, the executor's thread queues it.
 
     ``on_assign(assignment)`` runs (in the server thread) before the worker gets the
-    trial: the executor records the assignment durably there.
+    trial: the executor records the assignment durably there. ``on_event()`` runs after
+    each new event.
     """
 
-    def __init__(self, on_assign: Callable[[Assignment], None]) -> None:
+    def __init__(
+        self,
+        on_assign: Callable[[Assignment], None],
+        on_event: Callable[[], None] = lambda: None,
+    ) -> None:
         self._cond = threading.Condition()
         self._waiting: collections.OrderedDict[int, tuple[int, dict[str, Any]]] = (
             collections.OrderedDict()
@@ -68,6 +73,7 @@ class WorkQueue:
         self._by_worker: dict[str, int] = {}
         self._stopping = False
         self._on_assign = on_assign
+        self._on_event = on_event  # wakes the executor's poll
         self.events: queue.SimpleQueue[WorkEvent] = queue.SimpleQueue()
         self.long_poll_s = LONG_POLL_S
 
@@ -121,6 +127,7 @@ class WorkQueue:
             if lost is not None:
                 assignment = self._assigned.pop(lost)
                 self.events.put(WorkEvent("lost", assignment, previous))
+                self._on_event()
             while not self._waiting and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -156,4 +163,5 @@ class WorkQueue:
             del self._assigned[number]
             self._by_worker.pop(worker, None)
         self.events.put(WorkEvent("done", assignment))
+        self._on_event()
         return HTTPStatus.OK, {}
