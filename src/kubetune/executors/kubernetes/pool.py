@@ -7,7 +7,7 @@ writes its result to the object store, then asks again. Pod start, image pull, C
 initialisation and data loading are paid once per pod, not once per trial.
 
 With ``trials_per_gpu: k`` a pod runs k worker processes sharing its GPU(s): the pool's
-capacity is ``workers x k``.
+capacity is ``workers x k`` (at most ``limits.parallel``).
 
 Failures: a worker process that dies is restarted by its pod's supervisor, whose next
 work request says so (the trial fails by the exit code); a pod that is replaced or a Job
@@ -96,6 +96,8 @@ class WorkerPoolExecutor(Executor):
         self._options = options
         self._slots = options.trials_per_gpu
         self._pods = options.workers or math.ceil(capacity / self._slots)
+        # never more than limits.parallel at once, even with spare worker slots
+        self._capacity = min(capacity, self._pods * self._slots)
         self._api = client.BatchV1Api(api_client)
         self._api_client = api_client
         self._namespace = namespace
@@ -123,7 +125,7 @@ class WorkerPoolExecutor(Executor):
 
     @property
     def capacity(self) -> int:
-        return self._pods * self._slots
+        return self._capacity
 
     @property
     def worker_jobs(self) -> list[str]:
