@@ -162,6 +162,10 @@ def main() -> None:
     parser.add_argument("--compress", type=float, default=50.0, help="time compression")
     parser.add_argument("--sizes", type=int, nargs="+", help="trials of the scaling runs")
     parser.add_argument(
+        "--trial-lengths", type=float, nargs="+", default=[10.0, 60.0],
+        help="trial seconds of the efficiency runs (before compression)",
+    )  # fmt: skip
+    parser.add_argument(
         "--mode", choices=("job-per-trial", "worker-pool", "both"), default="both",
         help="executor mode(s) to measure",
     )  # fmt: skip
@@ -180,7 +184,7 @@ def main() -> None:
         for trials in sizes:  # scaling: short trials, short start: the controller is the cost
             row = run(trials, args.parallel, start_delay_s=0.05, trial_s=0.1, mode=mode)
             rows.append({"run": "scaling", **row})
-    for trial_s in (10.0, 60.0) if efficiency_trials else ():  # a 5 s pod start, compressed
+    for trial_s in args.trial_lengths if efficiency_trials else ():  # a 5 s pod start, compressed
         for mode in modes:
             row = run(
                 efficiency_trials, args.parallel, start_delay_s=5.0 * scale,

@@ -35,13 +35,13 @@ def test_api_requests_per_trial_stay_flat_as_trials_grow() -> None:
 def test_warm_worker_pods_beat_a_pod_start_per_trial() -> None:
     """With a (compressed) 5 s pod start and 10 s trials, Job per trial cannot beat
     trial / (trial + start); warm worker pods pay the start once per pod, not per trial."""
-    command = [sys.executable, str(SCRIPT), "--json", "--parallel", "4", "--sizes", "20"]
-    command += ["--efficiency-trials", "24"]
+    command = [sys.executable, str(SCRIPT), "--json", "--parallel", "4", "--sizes", "12"]
+    command += ["--efficiency-trials", "24", "--trial-lengths", "10"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr
     rows = {(r["run"], r["mode"]): r for r in json.loads(done.stdout)}
     pool = rows[("scaling", "worker-pool")]
-    assert pool["completed"] == pool["trials"] == 20
+    assert pool["completed"] == pool["trials"] == 12
     assert pool["requests"]["create jobs"] == 4  # one Job per worker pod, none per trial
     job_10s = rows[("10s trials, 5s pod start (/50)", "job-per-trial")]
     pool_10s = rows[("10s trials, 5s pod start (/50)", "worker-pool")]
