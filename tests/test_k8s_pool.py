@@ -32,6 +32,7 @@ from kubetune.testing.executors import (
     request,
     run_all,
 )
+from kubetune.testing.kubelet import Fault
 from kubetune.testing.trial_functions import SCRIPTED
 
 pytestmark = pytest.mark.slow  # worker pods are local interpreters started by the kubelet
@@ -89,7 +90,7 @@ def _wait_started(executor: WorkerPoolExecutor, number: int, timeout: float = 60
 
 
 def test_workers_are_reused_trial_after_trial(tmp_path: Path) -> None:
-    """Six trials on two warm pods: two Jobs, two pods, each worker process ran several."""
+    """Six trials on two warm pods: two Jobs, two pods, two worker processes for all."""
     with simulated_cluster(tmp_path) as (emulator, kubelet, kc):
         with make_pool(kc, tmp_path, 2) as executor:
             finished, _ = run_all(executor, [request(n, x=n / 10) for n in range(6)])
@@ -97,7 +98,8 @@ def test_workers_are_reused_trial_after_trial(tmp_path: Path) -> None:
         assert kubelet.pods_created == 2 and len(kubelet.jobs_seen) == 2
         pids = [only_outcome(finished, n).metrics["pid"] for n in range(6)]
         assert [only_outcome(finished, n).value for n in range(6)] == [n / 10 for n in range(6)]
-        assert len(set(pids)) == 2, pids  # the same two worker processes ran all six
+        # at most the two worker processes ran all six (which one runs what is their race)
+        assert len(set(pids)) <= 2, pids
         assert _jobs(emulator) == []  # closing the executor deleted its worker Jobs
         (job, *_) = [name for name in kubelet.jobs_seen]
         assert job.startswith("kt-conformance-w") and job.endswith("-g1")
@@ -184,3 +186,18 @@ def test_a_pruned_trial_stops_and_its_worker_serves_the_next(tmp_path: Path) -> 
         assert only_outcome(finished, 0).status is TrialStatus.PRUNED
         assert [r.step for r in reports] == [1, 2]
         assert only_outcome(more, 1).value == 0.6 and kubelet.pods_created == 1
+
+
+def test_trials_are_not_queued_forever_when_no_worker_pod_can_start(tmp_path: Path) -> None:
+    """No worker pod can be scheduled: after pending_timeout_s the queued trials fail as
+    infrastructure failures, with the scheduler's reason from the pods."""
+    fault = Fault(unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    with (
+        simulated_cluster(tmp_path, faults=lambda job: fault) as (emulator, _, kc),
+        make_pool(kc, tmp_path, 1, pending_timeout_s=1.0) as executor,
+    ):
+        finished, _ = run_all(executor, [request(0)], timeout=20)
+        assert emulator.requests["list pods"] == 1  # asked once, for the message
+    outcome = only_outcome(finished, 0)
+    assert outcome.failure is TrialFailure.INFRASTRUCTURE, outcome
+    assert "within 1s" in outcome.message and "Insufficient nvidia.com/gpu" in outcome.message

@@ -48,7 +48,7 @@ from kubetune.executors.kubernetes.informer import Informer
 from kubetune.executors.kubernetes.job import WorkerJob, build_worker_job, selector_labels
 from kubetune.executors.kubernetes.naming import LABEL_WORKER, job_name, worker_job_name
 from kubetune.executors.kubernetes.options import KubernetesOptions
-from kubetune.executors.kubernetes.pods import job_condition
+from kubetune.executors.kubernetes.pods import job_condition, waiting_reason
 from kubetune.executors.kubernetes.results import TrialFiles
 from kubetune.executors.kubernetes.work_queue import (
     DONE_PATH,
@@ -99,6 +99,7 @@ class WorkerPoolExecutor(Executor):
         # never more than limits.parallel at once, even with spare worker slots
         self._capacity = min(capacity, self._pods * self._slots)
         self._api = client.BatchV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
         self._api_client = api_client
         self._namespace = namespace
         self._experiment = experiment
@@ -122,6 +123,8 @@ class WorkerPoolExecutor(Executor):
         self._generation: dict[int, int] = {}  # worker index -> newest generation known
         self._created: dict[int, tuple[str, float]] = {}  # index -> (name, when), not yet seen
         self._deleted: set[str] = set()
+        self._selector = ""  # set by _start: this study's worker Jobs and pods
+        self._stuck_since = time.monotonic()  # trials queued and no worker has checked in
 
     @property
     def capacity(self) -> int:
@@ -145,7 +148,7 @@ class WorkerPoolExecutor(Executor):
             **selector_labels(self._experiment, study),
             "app.kubernetes.io/component": "worker",
         }
-        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        self._selector = selector = ",".join(f"{k}={v}" for k, v in labels.items())
         self._jobs = Informer(
             self._api.list_namespaced_job, self._namespace, selector, self._changed,
             watch_timeout_s=self._options.watch_timeout_s, kind="worker jobs",
@@ -278,6 +281,7 @@ class WorkerPoolExecutor(Executor):
                     events.append(finished)
             if self._jobs is not None:
                 events.extend(self._check(time.monotonic()))
+                events.extend(self._check_stuck(time.monotonic()))
                 self._keep_pool()
             left = deadline - time.monotonic()
             if events or left <= 0:
@@ -333,6 +337,38 @@ class WorkerPoolExecutor(Executor):
             if outcome is not None:
                 events.append(FinishedEvent(trial.request.number, self._done(trial, outcome)))
         return events
+
+    def _check_stuck(self, now: float) -> list[FinishedEvent]:
+        """Queued trials are not waited on forever: when no worker pod has ever asked for
+        work within ``pending_timeout_s``, they fail as infrastructure failures with the
+        reason the pods give (one list of pods)."""
+        waiting = self._queue.waiting()
+        if not waiting or self._queue.checked_in:
+            self._stuck_since = now
+            return []
+        limit = self._options.pending_timeout_s
+        if now - self._stuck_since <= limit:
+            return []
+        self._stuck_since = now
+        message = f"no worker pod started within {limit:g}s: {self._why_pending()}"
+        events = []
+        for number in waiting:
+            trial = self._trials.get(number)
+            if trial is not None:
+                outcome = TrialOutcome.failed(TrialFailure.INFRASTRUCTURE, message)
+                events.append(FinishedEvent(number, self._done(trial, outcome)))
+        return events
+
+    def _why_pending(self) -> str:
+        try:
+            pods = self._core.list_namespaced_pod(
+                self._namespace, label_selector=self._selector, _request_timeout=30
+            )
+        except (ApiException, HTTPError, OSError) as exc:
+            return f"cannot list the worker pods ({exc})"
+        raw = [self._api_client.sanitize_for_serialization(p) for p in pods.items]
+        reasons = [waiting_reason(pod) for pod in raw]
+        return "; ".join(dict.fromkeys(r for r in reasons if r)) or "no reason given by the pods"
 
     def _pending_names(self) -> set[str]:
         return {name for name, _ in self._created.values()}

@@ -72,6 +72,7 @@ class WorkQueue:
         self._assigned: dict[int, Assignment] = {}
         self._by_worker: dict[str, int] = {}
         self._stopping = False
+        self.checked_in: set[str] = set()  # worker Jobs whose workers have asked for work
         self._on_assign = on_assign
         self._on_event = on_event  # wakes the executor's poll
         self.events: queue.SimpleQueue[WorkEvent] = queue.SimpleQueue()
@@ -99,6 +100,11 @@ class WorkQueue:
                 del self._by_worker[assignment.worker]
             return assignment
 
+    def waiting(self) -> list[int]:
+        """The trials no worker has taken yet."""
+        with self._cond:
+            return list(self._waiting)
+
     def assignment(self, number: int) -> Assignment | None:
         with self._cond:
             return self._assigned.get(number)
@@ -123,6 +129,7 @@ class WorkQueue:
             return HTTPStatus.BAD_REQUEST, {"error": "previous_exit must be an integer"}
         deadline = time.monotonic() + self.long_poll_s
         with self._cond:
+            self.checked_in.add(worker.rsplit("/", 1)[0])
             lost = self._by_worker.pop(worker, None)
             if lost is not None:
                 assignment = self._assigned.pop(lost)
