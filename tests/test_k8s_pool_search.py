@@ -121,6 +121,13 @@ def test_a_controller_sigkilled_while_workers_run_adopts_the_pool_on_restart(
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
+        # handed out and not finished when the controller died: these must be adopted
+        in_flight = [
+            p.parent
+            for p in trials_dir.glob("*/worker.json")
+            if not (p.parent / "result.json").exists()
+        ]
+        assert in_flight, "no trial was in flight at the kill"
         second = subprocess.run(
             command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
         )
@@ -135,3 +142,4 @@ def test_a_controller_sigkilled_while_workers_run_adopts_the_pool_on_restart(
         (t.number, t.state, t.user_attrs.get("message")) for t in trials
     ]
     assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]
+    assert all((folder / "result.json").exists() for folder in in_flight)
