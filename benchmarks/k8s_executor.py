@@ -1,16 +1,20 @@
-"""The Kubernetes executor (Job per trial) against a SIMULATED cluster: controller cost and
-API requests per trial as the number of trials grows, and efficiency with a pod start.
+"""The Kubernetes executor against a SIMULATED cluster: controller cost and API requests
+per trial as the number of trials grows, and efficiency with a pod start, Job per trial
+against warm worker pods (``mode: worker-pool``).
 
     python benchmarks/k8s_executor.py            # 100 and 1,000 trials; efficiency runs
+    python benchmarks/k8s_executor.py --mode worker-pool   # one mode only
     python benchmarks/k8s_executor.py --quick    # 50 and 200 trials (a smoke run)
     python benchmarks/k8s_executor.py --json     # the same numbers as JSON
 
 The cluster is simulated, in a child process so that the controller's CPU time is its own:
 the in-process API server (``kubetune.testing.k8s_emulator``) and the simulated kubelet in
 its ``simulated`` runtime (no trial process: after the pod start delay the "container"
-sleeps the trial time and writes a completed result to the object store). The controller
-is the real :class:`KubernetesExecutor`, reached over HTTP through the real ``kubernetes``
-client, driven by a minimal loop that keeps ``parallel`` trials in flight (no optuna study:
+sleeps the trial time and writes a completed result to the object store; a worker pod's
+slots speak the worker protocol over HTTP and sleep the trial time per trial). The
+controller is the real :class:`KubernetesExecutor` or :class:`WorkerPoolExecutor` (as many
+worker pods as ``--parallel``), reached over HTTP through the real ``kubernetes`` client,
+driven by a minimal loop that keeps ``parallel`` trials in flight (no optuna study:
 this measures the executor, not the search loop).
 
 Reported per run: API requests per trial (every request the API server received, the
@@ -36,11 +40,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from kubetune.core.executor import FinishedEvent, ReportEvent
+from kubetune.core.executor import Executor, FinishedEvent, ReportEvent
 from kubetune.core.trial import TrialRequest, TrialStatus
 from kubetune.executors.kubernetes.client import connect
 from kubetune.executors.kubernetes.executor import KubernetesExecutor
 from kubetune.executors.kubernetes.options import KubernetesOptions
+from kubetune.executors.kubernetes.pool import WorkerPoolExecutor
 from kubetune.storage import path_to_uri
 
 SPEC: dict[str, Any] = {
@@ -66,7 +71,9 @@ def _cluster(conn: Connection, start_delay_s: float, trial_s: float) -> None:
         conn.send({"requests": dict(emulator.requests), "pods": kubelet.pods_created})
 
 
-def run(trials: int, parallel: int, start_delay_s: float, trial_s: float) -> dict[str, Any]:
+def run(
+    trials: int, parallel: int, start_delay_s: float, trial_s: float, mode: str = "job-per-trial"
+) -> dict[str, Any]:
     parent, child = mp.Pipe()
     cluster = mp.get_context("spawn").Process(
         target=_cluster, args=(child, start_delay_s, trial_s), daemon=True
@@ -80,11 +87,12 @@ def run(trials: int, parallel: int, start_delay_s: float, trial_s: float) -> dic
             kubeconfig = Path(tmp) / "kubeconfig"
             kubeconfig.write_text(kubeconfig_text)
             options = KubernetesOptions.parse(
-                {"kubeconfig": str(kubeconfig), "report_host": "127.0.0.1"}
+                {"kubeconfig": str(kubeconfig), "report_host": "127.0.0.1", "mode": mode}
             )
             cpu0, wall0 = time.process_time(), time.perf_counter()
             api, namespace = connect(options)
-            executor = KubernetesExecutor(
+            kind = WorkerPoolExecutor if mode == "worker-pool" else KubernetesExecutor
+            executor = kind(
                 options=options,
                 api_client=api,
                 namespace=namespace,
@@ -111,6 +119,7 @@ def run(trials: int, parallel: int, start_delay_s: float, trial_s: float) -> dic
     requests = counts["requests"]
     ideal = trials * trial_s / parallel
     return {
+        "mode": mode,
         "trials": trials,
         "parallel": parallel,
         "pod_start_s": start_delay_s,
@@ -127,7 +136,7 @@ def run(trials: int, parallel: int, start_delay_s: float, trial_s: float) -> dic
     }
 
 
-def _drive(executor: KubernetesExecutor, trials: int, parallel: int) -> int:
+def _drive(executor: Executor, trials: int, parallel: int) -> int:
     """Keep ``parallel`` trials in flight until ``trials`` finished; how many completed."""
     submitted = finished = completed = 0
     while finished < trials:
@@ -153,6 +162,14 @@ def main() -> None:
     parser.add_argument("--compress", type=float, default=50.0, help="time compression")
     parser.add_argument("--sizes", type=int, nargs="+", help="trials of the scaling runs")
     parser.add_argument(
+        "--trial-lengths", type=float, nargs="+", default=[10.0, 60.0],
+        help="trial seconds of the efficiency runs (before compression)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mode", choices=("job-per-trial", "worker-pool", "both"), default="both",
+        help="executor mode(s) to measure",
+    )  # fmt: skip
+    parser.add_argument(
         "--efficiency-trials", type=int, help="trials of each efficiency run (0: none)"
     )
     args = parser.parse_args()
@@ -162,23 +179,30 @@ def main() -> None:
     if efficiency_trials is None:
         efficiency_trials = 40 if args.quick else 200
     rows = []
-    for trials in sizes:  # scaling: short trials, short start: the controller is the cost
-        row = run(trials, args.parallel, start_delay_s=0.05, trial_s=0.1)
-        rows.append({"run": "scaling", **row})
-    for trial_s in (10.0, 60.0) if efficiency_trials else ():  # a 5 s pod start, compressed
-        trials = efficiency_trials
-        row = run(trials, args.parallel, start_delay_s=5.0 * scale, trial_s=trial_s * scale)
-        rows.append({"run": f"{trial_s:g}s trials, 5s pod start (/{args.compress:g})", **row})
+    modes = ("job-per-trial", "worker-pool") if args.mode == "both" else (args.mode,)
+    for mode in modes:
+        for trials in sizes:  # scaling: short trials, short start: the controller is the cost
+            row = run(trials, args.parallel, start_delay_s=0.05, trial_s=0.1, mode=mode)
+            rows.append({"run": "scaling", **row})
+    for trial_s in args.trial_lengths if efficiency_trials else ():  # a 5 s pod start, compressed
+        for mode in modes:
+            row = run(
+                efficiency_trials, args.parallel, start_delay_s=5.0 * scale,
+                trial_s=trial_s * scale, mode=mode,
+            )  # fmt: skip
+            name = f"{trial_s:g}s trials, 5s pod start (/{args.compress:g})"
+            rows.append({"run": name, **row})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     print(
-        f"{'run':<34} {'trials':>6} {'wall s':>7} {'API req/trial':>13}"
+        f"{'run':<34} {'mode':<13} {'trials':>6} {'wall s':>7} {'API req/trial':>13}"
         f" {'ctl CPU ms/trial':>16} {'efficiency':>10} {'start bound':>11}"
     )
     for r in rows:
         print(
-            f"{r['run']:<34} {r['trials']:>6} {r['wall_s']:>7} {r['api_requests_per_trial']:>13}"
+            f"{r['run']:<34} {r['mode']:<13} {r['trials']:>6} {r['wall_s']:>7}"
+            f" {r['api_requests_per_trial']:>13}"
             f" {r['controller_cpu_ms_per_trial']:>16} {r['efficiency']:>10} {r['start_bound']:>11}"
         )
 

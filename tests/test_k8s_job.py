@@ -118,11 +118,6 @@ def test_bad_options_name_their_field(options: dict[str, Any], field: str) -> No
         KubernetesOptions.parse(options)
 
 
-def test_worker_pool_mode_is_refused_clearly_for_now() -> None:
-    with pytest.raises(SpecError, match="worker-pool is not supported yet"):
-        KubernetesOptions.parse({"mode": "worker-pool"})
-
-
 def test_defaults_use_the_project_image_of_this_version() -> None:
     from kubetune import __version__
 

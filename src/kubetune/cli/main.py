@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--function", help="module:function to run instead of the trainer")
     trial.add_argument("--started-marker", help="file written when the trial's code starts")
 
+    from kubetune.cli.worker_cmd import add_worker_parser
+
+    add_worker_parser(sub)
+
     models = sub.add_parser("models", help="browse the model repository")
     repo_help = f"directory, file:// or s3:// URI (default: ${ENV_MODEL_REPO}, else ./model-repo)"
     models.add_argument("--model-repo", help=repo_help)
@@ -264,7 +268,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "models":
         return _models(args)
-    if args.command == "pipeline":
+    if args.command in ("pipeline", "worker"):
         return int(args.handler(args))
     if args.command == "predict":
         from kubetune.cli.predict_cmd import run_predict

@@ -72,25 +72,66 @@ def run_trial_command(
     started_marker: str | None = None,
 ) -> int:
     try:
+        request, spec, fn = prepare_trial(request_path, spec_path, function)
+    except UnusableRequest as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    return execute_trial(
+        request, spec, fn, output, progress=progress, started_marker=started_marker
+    )
+
+
+class UnusableRequest(Exception):
+    """The request (or the spec or function it names) cannot be used: exit code 2."""
+
+
+# Warm workers keep the trial function of each spec (the built-in trainer caches its data
+# set and trainer in the instance), so data is loaded once while the spec's data stays.
+FunctionCache = dict[str, TrialFunction]
+
+
+def prepare_trial(
+    request_path: str,
+    spec_path: str | None = None,
+    function: str | None = None,
+    cache: FunctionCache | None = None,
+) -> tuple[TrialRequest, ExperimentSpec, TrialFunction]:
+    """Read the request and build its spec and trial function (from ``cache`` if there)."""
+    try:
         request = TrialRequest.from_dict(json.loads(_read_text(request_path)))
         request = _with_env_channel(request)
         spec = _spec_for(request, spec_path)
-        if function:
-            fn = _load_function(function)
-        else:  # the built-in trainer reports its metrics as val_<metric>
-            spec = normalize_objective(spec)
-            fn = BuiltinTrial.from_spec(spec)
-    except (OSError, ValueError, TypeError, UnusableRequestError, StorageError) as exc:
-        print(f"error: cannot read trial request {request_path}: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    except RecursionError:  # json's parser recurses per nesting level
-        print(
-            f"error: cannot read trial request {request_path}: nested too deeply", file=sys.stderr
+        key = function or json.dumps(
+            [request.spec, request.spec_dir, spec_path], sort_keys=True, default=str
         )
-        return ExitCode.USAGE
+        if not function:  # the built-in trainer reports its metrics as val_<metric>
+            spec = normalize_objective(spec)
+        fn = cache.get(key) if cache is not None else None
+        if fn is None:
+            fn = _load_function(function) if function else BuiltinTrial.from_spec(spec)
+            if cache is not None:
+                cache[key] = fn
+    except (OSError, ValueError, TypeError, UnusableRequestError, StorageError) as exc:
+        raise UnusableRequest(f"cannot read trial request {request_path}: {exc}") from None
+    except RecursionError:  # json's parser recurses per nesting level
+        raise UnusableRequest(
+            f"cannot read trial request {request_path}: nested too deeply"
+        ) from None
     except KubetuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        raise UnusableRequest(str(exc)) from None
+    return request, spec, fn
+
+
+def execute_trial(
+    request: TrialRequest,
+    spec: ExperimentSpec,
+    fn: TrialFunction,
+    output: str,
+    *,
+    progress: str | None = None,
+    started_marker: str | None = None,
+) -> int:
+    """Run the trial, report to its controller, write its result; the exit code."""
     out = local_path(output, Path.cwd())  # None: an object-store URI (s3://...)
     progress_path = Path(progress) if progress else None
     try:  # before training: a pod that cannot write its result should not train first
@@ -178,4 +219,11 @@ def _load_function(target: str) -> TrialFunction:
     return fn
 
 
-__all__ = ["JsonLinesReporter", "run_trial_command"]
+__all__ = [
+    "FunctionCache",
+    "JsonLinesReporter",
+    "UnusableRequest",
+    "execute_trial",
+    "prepare_trial",
+    "run_trial_command",
+]

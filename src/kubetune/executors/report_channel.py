@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,7 +34,10 @@ from typing import Any, TextIO
 from kubetune.core.executor import ReportEvent
 from kubetune.core.trial import ReportChannel, TrialPruned
 
-__all__ = ["HttpReporter", "ReportServer"]
+__all__ = ["HttpReporter", "ReportServer", "Route"]
+
+# An extra endpoint (the worker pool's work queue): JSON body in, status and JSON body out.
+Route = Callable[[dict[str, Any]], tuple[HTTPStatus, dict[str, Any]]]
 
 REPORT_PATH = "/v1/reports"
 # A trial posts here once its code starts: a pod's deadline counts from then, not from
@@ -60,8 +64,17 @@ class ReportServer:
     trial left over from a cancelled attempt cannot feed the study.
     """
 
-    def __init__(self, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        token: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        routes: Mapping[str, Route] | None = None,
+    ) -> None:
         self._token = token
+        self._routes: dict[str, Route] = {
+            REPORT_PATH: self._receive, STARTED_PATH: self._receive_started, **(routes or {})
+        }  # fmt: skip
         self.events: queue.SimpleQueue[ReportEvent] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._expected: dict[int, int] = {}  # trial number -> attempt
@@ -162,7 +175,8 @@ class ReportServer:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
-                if self.path not in (REPORT_PATH, STARTED_PATH):
+                receive = server._routes.get(self.path)
+                if receive is None:
                     return self._reply(HTTPStatus.NOT_FOUND, {"error": "unknown path"})
                 if not server._authorized(self.headers.get("Authorization")):
                     return self._reply(HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
@@ -175,7 +189,6 @@ class ReportServer:
                     return self._reply(HTTPStatus.BAD_REQUEST, {"error": "body is not JSON"})
                 if not isinstance(body, dict):
                     return self._reply(HTTPStatus.BAD_REQUEST, {"error": "expected an object"})
-                receive = server._receive if self.path == REPORT_PATH else server._receive_started
                 self._reply(*receive(body))
 
             def _reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:

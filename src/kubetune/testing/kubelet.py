@@ -15,7 +15,10 @@ pod, an image pull error, a preemption (the pod gets ``DisruptionTarget`` and, a
 without an exit code).
 
 ``runtime="simulated"`` runs no process: the "container" sleeps ``trial_s`` and writes a
-completed result to its ``--output``; the benchmark uses it for 1,000 trials.
+completed result to its ``--output``; the benchmark uses it for 1,000 trials. A
+``kubetune worker`` container (worker-pool mode) is simulated by one thread per slot that
+speaks the worker protocol to the controller (ask, sleep ``trial_s``, write the result,
+say done) until told to stop or its pod is deleted.
 
 The image is simulated too: a command starting with ``kubetune`` runs
 ``python -m kubetune`` with this interpreter and this ``PYTHONPATH``.
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +82,7 @@ class SimulatedKubelet:
         self._lock = threading.Lock()
         self._deleted: dict[str, threading.Event] = {}  # pod name -> deleted
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._workers: dict[str, tuple[list[threading.Thread], threading.Event]] = {}
         self._closed = threading.Event()
         self._logs = tempfile.TemporaryDirectory(prefix="simulated-kubelet-")
         self.pods_created = 0
@@ -191,6 +196,9 @@ class SimulatedKubelet:
             with self._lock:
                 self._deleted.pop(pod_name, None)
                 self._processes.pop(pod_name, None)
+                worker = self._workers.pop(pod_name, None)
+            if worker is not None:
+                worker[1].set()
 
     def _lifecycle(
         self, job: Obj, pod: str, fault: Fault, job_started: float, deleted: threading.Event
@@ -228,14 +236,14 @@ class SimulatedKubelet:
             code = (
                 process.poll()
                 if process is not None
-                else self._simulated_exit(container, pod_started)
+                else self._simulated_exit(pod, container, pod_started)
             )
             if code is not None:
                 return self._exited(pod, container, code)
             now = time.monotonic()
             tick = (
                 0.05
-                if process is not None
+                if process is not None or pod in self._workers
                 else min(0.05, max(self._trial_s - (now - pod_started), 0.001))
             )
             if deleted.wait(tick):
@@ -300,6 +308,9 @@ class SimulatedKubelet:
 
     def _start(self, pod: str, container: Obj) -> subprocess.Popen[bytes] | None:
         if self._runtime == "simulated":
+            command = container.get("command", [])
+            if command[:2] == ["kubetune", "worker"]:
+                self._start_simulated_worker(pod, container)
             return None
         command = [*container.get("command", []), *container.get("args", [])]
         if command and command[0] == "kubetune":  # the simulated image's entry point
@@ -319,7 +330,62 @@ class SimulatedKubelet:
             self._processes[pod] = process
         return process
 
-    def _simulated_exit(self, container: Obj, started: float) -> int | None:
+    def _start_simulated_worker(self, pod: str, container: Obj) -> None:
+        command = container["command"]
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        base = env["KUBETUNE_REPORT_URL"].rsplit("/v1/", 1)[0]
+        worker = command[command.index("--worker") + 1]
+        slots = int(command[command.index("--slots") + 1])
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=self._simulated_slot,
+                args=(base, env["KUBETUNE_REPORT_TOKEN"], f"{worker}/{slot}", stop),
+                daemon=True,
+            )
+            for slot in range(slots)
+        ]
+        with self._lock:
+            self._workers[pod] = (threads, stop)
+        for thread in threads:
+            thread.start()
+
+    def _simulated_slot(self, base: str, token: str, worker: str, stop: threading.Event) -> None:
+        """One worker process of a simulated ``kubetune worker`` pod."""
+        from kubetune.core.trial import TrialOutcome, TrialStatus
+        from kubetune.storage import open_object
+
+        def post(path: str, body: Obj) -> Obj:
+            request = urllib.request.Request(  # noqa: S310 - the controller's loopback URL
+                base + path, data=json.dumps(body).encode(), method="POST",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                answer: Obj = json.loads(response.read())
+                return answer
+
+        while not stop.is_set():
+            try:
+                answer = post("/v1/work", {"worker": worker})
+            except OSError:
+                return  # the controller is gone
+            trial = answer.get("trial")
+            if answer.get("stop"):
+                return
+            if trial is None or stop.wait(self._trial_s):
+                continue
+            outcome = TrialOutcome(TrialStatus.COMPLETED, value=0.5, metrics={"value": 0.5},
+                                   duration_s=self._trial_s)  # fmt: skip
+            store, key = open_object(trial["result"])
+            store.put_bytes(key, json.dumps(outcome.to_dict()).encode())
+            with contextlib.suppress(OSError):
+                post("/v1/done", {"worker": worker, **{k: trial[k] for k in ("number", "attempt")}})
+
+    def _simulated_exit(self, pod: str, container: Obj, started: float) -> int | None:
+        with self._lock:
+            worker = self._workers.get(pod)
+        if worker is not None:  # a simulated worker pod ends when its slots have stopped
+            return None if any(t.is_alive() for t in worker[0]) else 0
         if time.monotonic() - started < self._trial_s:
             return None
         from kubetune.core.trial import TrialOutcome, TrialStatus

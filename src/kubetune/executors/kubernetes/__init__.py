@@ -4,7 +4,9 @@
     naming      deterministic Job names and labels          job       the Job manifest
     client      in-cluster / kubeconfig configuration       informer  list + watch caches
     pods        what a pod's status means                   results   request/result objects
-    executor    :class:`KubernetesExecutor`
+    executor    :class:`KubernetesExecutor` (Job per trial)
+    pool        :class:`WorkerPoolExecutor` (``mode: worker-pool``: warm worker pods)
+    work_queue  the controller side of the worker protocol (``kubetune worker``)
 
 ``DEFAULT_IMAGE`` is importable without the ``kubernetes`` client installed (manifests and
 KFP components use it); the executor is imported when first used.

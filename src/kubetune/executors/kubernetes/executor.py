@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -53,7 +53,10 @@ from kubetune.executors.kubernetes.results import TrialFiles
 from kubetune.executors.report_channel import ReportServer
 from kubetune.storage import open_store, path_to_uri
 
-__all__ = ["KubernetesExecutor"]
+if TYPE_CHECKING:
+    from kubetune.executors.kubernetes.pool import WorkerPoolExecutor
+
+__all__ = ["KubernetesExecutor", "api_reason", "report_token", "report_url"]
 
 _log = logging.getLogger(__name__)
 _TOKEN_FILE = "report-token"  # noqa: S105 - a file name
@@ -105,7 +108,12 @@ class KubernetesExecutor(Executor):
                 trials_uri,
             )
         api, namespace = connect(parsed)
-        return cls(
+        executor_class: type[KubernetesExecutor] | type[WorkerPoolExecutor] = cls
+        if parsed.mode == "worker-pool":
+            from kubetune.executors.kubernetes.pool import WorkerPoolExecutor
+
+            executor_class = WorkerPoolExecutor
+        return executor_class(
             options=parsed,
             api_client=api,
             namespace=namespace,
@@ -144,9 +152,9 @@ class KubernetesExecutor(Executor):
         self._files = TrialFiles(open_store(trials_uri))
         self.cancel_grace_s = options.cancel_grace_s
         self._server = ReportServer(
-            _report_token(token_dir), host=options.report_host, port=options.report_port
+            report_token(token_dir), host=options.report_host, port=options.report_port
         )
-        self._report_url = _report_url(options, self._server.url)
+        self._report_url = report_url(options, self._server.url)
         self._trials: dict[int, _Trial] = {}
         self._ready: list[FinishedEvent] = []
         self._wake = threading.Event()
@@ -236,7 +244,7 @@ class KubernetesExecutor(Executor):
                 return self._finish_now(
                     trial,
                     TrialFailure.INFRASTRUCTURE,
-                    f"cannot create Job {name}: {_api_reason(exc)}",
+                    f"cannot create Job {name}: {api_reason(exc)}",
                 )
             _log.info("Job %s exists already; adopting it", name)
         except (HTTPError, OSError) as exc:
@@ -467,7 +475,7 @@ class KubernetesExecutor(Executor):
         self._api_client.close()
 
 
-def _report_token(folder: Path | None) -> str:
+def report_token(folder: Path | None) -> str:
     """This run's report token, kept in the run folder (mode 0600) so that a restarted
     controller accepts the reports of the pods it adopts."""
     if folder is None:
@@ -485,7 +493,7 @@ def _report_token(folder: Path | None) -> str:
     return token
 
 
-def _report_url(options: KubernetesOptions, bound: str) -> str:
+def report_url(options: KubernetesOptions, bound: str) -> str:
     """The report URL the pods use: ``controller_url`` (a Service) when given, else this
     host's address (in a cluster: the controller pod's IP) and the bound port."""
     path = bound[bound.index("/", len("http://")) :]
@@ -501,7 +509,7 @@ def _report_url(options: KubernetesOptions, bound: str) -> str:
 def _refused(exc: ApiException, name: str) -> None:
     """Raise when every Job would be refused the same way: an invalid manifest (from the
     executor options) or missing permissions. A quota that is full is not that: it passes."""
-    reason = _api_reason(exc)
+    reason = api_reason(exc)
     if exc.status in (400, 422):
         raise SpecError(f"executor: the cluster refused the trial Job {name}: {reason}")
     if exc.status in (401, 403) and "quota" not in reason.lower():
@@ -512,7 +520,7 @@ def _refused(exc: ApiException, name: str) -> None:
         )
 
 
-def _api_reason(exc: ApiException) -> str:
+def api_reason(exc: ApiException) -> str:
     import json
 
     with contextlib.suppress(TypeError, ValueError):

@@ -31,6 +31,7 @@ from kubetune.executors.kubernetes.naming import (
     LABEL_MANAGED_BY,
     LABEL_STUDY,
     LABEL_TRIAL,
+    LABEL_WORKER,
     label_value,
 )
 from kubetune.executors.kubernetes.options import KubernetesOptions
@@ -40,7 +41,9 @@ __all__ = [
     "ENV_REPORT_TOKEN",
     "ENV_REPORT_URL",
     "TrialJob",
+    "WorkerJob",
     "build_job",
+    "build_worker_job",
     "selector_labels",
 ]
 
@@ -64,6 +67,20 @@ class TrialJob:
     deadline_s: float | None
     report_url: str | None
     report_token: str | None
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """One warm worker pod's Job (``mode: worker-pool``)."""
+
+    name: str
+    experiment: str
+    study: str
+    index: int
+    report_url: str
+    report_token: str
+    slots: int = 1  # trials_per_gpu: worker processes in the pod
+    idle_timeout_s: float = 300.0
 
 
 def selector_labels(experiment: str, study: str) -> dict[str, str]:
@@ -113,7 +130,7 @@ def build_job(options: KubernetesOptions, trial: TrialJob) -> dict[str, Any]:
         },
         "template": {
             "metadata": {"labels": labels, "annotations": annotations},
-            "spec": _pod_spec(options, trial),
+            "spec": _trial_pod_spec(options, trial),
         },
     }
     if trial.deadline_s is not None:
@@ -128,17 +145,74 @@ def build_job(options: KubernetesOptions, trial: TrialJob) -> dict[str, Any]:
     }
 
 
-def _pod_spec(options: KubernetesOptions, trial: TrialJob) -> dict[str, Any]:
+def build_worker_job(options: KubernetesOptions, worker: WorkerJob) -> dict[str, Any]:
+    """A long-lived worker pod's Job: ``kubetune worker`` pulling trial after trial.
+
+    One Job per worker pod (not one Job with ``parallelism: N``): each pod has its own
+    name, so a dead one is replaced on its own and a restarted controller adopts each by
+    name. No ``activeDeadlineSeconds`` (the controller enforces each trial's deadline);
+    ``podFailurePolicy`` ignores disruption as for trial Jobs, and the replacement pod's
+    worker tells the controller its slot restarted, which fails the lost trial.
+    """
+    labels = {
+        # manifests/' NetworkPolicies let worker pods reach the controller's port
+        "app.kubernetes.io/component": "worker",
+        "app.kubernetes.io/part-of": "kubetune",
+        **options.labels,
+        **selector_labels(worker.experiment, worker.study),
+        LABEL_WORKER: str(worker.index),
+    }
+    annotations = {
+        **options.annotations,
+        f"{ANNOTATION_PREFIX}experiment": worker.experiment,
+        f"{ANNOTATION_PREFIX}study": worker.study,
+    }
+    command = [
+        *options.worker_command, "--worker", worker.name, "--slots", str(worker.slots),
+        "--idle-timeout", f"{worker.idle_timeout_s:g}",
+    ]  # fmt: skip
+    if options.function:
+        command += ["--function", options.function]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": worker.name, "labels": labels, "annotations": annotations},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": options.ttl_seconds_after_finished,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    }
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": _pod_spec(options, command, worker.report_url, worker.report_token),
+            },
+        },
+    }
+
+
+def _trial_pod_spec(options: KubernetesOptions, trial: TrialJob) -> dict[str, Any]:
     command = [*options.command, "--request", trial.request_uri, "--output", trial.result_uri]
     if options.function:
         command += ["--function", options.function]
+    return _pod_spec(options, command, trial.report_url, trial.report_token)
+
+
+def _pod_spec(
+    options: KubernetesOptions, command: list[str], report_url: str | None, token: str | None
+) -> dict[str, Any]:
     env = [{"name": k, "value": v} for k, v in options.env.items()]
     # /tmp is the pod's own emptyDir (the root filesystem is read-only), not a shared /tmp
     env += [{"name": "TMPDIR", "value": "/tmp"}, {"name": "HOME", "value": "/tmp"}]  # noqa: S108
-    if trial.report_url and trial.report_token:
+    if report_url and token:
         env += [
-            {"name": ENV_REPORT_URL, "value": trial.report_url},
-            {"name": ENV_REPORT_TOKEN, "value": trial.report_token},
+            {"name": ENV_REPORT_URL, "value": report_url},
+            {"name": ENV_REPORT_TOKEN, "value": token},
         ]
     container: dict[str, Any] = {
         "name": CONTAINER,

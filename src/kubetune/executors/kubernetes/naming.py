@@ -17,8 +17,10 @@ __all__ = [
     "LABEL_MANAGED_BY",
     "LABEL_STUDY",
     "LABEL_TRIAL",
+    "LABEL_WORKER",
     "job_name",
     "label_value",
+    "worker_job_name",
 ]
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -26,6 +28,7 @@ LABEL_EXPERIMENT = "kubetune.dev/experiment"
 LABEL_STUDY = "kubetune.dev/study"
 LABEL_TRIAL = "kubetune.dev/trial"
 LABEL_ATTEMPT = "kubetune.dev/attempt"
+LABEL_WORKER = "kubetune.dev/worker"  # the slot index of a warm worker pod's Job
 ANNOTATION_PREFIX = "kubetune.dev/"
 
 _MAX_NAME = 63  # a Job's name becomes its pods' label value: at most 63 characters
@@ -45,9 +48,18 @@ def job_name(experiment: str, study: str, number: int, attempt: int) -> str:
     """``kt-<experiment>[-<study>]-t<number>-a<attempt>``, a valid DNS-1123 label of at
     most 63 characters; a long or rewritten stem is cut and suffixed with a hash of the
     original names, so two experiments never share a name by truncation."""
+    return _name(experiment, study, f"-t{number}-a{attempt}")
+
+
+def worker_job_name(experiment: str, study: str, index: int, generation: int) -> str:
+    """``kt-<experiment>[-<study>]-w<index>-g<generation>``: warm worker ``index``; a
+    replacement of a dead worker pod gets the next generation (a new Job, a new name)."""
+    return _name(experiment, study, f"-w{index}-g{generation}")
+
+
+def _name(experiment: str, study: str, suffix: str) -> str:
     stem_source = experiment if study == experiment else f"{experiment}-{study}"
     stem = _dns1123(stem_source) or "trial"
-    suffix = f"-t{number}-a{attempt}"
     name = f"kt-{stem}{suffix}"
     if len(name) <= _MAX_NAME and stem == stem_source:
         return name

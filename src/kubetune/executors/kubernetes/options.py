@@ -34,6 +34,11 @@ class KubernetesOptions:
     context: str | None = None
     in_cluster: bool | None = None  # None: in-cluster when run inside a pod
     mode: str = "job-per-trial"
+    # worker-pool mode: warm pods pulling trial after trial (capacity = workers x k)
+    workers: int | None = None  # None: enough pods for the spec's parallel trials
+    trials_per_gpu: int = 1  # k worker processes (k concurrent trials) per pod
+    worker_command: tuple[str, ...] = ("kubetune", "worker")
+    worker_idle_timeout_s: float = 300.0  # a worker exits when its controller is gone this long
     # the pod template
     image: str = DEFAULT_IMAGE
     image_pull_policy: str | None = None
@@ -83,12 +88,13 @@ class KubernetesOptions:
         mode = options.get("mode", "job-per-trial")
         if mode not in MODES:
             raise SpecError(f"executor.mode: must be one of {', '.join(MODES)} (got {mode!r})")
-        if mode == "worker-pool":
-            raise SpecError(
-                "executor.mode: worker-pool is not supported yet by the kubernetes executor;"
-                " use job-per-trial (the default)"
-            )
         values["mode"] = mode
+        for key in ("workers", "trials_per_gpu"):
+            number = whole_number(options, key, minimum=1)
+            if number is not None:
+                if mode != "worker-pool":
+                    raise SpecError(f"executor.{key}: only used with mode: worker-pool")
+                values[key] = number
         policy = options.get("image_pull_policy")
         if policy is not None and policy not in _PULL_POLICIES:
             raise SpecError(
@@ -96,11 +102,12 @@ class KubernetesOptions:
                 f" (got {policy!r})"
             )
         values["image_pull_policy"] = policy
-        for key in ("image_pull_secrets", "command"):
+        for key in ("image_pull_secrets", "command", "worker_command"):
             if key in options:
                 values[key] = tuple(_strings(options, key))
-        if "command" in values and not values["command"]:
-            raise SpecError("executor.command: must not be empty")
+        for key in ("command", "worker_command"):
+            if key in values and not values[key]:
+                raise SpecError(f"executor.{key}: must not be empty")
         for key in ("node_selector", "env", "labels", "annotations"):
             if key in options:
                 values[key] = _string_map(options, key)
@@ -130,7 +137,8 @@ class KubernetesOptions:
             if port > 65535:
                 raise SpecError(f"executor.report_port: must be <= 65535 (got {port})")
             values["report_port"] = port
-        for key in ("startup_allowance_s", "pending_timeout_s", "cancel_grace_s"):
+        for key in ("startup_allowance_s", "pending_timeout_s", "cancel_grace_s",
+                    "worker_idle_timeout_s"):  # fmt: skip
             number_f = positive_number(options, key)
             if number_f is not None:
                 values[key] = number_f

@@ -33,6 +33,17 @@ class TrialFiles:
         data = json.dumps(replace(request, report=None).to_dict(), indent=2).encode()
         self._store.put_bytes(f"{job}/request.json", data)
 
+    def write_assignment(self, job: str, worker: str) -> None:
+        """Which warm worker runs the attempt: a restarted controller re-attaches to it."""
+        self._store.put_bytes(f"{job}/worker.json", json.dumps({"worker": worker}).encode())
+
+    def read_assignment(self, job: str) -> str | None:
+        try:
+            worker = json.loads(self._store.get_bytes(f"{job}/worker.json")).get("worker")
+        except (StorageError, OSError, ValueError, AttributeError):
+            return None
+        return worker if isinstance(worker, str) else None
+
     def read_result(self, job: str) -> TrialOutcome | None:
         """The result the pod wrote, or None (none yet, or unreadable: judged by exit code)."""
         try:

@@ -1,0 +1,80 @@
+"""The controller side of the warm-worker protocol (no cluster, no HTTP: the handlers the
+report server routes to), and ``kubetune worker``'s refusal without its controller env."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from http import HTTPStatus
+
+import pytest
+
+from kubetune.cli.worker_cmd import run_worker
+from kubetune.executors.kubernetes.work_queue import Assignment, WorkQueue
+
+
+def _queue(recorded: list[Assignment]) -> WorkQueue:
+    queue = WorkQueue(recorded.append)
+    queue.long_poll_s = 0.05
+    return queue
+
+
+def test_a_worker_gets_queued_trials_in_order_and_the_assignment_is_recorded_first() -> None:
+    recorded: list[Assignment] = []
+    queue = _queue(recorded)
+    assert queue.handle_work({"worker": "w0/0"}) == (HTTPStatus.OK, {"wait": True})
+    queue.put(3, 1, {"number": 3})
+    queue.put(4, 1, {"number": 4})
+    assert queue.handle_work({"worker": "w0/0"}) == (HTTPStatus.OK, {"trial": {"number": 3}})
+    assert recorded == [Assignment(3, 1, "w0/0")] and recorded[0].job == "w0"
+    status, _ = queue.handle_done({"worker": "w0/0", "number": 3, "attempt": 2})
+    assert status is HTTPStatus.NOT_FOUND  # another attempt's done changes nothing
+    assert queue.handle_done({"worker": "w0/0", "number": 3, "attempt": 1})[0] is HTTPStatus.OK
+    event = queue.events.get_nowait()
+    assert (event.kind, event.assignment.number) == ("done", 3)
+    assert queue.handle_work({"worker": "w0/1"})[1] == {"trial": {"number": 4}}
+
+
+def test_a_slot_asking_again_has_lost_its_trial_with_the_exit_code_it_gives() -> None:
+    queue = _queue([])
+    queue.put(7, 1, {"number": 7})
+    queue.handle_work({"worker": "w1/0"})
+    assert queue.handle_work({"worker": "w1/0", "previous_exit": -9}) == (
+        HTTPStatus.OK,
+        {"wait": True},
+    )
+    event = queue.events.get_nowait()
+    assert (event.kind, event.assignment, event.exit_code) == (
+        "lost",
+        Assignment(7, 1, "w1/0"),
+        -9,
+    )
+    assert queue.assignments() == []
+
+
+def test_a_failed_record_gives_the_trial_back_and_stop_ends_long_polls() -> None:
+    def refuse(assignment: Assignment) -> None:
+        raise OSError("object store down")
+
+    queue = WorkQueue(refuse)
+    queue.put(1, 1, {"number": 1})
+    assert queue.handle_work({"worker": "w/0"})[0] is HTTPStatus.SERVICE_UNAVAILABLE
+    assert queue.remove(1) is None  # queued again, not assigned
+    answers: list[object] = []
+    waiting = threading.Thread(target=lambda: answers.append(queue.handle_work({"worker": "w/0"})))
+    waiting.start()
+    queue.stop()
+    waiting.join(timeout=5)
+    assert answers == [(HTTPStatus.OK, {"stop": True})]
+    assert queue.handle_work({"worker": "no-slot"})[0] is HTTPStatus.BAD_REQUEST
+
+
+def test_kubetune_worker_refuses_to_start_without_its_controller_env(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KUBETUNE_REPORT_URL", raising=False)
+    monkeypatch.setenv("KUBETUNE_REPORT_TOKEN", "secret-token-value")
+    args = argparse.Namespace(worker="w", slots=1, slot=None, function=None)
+    assert run_worker(args) == 2
+    err = capsys.readouterr().err
+    assert "KUBETUNE_REPORT_URL" in err and "secret-token-value" not in err
