@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from kubetune.core.attrs import PARENT, PBT
+from kubetune.core.attrs import METRICS, PARENT, PBT
 from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult
 from kubetune.core.spec import parse_spec
@@ -131,3 +131,38 @@ def test_bottom_members_exploit_the_top_and_explore() -> None:
         if t is not heir:  # the others go on with their own weights and hyperparameters
             assert t.user_attrs[PARENT] == t.number - 4
             assert t.params == study.trials[t.number - 4].params
+
+
+@pytest.mark.slow
+def test_pbt_on_the_cnn_trainer_members_go_on_from_checkpoints(tmp_path: Path) -> None:
+    """torch-cnn takes part too: every member after the first interval starts from a saved
+    checkpoint (its own, or the top member's it exploited), and the shapes stay fixed."""
+    from kubetune.steps.trial import INHERITED_FROM
+
+    raw = {
+        "name": "digits-cnn-pbt",
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "data": {"source": "sklearn:digits", "image_shape": [1, 8, 8]},
+        "trainer": {"kind": "torch-cnn", "epochs": 1},
+        "search_space": {
+            "n_blocks": 1,
+            "channels": 8,
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "batch_size": 64,
+        },
+        "strategy": {"name": "pbt", "population_size": 2, "quantile": 0.5},
+        "limits": {"max_trials": 6, "parallel": 1},
+        "seed": 0,
+    }
+    result = run(tmp_path, raw)
+    trials = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
+    assert len(trials) == 6
+    later = [t for t in trials if t.user_attrs[PBT]["interval"] > 0]
+    assert later
+    for t in later:  # the member it went on from: itself a step back, or the top it copied
+        assert t.user_attrs[METRICS][INHERITED_FROM] == t.user_attrs[PARENT], t.user_attrs
+    # continuing from weights: the population's score at interval 2 beats interval 0's
+    by_interval: dict[int, list[float]] = {}
+    for t in trials:
+        by_interval.setdefault(t.user_attrs[PBT]["interval"], []).append(float(t.value or 0))
+    assert max(by_interval[2]) > max(by_interval[0]), by_interval

@@ -585,3 +585,55 @@ def test_custom_function_errors(
         get_trainer("custom", {"function": function}).fit(
             {}, digits, budget=None, seed=0, reporter=NullReporter(), metric="accuracy"
         )
+
+
+# --------------------------------------------------------------------------- torch-cnn weights
+def _trained_cnn(digits: Dataset, folder: Path, channels: list[int], epochs: int) -> Path:
+    model = get_trainer("torch-cnn").fit(
+        {"n_blocks": len(channels), "channels": channels, "lr": 3e-3, "batch_size": 32},
+        digits,
+        budget=epochs,
+        seed=0,
+        reporter=Recorder(),
+        metric="accuracy",
+    )
+    model.save(folder)
+    return folder
+
+
+def test_cnn_child_inherits_every_layer_whose_shape_matches(
+    digits: Dataset, tmp_path: Path
+) -> None:
+    import torch as t
+
+    from kubetune.trainers.torch_cnn import build_cnn
+    from kubetune.trainers.torch_common import inherit_matching, load_network, pick_device
+
+    parent = _trained_cnn(digits, tmp_path / "parent", [8], epochs=1)
+    parent_state = load_network(parent, "torch-cnn", build_cnn, pick_device("cpu")).net.state_dict()
+    # a deeper child: its first block has the parent's shapes, its second and its head do not
+    shape_donor = _trained_cnn(digits, tmp_path / "deeper", [8, 16], epochs=1)
+    child = build_cnn(json.loads((shape_donor / "architecture.json").read_text()))
+    before = {k: v.clone() for k, v in child.state_dict().items()}
+    inherit_matching(parent, "torch-cnn", build_cnn)(child)
+    after = child.state_dict()
+    copied = [k for k in after if k in parent_state and after[k].shape == parent_state[k].shape]
+    assert copied, "no tensor had a matching shape"
+    for key in copied:
+        assert t.equal(after[key], parent_state[key]), key
+    untouched = [k for k in after if k not in copied]
+    assert untouched, "the deeper child should keep fresh weights somewhere"
+    for key in untouched:
+        assert t.equal(after[key], before[key]), key
+
+
+def test_inherited_cnn_beats_a_cold_start_after_one_epoch(digits: Dataset, tmp_path: Path) -> None:
+    parent = _trained_cnn(digits, tmp_path / "parent", [8, 16], epochs=6)
+    params = {"n_blocks": 2, "channels": [8, 16], "lr": 1e-3, "batch_size": 32}
+    trainer = get_trainer("torch-cnn", {"inherit": True})
+    assert trainer.inherits_weights and trainer.can_resume
+    fit = {"data": digits, "budget": 1, "seed": 3, "metric": "accuracy"}
+    cold, warm = Recorder(), Recorder()
+    trainer.fit(params, reporter=cold, **fit)
+    trainer.fit_from(parent, params, reporter=warm, **fit)
+    assert warm.reports[0][1] > cold.reports[0][1] + 0.05, (warm.reports, cold.reports)

@@ -7,7 +7,8 @@ Params (defaults): ``n_blocks`` (2; typically 1-3), ``channels`` (32), ``kernel_
 or 5), ``activation`` (relu), ``dropout`` (0.0), ``batch_norm`` (false) -- all but
 ``n_blocks`` take one value per block or a scalar for all -- and the optimizer params of
 torch-mlp: ``optimizer`` (adam), ``lr`` (1e-3), ``weight_decay`` (0.0), ``momentum`` (0.9),
-``batch_size`` (128). Options: ``epochs`` (20), ``device`` (auto).
+``batch_size`` (128). Options: ``epochs`` (20), ``device`` (auto), ``inherit`` (false: an
+evolution child starts from its parent's weights wherever the layer shapes match).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kubetune.trainers.torch_common import (
     dropout_rate,
     fit_network,
     get,
+    inherit_matching,
     integer,
     load_network,
     parse_optimizer,
@@ -126,8 +128,17 @@ def build_cnn(architecture: Mapping[str, Any]) -> nn.Sequential:
 
 class TorchCNNTrainer(Trainer):
     kind = KIND
-    known_options = TORCH_OPTIONS
+    known_options = TORCH_OPTIONS | {"inherit"}
+    can_resume = True  # pbt members and inheriting children start from saved weights
     can_continue = True
+    # what pbt keeps fixed within a member: the shapes of the network
+    structural_params = frozenset(
+        {"n_blocks", "channels", "kernel_size", "activation", "batch_norm"}
+    )
+
+    @property
+    def inherits_weights(self) -> bool:
+        return bool(boolean("inherit", self.options.get("inherit", False)))
 
     def check_data(self, data: Dataset, param_names: Collection[str]) -> None:
         try:
@@ -148,7 +159,12 @@ class TorchCNNTrainer(Trainer):
         final: bool = False,
         init: Any = None,
         trained: int = 0,
+        parent: Path | None = None,
     ) -> TorchModel:
+        """``parent``: the folder of a saved torch-cnn to start from: every layer whose
+        shape matches is copied (see ``inherit``)."""
+        if parent is not None:
+            init = inherit_matching(parent, KIND, build_cnn)
         shape = image_shape_of(data)
         architecture: dict[str, Any] = {
             "kind": KIND,
@@ -192,6 +208,29 @@ class TorchCNNTrainer(Trainer):
             metric=metric,
             init=restore_weights(checkpoint, KIND, build_cnn),
             trained=trained,
+        )
+
+    def fit_from(
+        self,
+        parent: Path,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> TorchModel:
+        return self.fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            parent=parent,
         )
 
     def load(self, directory: Path) -> TorchModel:

@@ -11,6 +11,7 @@ scalar is broadcast to every layer; an absent param takes its default.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -49,6 +50,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 T = TypeVar("T")
 Convert = Callable[[str, Any], T]
+
+_log = logging.getLogger(__name__)
 
 
 #: ``trainer:`` options of the torch trainers.
@@ -473,6 +476,29 @@ def load_network(
     except (RuntimeError, OSError) as exc:  # shape/key mismatch or a corrupt file
         raise RepositoryError(f"cannot load weights from {weights}: {exc}") from exc
     return TorchModel(net, architecture, device)
+
+
+def inherit_matching(
+    parent: Path, kind: str, build: Callable[[dict[str, Any]], nn.Module]
+) -> Callable[[nn.Module], None]:
+    """An ``init`` for :func:`fit_network` that copies from the saved network in ``parent``
+    every parameter and buffer whose name and shape match this one's, and leaves the rest
+    freshly initialised: weight inheritance "wherever the shapes allow" (a pbt member of
+    the same architecture takes all of them). A parent that cannot be read is a cold start,
+    logged, not a failed trial."""
+
+    def init(net: nn.Module) -> None:
+        try:
+            source = load_network(parent, kind, build, pick_device("cpu")).net.state_dict()
+        except RepositoryError as exc:
+            _log.warning("not inheriting weights from %s: %s", parent, exc)
+            return
+        own = net.state_dict()
+        matching = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+        net.load_state_dict(matching, strict=False)
+        _log.info("inherited %d of %d tensors from %s", len(matching), len(own), parent)
+
+    return init
 
 
 def restore_weights(
