@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         unavailable = quality.unavailable_peers(mode)
         if args.smoke:
             for peer in SMOKE_UNAVAILABLE:
-                if peer in mode.peers:
-                    unavailable.setdefault(peer, "not run in smoke mode (core dependencies only)")
+                if peer in mode.peers:  # the same words whether or not the extra is installed
+                    unavailable[peer] = "not run in smoke mode (core dependencies only)"
         if "quality" in sections:
             traces, q_info = quality.run_matrix(mode, workdir, say, unavailable=unavailable)
         if "overhead" in sections:
