@@ -22,7 +22,7 @@ from kubetune.kfp.pipelines import FORMS, PipelineOptions, compile_pipeline, gpu
 from kubetune.steps.search import normalize_objective
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMETERS = {"spec", "model_repo", "data_uri", "max_trials", "timeout", "image"}
+PARAMETERS = {"spec", "model_repo", "data_uri", "max_trials", "timeout", "image", "force"}
 
 
 def _docs(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -79,7 +79,7 @@ def test_trial_and_training_tasks_request_a_gpu_and_nothing_else_does(
     kinds = {re.sub(r"-\d+$", "", name.removeprefix("exec-")) for name in requested}
     assert "train" in kinds
     assert ("trial" in kinds) == (form == "looping")
-    assert not kinds & {"retrieve", "suggest", "record", "search", "evaluate", "push"}
+    assert not kinds & {"retrieve", "retune", "suggest", "record", "search", "evaluate", "push"}
     platform = _docs(path)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in requested:  # GPU nodes are tainted: the GPU tasks tolerate it
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (
