@@ -93,7 +93,8 @@ def _champion(workdir: Path, fingerprint: str, params: dict[str, Any]) -> None:
 
 def _retune(workdir: Path, run_spec: str, dataset: FakeArtifact, *, force: bool = False):
     report = FakeArtifact(workdir / "retune.md")
-    decision, warm = tasks.retune(run_spec, str(workdir / "repo"), force, dataset, report)
+    decision, reason, warm = tasks.retune(run_spec, str(workdir / "repo"), force, dataset, report)
+    assert reason in Path(report.path).read_text()
     return decision, WarmStart.from_json(warm), report
 
 
@@ -111,6 +112,9 @@ def test_a_run_on_the_champions_data_stops_and_says_why_unless_forced(workdir: P
     assert report.metadata["decision"] == SKIP
     summary = json.loads((workdir / "kubetune-runs" / SPEC["name"] / "summary.json").read_text())
     assert summary["skipped"].startswith("data unchanged") and summary["model_version"] is None
+    shown = FakeArtifact(workdir / "skipped.md")  # the Else branch's task
+    tasks.skipped(summary["skipped"], shown)
+    assert summary["skipped"] in Path(shown.path).read_text()
 
     decision, warm, report = _retune(workdir, run_spec, dataset, force=True)
     assert decision == GO and "forced" in Path(report.path).read_text()

@@ -27,6 +27,7 @@ __all__ = [
     "retrieve",
     "retune",
     "search",
+    "skipped",
     "suggest",
     "train",
     "trial",
@@ -53,12 +54,22 @@ def retrieve(
 @_component
 def retune(
     spec: str, model_repo: str, force: bool, dataset: Input[Dataset], report: Output[Markdown]
-) -> NamedTuple("RetuneOutputs", [("decision", str), ("warm_start", str)]):  # type: ignore[valid-type]
+) -> NamedTuple(  # type: ignore[valid-type]
+    "RetuneOutputs", [("decision", str), ("reason", str), ("warm_start", str)]
+):
     """Re-tuning: 'skip' when the data is the production model's (unless force), else 'go'
     with the warm start (earlier runs' best configs) as JSON. A spec without retune: goes."""
     from kubetune.kfp.tasks import retune as run
 
     return run(spec, model_repo, force, dataset, report)
+
+
+@_component
+def skipped(reason: str, report: Output[Markdown]) -> None:
+    """The end of a run that had nothing to do (unchanged data): says why, pushes nothing."""
+    from kubetune.kfp.tasks import skipped as run
+
+    run(reason, report)
 
 
 @_component
@@ -183,6 +194,7 @@ COMPONENTS = {
     "train": train,
     "evaluate": evaluate,
     "push": push,
+    "skipped": skipped,
     "suggest": suggest,
     "trial": trial,
     "record": record,

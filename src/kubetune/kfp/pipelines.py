@@ -154,11 +154,13 @@ def build_pipeline(
                 builder.rounds(
                     run_spec, raw, model_repo, dataset, image, warm_start, index=0, total=rounds
                 )
-        # Nothing runs when the data is unchanged (the retune task said why). The empty Else
-        # makes If/Else a branch group: kfp 2.17's local runner cannot resolve a root-level
-        # If on a task output otherwise (it reads it as a pipeline parameter).
+        # Unchanged data: one small task says why and the run ends, successfully. (An If
+        # without Else on a root-level task output also fails kfp 2.17's local runner.)
         with dsl.Else(name="data-unchanged"):
-            pass
+            done = builder.task(
+                c.skipped(reason=checked.outputs["reason"]), image, study=False
+            ).set_caching_options(False)
+            done.set_display_name("skipped: data unchanged")
 
     return pipeline
 

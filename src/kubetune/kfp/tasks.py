@@ -25,6 +25,7 @@ __all__ = [
     "retrieve",
     "retune",
     "search",
+    "skipped",
     "suggest",
     "train",
     "trial",
@@ -86,9 +87,9 @@ def retrieve(spec: str, data_uri: str, max_trials: int, timeout: str, dataset: A
 @_user_errors
 def retune(
     spec: str, model_repo: str, force: bool, dataset: Artifact, report: Artifact
-) -> tuple[str, str]:
-    """'go' or 'skip' (the data is the production model's), and the warm start as JSON;
-    the reason goes to the log and to ``report`` (Markdown)."""
+) -> tuple[str, str, str]:
+    """'go' or 'skip' (the data is the production model's), why, and the warm start as
+    JSON; the reason goes to the log and to ``report`` (Markdown)."""
     from kubetune.steps.pipeline_retune import decide
 
     resolved, ref = _spec(spec), _ref(dataset)
@@ -97,7 +98,14 @@ def retune(
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
     Path(report.path).write_text(decision.markdown(resolved, ref))
     report.metadata.update({"decision": decision.decision, "study": decision.study})
-    return decision.decision, decision.warm_start.to_json()
+    return decision.decision, decision.reason, decision.warm_start.to_json()
+
+
+def skipped(reason: str, report: Artifact) -> None:
+    """What a skipped run shows last in the KFP UI: why it pushed nothing."""
+    print(f"nothing to do: {reason}", file=sys.stderr, flush=True)
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(f"# Re-tuning skipped\n\n{reason}\n")
 
 
 @_user_errors
