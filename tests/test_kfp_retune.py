@@ -146,12 +146,14 @@ def test_the_first_suggest_of_new_data_queues_the_warm_start_once(workdir: Path)
     first = tasks.suggest(run_spec, "run-1", 0, dataset, warm_json)
     assert json.loads(first[0])["params"] == champion
     assert tasks.suggest(run_spec, "run-1", 0, dataset, warm_json) == first  # retried
+    tasks.suggest(run_spec, "run-2", 0, dataset, warm_json)  # a study with trials: no more
 
     fingerprint = DataRef.read(dataset.path).fingerprint
     storage = open_storage(str(workdir / "study.journal"))
     name = study_family(SPEC["name"], fingerprint)
     study = optuna.load_study(study_name=name, storage=storage)
-    assert [t.user_attrs.get(WARM_START) for t in study.trials] == ["iris-kretune v1"]
+    marks = [t.user_attrs.get(WARM_START) for t in study.trials]
+    assert marks == ["iris-kretune v1", None]
     assert SPEC["name"] not in {s.study_name for s in storage.get_all_studies()}
 
 
