@@ -183,12 +183,12 @@ def push_model_dir(
         model_uri=repo.version_uri(spec.name, pushed.manifest.version),
         model_version=pushed.manifest.version,
         promoted=pushed.promoted,
+        warm_started=warm_started,
+        study=context.study_name,
     )
     print(f"model repository: {pushed.gate}", flush=True)
     # the search's wall time plus this task's; task start-up and the other tasks are not in it
     summary.elapsed_s = result.elapsed_s + time.monotonic() - started
-    summary.warm_started = warm_started
-    summary.study = context.study_name
     _write_outputs(spec, study, context, summary, report_path)
     return summary
 
