@@ -51,13 +51,13 @@ def _run(workdir: Path, spec_text: str, *args: str) -> dict:
     return json.loads((workdir / "kubetune-runs" / "iris-kfp" / "summary.json").read_text())
 
 
-def _study_trials(workdir: Path) -> list[optuna.trial.FrozenTrial]:
+def _study_trials(workdir: Path, study: str = "iris-kfp") -> list[optuna.trial.FrozenTrial]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     path = workdir / "kubetune-runs" / "iris-kfp" / "study.journal"
     storage = JournalStorage(JournalFileBackend(str(path)))
-    return optuna.load_study(study_name="iris-kfp", storage=storage).trials
+    return optuna.load_study(study_name=study, storage=storage).trials
 
 
 @pytest.mark.slow
@@ -80,10 +80,24 @@ def test_looping_form_stops_on_its_target_and_pushes_a_version(workdir: Path) ->
 def test_controller_form_runs_its_trial_count_and_pushes_a_version(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    summary = _run(workdir, SPEC % ("", 3), "--form", "controller")
+    """With retune: the first run searches the study of its data version and records its
+    KFP run in the manifest; a second run on the same data stops after its retune task,
+    successfully, and pushes nothing."""
+    spec = SPEC % ("", 3) + "retune: {warm_start: 2}\n"
+    summary = _run(workdir, spec, "--form", "controller")
     assert json.loads(capsys.readouterr().out) == summary  # kfp's task logs went to stderr
     assert summary["stop_kind"] == "max_trials"
     assert summary["completed"] == 3
-    assert len(_study_trials(workdir)) == 3
+    assert summary["study"].startswith("iris-kfp.")  # the study of this data version
+    assert len(_study_trials(workdir, summary["study"])) == 3
     repo = open_repository("repo", base_dir=workdir)
-    assert repo.get("iris-kfp", summary["model_version"]).metrics["test_accuracy"] >= 0.0
+    manifest = repo.get("iris-kfp", summary["model_version"])
+    assert manifest.metrics["test_accuracy"] >= 0.0
+    provenance = manifest.extra["provenance"]
+    assert provenance["run_id"] and provenance["run_name"].startswith("iris-kfp-controller")
+    assert provenance["data"]["fingerprint"] == manifest.data_fingerprint
+
+    again = _run(workdir, spec, "--form", "controller")
+    assert again["skipped"].startswith("data unchanged since production v1")
+    assert [m.version for m in repo.versions("iris-kfp")] == [1]  # nothing pushed
+    assert not list((workdir / "kubetune-runs" / "iris-kfp" / "kfp-local").glob("*/search"))[1:]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kfp import components
+from kfp import components, dsl
 
 from kubetune.cli.main import main
 from kubetune.core.spec import load_spec
@@ -22,7 +22,7 @@ from kubetune.kfp.pipelines import FORMS, PipelineOptions, compile_pipeline, gpu
 from kubetune.steps.search import normalize_objective
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMETERS = {"spec", "model_repo", "data_uri", "max_trials", "timeout", "image"}
+PARAMETERS = {"spec", "model_repo", "data_uri", "max_trials", "timeout", "image", "force"}
 
 
 def _docs(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -79,7 +79,7 @@ def test_trial_and_training_tasks_request_a_gpu_and_nothing_else_does(
     kinds = {re.sub(r"-\d+$", "", name.removeprefix("exec-")) for name in requested}
     assert "train" in kinds
     assert ("trial" in kinds) == (form == "looping")
-    assert not kinds & {"retrieve", "suggest", "record", "search", "evaluate", "push"}
+    assert not kinds & {"retrieve", "retune", "suggest", "record", "search", "evaluate", "push"}
     platform = _docs(path)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in requested:  # GPU nodes are tainted: the GPU tasks tolerate it
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (
@@ -172,3 +172,34 @@ def test_compile_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["pipeline", "compile", str(median), "-o", str(out)]) == 2
     assert "controller form" in capsys.readouterr().err
     assert main(["pipeline", "compile", str(median), "--form", "controller", "-o", str(out)]) == 0
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_everything_after_the_retune_task_runs_only_when_it_says_go(
+    compiled: dict[str, Path], form: str
+) -> None:
+    """Re-tuning: the search, the final steps and push sit under If(decision == 'go'); the
+    Else branch only says why; push gets the KFP run id, name and schedule time."""
+    pipeline, _ = _docs(compiled[form])
+    assert set(pipeline["root"]["dag"]["tasks"]) == {"retrieve", "retune", "condition-branches-1"}
+    branches = pipeline["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    conditions = {t["triggerPolicy"]["condition"]: n for n, t in branches.items()}
+    go = conditions["inputs.parameter_values['pipelinechannel--retune-decision'] == 'go'"]
+    stop = conditions["!(inputs.parameter_values['pipelinechannel--retune-decision'] == 'go')"]
+    assert set(pipeline["components"][f"comp-{stop}"]["dag"]["tasks"]) == {"skipped"}
+    under_go = set(pipeline["components"][f"comp-{go}"]["dag"]["tasks"])
+    assert ("search" in under_go) == (form == "controller")
+    assert ("suggest" in under_go) == (form == "looping")
+    pushes = [t for n, t in _tasks(pipeline) if n == "push" or n.startswith("push-")]
+    assert pushes
+    for push in pushes:
+        params = push["inputs"]["parameters"]
+        given = {
+            k: params[k]["runtimeValue"]["constant"]
+            for k in ("run_id", "run_name", "schedule_time")
+        }
+        assert given == {
+            "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            "run_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            "schedule_time": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
+        }

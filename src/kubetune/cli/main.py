@@ -307,6 +307,7 @@ def _run(args: argparse.Namespace) -> int:
             form=args.form,
             model_repo=model_repo,
             storage=first_set(args.storage, ENV_STORAGE, os.environ),
+            force=args.force,
         ).summary
     else:
         spec = load_run_spec(

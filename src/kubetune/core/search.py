@@ -20,13 +20,12 @@ from kubetune.core.events import LoopObserver
 from kubetune.core.executor import Executor
 from kubetune.core.fingerprint import check_fingerprint, study_fingerprint
 from kubetune.core.loop import TuningLoop, trial_seed
-from kubetune.core.optuna_compat import storage_of
 from kubetune.core.plan import open_study, plan_search, sampler_context
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
 from kubetune.core.stop_reason import StopReason
 from kubetune.core.strategies import build_sampler
-from kubetune.core.warm_start import Candidate, enqueue_warm_start, fit_to_space, from_studies
+from kubetune.core.warm_start import Candidate, warm_start_study
 
 __all__ = ["TuneResult", "run_search"]
 
@@ -84,7 +83,7 @@ def run_search(
     warm_started = 0
     # A grid visits every config anyway; a resumed study has its own trials to go on from.
     if warm_start > 0 and not resumed and plan.strategy != "grid":
-        warm_started = _warm_start(spec, study, warm_start, warm_start_fallback)
+        warm_started = warm_start_study(spec, study, warm_start, warm_start_fallback)
     if resumed and sampler is None:
         # A sampler seeded as in the first run would draw that run's configs all over again;
         # a seed derived from the study's length keeps the resumed run reproducible and new.
@@ -121,18 +120,6 @@ def run_search(
         elapsed_s=result.elapsed_s,
         warm_started=warm_started,
     )
-
-
-def _warm_start(
-    spec: ExperimentSpec, study: optuna.Study, limit: int, fallback: Sequence[Candidate]
-) -> int:
-    candidates = from_studies(
-        storage_of(study), spec.name, exclude=study.study_name, direction=spec.direction
-    )
-    configs = fit_to_space(spec.space, candidates or list(fallback), limit)
-    if spec.limits.max_trials is not None:
-        configs = configs[: spec.limits.max_trials]  # none left waiting after this run
-    return enqueue_warm_start(study, configs)
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

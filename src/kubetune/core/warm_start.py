@@ -16,16 +16,27 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FixedTrial, TrialState
 
 from kubetune.core.attrs import WARM_START
+from kubetune.core.optuna_compat import storage_of
 from kubetune.core.space import SearchSpace
 
-__all__ = ["Candidate", "enqueue_warm_start", "fit_to_space", "from_studies", "study_family"]
+if TYPE_CHECKING:
+    from kubetune.core.spec import ExperimentSpec
+
+__all__ = [
+    "Candidate",
+    "enqueue_warm_start",
+    "fit_to_space",
+    "from_studies",
+    "study_family",
+    "warm_start_study",
+]
 
 #: Separates the experiment from the data hash in a re-tuning study's name. Not allowed in
 #: an experiment name, so ``digits.<hash>`` can never belong to an experiment ``digits-2``.
@@ -133,3 +144,17 @@ def enqueue_warm_start(study: optuna.Study, configs: Sequence[tuple[dict[str, An
     for params, source in configs:
         study.enqueue_trial(params, user_attrs={WARM_START: source}, skip_if_exists=False)
     return len(configs)
+
+
+def warm_start_study(
+    spec: ExperimentSpec, study: optuna.Study, limit: int, fallback: Sequence[Candidate] = ()
+) -> int:
+    """Queue up to ``limit`` of the best configs of the experiment's other studies in the
+    same storage (else of ``fallback``) as ``study``'s first trials; how many were queued."""
+    candidates = from_studies(
+        storage_of(study), spec.name, exclude=study.study_name, direction=spec.direction
+    )
+    configs = fit_to_space(spec.space, candidates or list(fallback), limit)
+    if spec.limits.max_trials is not None:
+        configs = configs[: spec.limits.max_trials]  # none left waiting after this run
+    return enqueue_warm_start(study, configs)

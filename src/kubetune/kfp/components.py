@@ -15,7 +15,7 @@ kfp 2.17's local runner does not find a ``ParallelFor`` over a named output.
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
 from kubetune.kfp import DEFAULT_IMAGE
 
@@ -25,7 +25,9 @@ __all__ = [
     "push",
     "record",
     "retrieve",
+    "retune",
     "search",
+    "skipped",
     "suggest",
     "train",
     "trial",
@@ -50,22 +52,50 @@ def retrieve(
 
 
 @_component
+def retune(
+    spec: str, model_repo: str, force: bool, dataset: Input[Dataset], report: Output[Markdown]
+) -> NamedTuple(  # type: ignore[valid-type]
+    "RetuneOutputs", [("decision", str), ("reason", str), ("warm_start", str)]
+):
+    """Re-tuning: 'skip' when the data is the production model's (unless force), else 'go'
+    with the warm start (earlier runs' best configs) as JSON. A spec without retune: goes."""
+    from kubetune.kfp.tasks import retune as run
+
+    return run(spec, model_repo, force, dataset, report)
+
+
+@_component
+def skipped(reason: str, report: Output[Markdown]) -> None:
+    """The end of a run that had nothing to do (unchanged data): says why, pushes nothing."""
+    from kubetune.kfp.tasks import skipped as run
+
+    run(reason, report)
+
+
+@_component
 def search(
-    spec: str, model_repo: str, dataset: Input[Dataset], metrics: Output[Metrics]
+    spec: str,
+    model_repo: str,
+    warm_start: str,
+    dataset: Input[Dataset],
+    metrics: Output[Metrics],
 ) -> NamedTuple("SearchOutputs", [("result", str)]):  # type: ignore[valid-type]
     """The controller form's search: the asynchronous loop in this task. Returns the
     search result (best config, budget, stop reason) as JSON."""
     from kubetune.kfp.tasks import search as run
 
-    return (run(spec, model_repo, dataset, metrics),)
+    return (run(spec, model_repo, dataset, metrics, warm_start),)
 
 
 @_component
-def suggest(spec: str, run_id: str, round_index: int, dataset: Input[Dataset]) -> list:
-    """One round's trial requests: promoted configs, else up to limits.parallel new ones."""
+def suggest(
+    spec: str, run_id: str, round_index: int, warm_start: str, dataset: Input[Dataset]
+) -> list:
+    """One round's trial requests: promoted configs, else up to limits.parallel new ones
+    (on a new study, the warm start's configs first)."""
     from kubetune.kfp.tasks import suggest as run
 
-    return run(spec, run_id, round_index, dataset)
+    return run(spec, run_id, round_index, dataset, warm_start)
 
 
 @_component
@@ -93,12 +123,13 @@ def record(
     round_index: int,
     last_round: bool,
     results: list,
+    dataset: Input[Dataset],
     metrics: Output[Metrics],
 ) -> NamedTuple("RecordOutputs", [("decision", str), ("result", str)]):  # type: ignore[valid-type]
     """Tell the study a round's results, promote a rung's best and decide: 'go' or 'stop'."""
     from kubetune.kfp.tasks import record as run
 
-    return run(spec, run_id, round_index, last_round, results, metrics)
+    return run(spec, run_id, round_index, last_round, results, metrics, dataset)
 
 
 @_component
@@ -125,25 +156,45 @@ def push(
     model_repo: str,
     result: str,
     test_metrics: str,
+    run_id: str,
+    run_name: str,
+    schedule_time: str,
     dataset: Input[Dataset],
     model: Input[Model],
     pushed: Output[Model],
     report: Output[HTML],
 ) -> NamedTuple("PushOutputs", [("summary", str)]):  # type: ignore[valid-type]
     """Store the model as a new repository version (the champion gate moves production)
-    and write the run report. Returns the run summary as JSON."""
+    and write the run report. The KFP run id, name and schedule time go into the
+    manifest's provenance. Returns the run summary as JSON."""
     from kubetune.kfp.tasks import push as run
 
-    return (run(spec, model_repo, result, test_metrics, dataset, model, pushed, report),)
+    return (
+        run(
+            spec,
+            model_repo,
+            result,
+            test_metrics,
+            dataset,
+            model,
+            pushed,
+            report,
+            run_id,
+            run_name,
+            schedule_time,
+        ),
+    )
 
 
 #: Folder name under components/ -> component.
 COMPONENTS = {
     "retrieve": retrieve,
+    "retune": retune,
     "search": search,
     "train": train,
     "evaluate": evaluate,
     "push": push,
+    "skipped": skipped,
     "suggest": suggest,
     "trial": trial,
     "record": record,

@@ -41,11 +41,13 @@ def run_pipeline_locally(
     storage: str | None = None,
     pipeline_yaml: str | Path | None = None,
     options: PipelineOptions | None = None,
+    force: bool = False,
 ) -> LocalPipelineRun:
     """Compile ``spec`` (or run ``pipeline_yaml`` as given) and run it through kfp.local.
 
     Task outputs go to ``<run folder>/kfp-local/``; the summary is the one the push task
-    writes to the run folder, as ``kubetune run`` writes it.
+    (or, for a re-tuning run that stopped early, the ``retune`` task) writes to the run
+    folder, as ``kubetune run`` writes it. ``force``: the pipeline parameter.
     """
     from kfp import components, local
 
@@ -69,11 +71,11 @@ def run_pipeline_locally(
             pipeline_root=str(root),
             raise_on_error=False,
         )
-        pipeline = components.load_component_from_file(str(pipeline_yaml))
+        pipeline = components.load_component_from_file(str(_runnable_here(pipeline_yaml)))
         # kfp.local logs every task to stdout; kubetune keeps stdout for results
         # (`--output json`) and progress on stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            pipeline(model_repo=str(context.model_repo))
+            pipeline(model_repo=str(context.model_repo), force=force)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -87,3 +89,17 @@ def run_pipeline_locally(
         )
     summary = RunSummary.from_dict(json.loads(context.summary_path.read_text()))
     return LocalPipelineRun(summary, pipeline_yaml, root)
+
+
+def _runnable_here(pipeline_yaml: Path) -> Path:
+    """kfp 2.17's local runner resolves the run's id and name but fails on the schedule
+    time placeholder (push's provenance): a run started here has no schedule, so a copy
+    with an empty value runs instead."""
+    from kfp import dsl
+
+    text = pipeline_yaml.read_text()
+    if dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER not in text:
+        return pipeline_yaml
+    local = pipeline_yaml.with_name(f"{pipeline_yaml.stem}.kfp-local.yaml")
+    local.write_text(text.replace(dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER, ""))
+    return local

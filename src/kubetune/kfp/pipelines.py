@@ -10,8 +10,11 @@
   the spec's executor) -> train -> evaluate -> push.
 
 Both take the same parameters: ``spec`` (inline YAML or a URI; default the compiled spec),
-``model_repo``, ``data_uri``, ``max_trials``, ``timeout`` (empty or 0: the spec's) and
-``image``. Credentials never are parameters: the S3 keys and the study database URL come
+``model_repo``, ``data_uri``, ``max_trials``, ``timeout`` (empty or 0: the spec's),
+``image`` and ``force``. Both check right after ``retrieve`` whether to re-tune (the
+``retune`` task, :mod:`kubetune.steps.pipeline_retune`): on unchanged data with a
+``retune:`` section the rest of the graph sits under a false ``If`` and nothing is pushed.
+Credentials never are parameters: the S3 keys and the study database URL come
 from Kubernetes Secrets as environment variables.
 """
 
@@ -111,6 +114,7 @@ def build_pipeline(
         max_trials: int = 0,
         timeout: str = "",
         image: str = options.image,
+        force: bool = False,
     ) -> None:
         retrieved = builder.task(
             c.retrieve(spec=spec, data_uri=data_uri, max_trials=max_trials, timeout=timeout),
@@ -121,15 +125,42 @@ def build_pipeline(
         # have changed (a scheduled re-tuning run must see the new rows).
         retrieved.set_display_name("retrieve data").set_caching_options(False)
         run_spec, dataset = retrieved.outputs["run_spec"], retrieved.outputs["dataset"]
-        if form == "controller":
-            searched = builder.task(
-                c.search(spec=run_spec, model_repo=model_repo, dataset=dataset), image
+        # Re-tuning (a spec with retune:): on the production model's data the run stops
+        # here, successfully, and says why; otherwise it goes on, warm-started.
+        checked = builder.task(
+            c.retune(spec=run_spec, model_repo=model_repo, force=force, dataset=dataset),
+            image,
+            study=False,
+        ).set_caching_options(False)
+        checked.set_display_name("re-tune or skip")
+        warm_start = checked.outputs["warm_start"]
+        with dsl.If(checked.outputs["decision"] == "go", name="data-changed"):
+            if form == "controller":
+                searched = builder.task(
+                    c.search(
+                        spec=run_spec, model_repo=model_repo, warm_start=warm_start, dataset=dataset
+                    ),
+                    image,
+                ).set_caching_options(False)
+                builder.final(run_spec, model_repo, searched.outputs["result"], dataset, image)
+            else:
+                # The trial tasks inside each ParallelFor take the pipeline's own parameters.
+                raw = {
+                    "spec": spec,
+                    "data_uri": data_uri,
+                    "max_trials": max_trials,
+                    "timeout": timeout,
+                }
+                builder.rounds(
+                    run_spec, raw, model_repo, dataset, image, warm_start, index=0, total=rounds
+                )
+        # Unchanged data: one small task says why and the run ends, successfully. (An If
+        # without Else on a root-level task output also fails kfp 2.17's local runner.)
+        with dsl.Else(name="data-unchanged"):
+            done = builder.task(
+                c.skipped(reason=checked.outputs["reason"]), image, study=False
             ).set_caching_options(False)
-            builder.final(run_spec, model_repo, searched.outputs["result"], dataset, image)
-        else:
-            # The trial tasks inside each ParallelFor take the pipeline's own parameters.
-            raw = {"spec": spec, "data_uri": data_uri, "max_trials": max_trials, "timeout": timeout}
-            builder.rounds(run_spec, raw, model_repo, dataset, image, index=0, total=rounds)
+            done.set_display_name("skipped: data unchanged")
 
     return pipeline
 
@@ -169,15 +200,23 @@ class _Builder:
         model_repo: Any,
         dataset: Any,
         image: Any,
+        warm_start: Any,
         *,
         index: int,
         total: int,
     ) -> None:
         """Round ``index`` and, under ``If(go)``, the rounds after it (a compile-time
-        recursion: KFP v2 has no while loop)."""
+        recursion: KFP v2 has no while loop). Only the first round gets the warm start."""
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         suggested = self.task(
-            c.suggest(spec=run_spec, run_id=run_id, round_index=index, dataset=dataset), image
+            c.suggest(
+                spec=run_spec,
+                run_id=run_id,
+                round_index=index,
+                warm_start=warm_start if index == 0 else "",
+                dataset=dataset,
+            ),
+            image,
         ).set_caching_options(False)
         suggested.set_display_name(f"suggest round {index + 1}")
         with dsl.ParallelFor(suggested.output, parallelism=self.parallel) as request:
@@ -196,6 +235,7 @@ class _Builder:
                 round_index=index,
                 last_round=index + 1 >= total,
                 results=dsl.Collected(ran.output),
+                dataset=dataset,
             ),
             image,
         ).set_caching_options(False)
@@ -207,7 +247,9 @@ class _Builder:
             self.final(run_spec, model_repo, result, dataset, image)
             return
         with dsl.If(recorded.outputs["decision"] == "go", name=f"round-{index + 2}"):
-            self.rounds(run_spec, raw, model_repo, dataset, image, index=index + 1, total=total)
+            self.rounds(
+                run_spec, raw, model_repo, dataset, image, warm_start, index=index + 1, total=total
+            )
         with dsl.Else(name=f"stop-after-round-{index + 1}"):
             self.final(run_spec, model_repo, result, dataset, image)
 
@@ -227,6 +269,10 @@ class _Builder:
                 model_repo=model_repo,
                 result=result,
                 test_metrics=evaluated.outputs["test_metrics"],
+                # Provenance: which run (and, for a recurring run, which schedule) pushed it.
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                schedule_time=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
                 dataset=dataset,
                 model=trained.outputs["model"],
             ),

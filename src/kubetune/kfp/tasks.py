@@ -23,7 +23,9 @@ __all__ = [
     "push",
     "record",
     "retrieve",
+    "retune",
     "search",
+    "skipped",
     "suggest",
     "train",
     "trial",
@@ -83,19 +85,56 @@ def retrieve(spec: str, data_uri: str, max_trials: int, timeout: str, dataset: A
 
 
 @_user_errors
-def search(spec: str, model_repo: str, dataset: Artifact, metrics: Artifact) -> str:
-    from kubetune.steps.final import search_to_result
+def retune(
+    spec: str, model_repo: str, force: bool, dataset: Artifact, report: Artifact
+) -> tuple[str, str, str]:
+    """'go' or 'skip' (the data is the production model's), why, and the warm start as
+    JSON; the reason goes to the log and to ``report`` (Markdown)."""
+    from kubetune.steps.pipeline_retune import decide
 
-    result = search_to_result(_spec(spec), _ref(dataset), model_repo)
+    resolved, ref = _spec(spec), _ref(dataset)
+    decision = decide(resolved, ref, model_repo, force=force)
+    print(f"{resolved.name}: {decision.reason}", file=sys.stderr, flush=True)
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(decision.markdown(resolved, ref))
+    report.metadata.update({"decision": decision.decision, "study": decision.study})
+    return decision.decision, decision.reason, decision.warm_start.to_json()
+
+
+def skipped(reason: str, report: Artifact) -> None:
+    """What a skipped run shows last in the KFP UI: why it pushed nothing."""
+    print(f"nothing to do: {reason}", file=sys.stderr, flush=True)
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(f"# Re-tuning skipped\n\n{reason}\n")
+
+
+@_user_errors
+def search(
+    spec: str, model_repo: str, dataset: Artifact, metrics: Artifact, warm_start: str = ""
+) -> str:
+    from kubetune.steps.final import search_to_result
+    from kubetune.steps.pipeline_retune import WarmStart
+
+    warm = WarmStart.from_json(warm_start)
+    result = search_to_result(_spec(spec), _ref(dataset), model_repo, warm)
     _log_result(metrics, result)
     return str(result.to_json())
 
 
 @_user_errors
-def suggest(spec: str, run_id: str, round_index: int, dataset: Artifact) -> list[str]:
+def suggest(
+    spec: str, run_id: str, round_index: int, dataset: Artifact, warm_start: str = ""
+) -> list[str]:
+    from kubetune.steps.pipeline_retune import WarmStart
     from kubetune.steps.rounds import suggest_round
 
-    return suggest_round(_spec(spec), run_id=run_id, round_index=round_index, data=_ref(dataset))
+    return suggest_round(
+        _spec(spec),
+        run_id=run_id,
+        round_index=round_index,
+        data=_ref(dataset),
+        warm_start=WarmStart.from_json(warm_start),
+    )
 
 
 @_user_errors
@@ -117,6 +156,7 @@ def record(
     last_round: bool,
     results: list[str],
     metrics: Artifact,
+    dataset: Artifact | None = None,
 ) -> tuple[str, str]:
     from kubetune.steps.rounds import record_round
 
@@ -126,6 +166,7 @@ def record(
         round_index=round_index,
         results=list(results),
         last_round=last_round,
+        data=_ref(dataset) if dataset is not None else None,
     )
     _log_result(metrics, decision.result)
     if not decision.go_on:
@@ -163,9 +204,14 @@ def push(
     model: Artifact,
     pushed: Artifact,
     report: Artifact,
+    run_id: str = "",
+    run_name: str = "",
+    schedule_time: str = "",
 ) -> str:
-    """Push to the model repository; ``pushed`` carries the version's URI and number."""
+    """Push to the model repository; ``pushed`` carries the version's URI and number. The
+    KFP run id, name and schedule time go into the manifest's provenance."""
     from kubetune.steps.final import push_model_dir
+    from kubetune.steps.pipeline_retune import kfp_provenance
     from kubetune.steps.search_result import SearchResult
 
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +223,7 @@ def push(
         json.loads(test_metrics),
         model_repo=model_repo,
         report_path=report.path,
+        provenance=kfp_provenance(run_id, run_name, schedule_time),
     )
     Path(pushed.path).parent.mkdir(parents=True, exist_ok=True)
     Path(pushed.path).write_text(json.dumps(summary.to_dict(), indent=2, sort_keys=True))

@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 
+from kubetune.core.attrs import WARM_START
 from kubetune.core.metrics import TEST, VAL, for_split, unprefixed
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec
@@ -22,7 +23,9 @@ from kubetune.errors import KubetuneError
 from kubetune.report.summary import RunSummary
 from kubetune.steps.evaluate import evaluate
 from kubetune.steps.pipeline_io import DataRef, load_data, run_context, shared_study_check
+from kubetune.steps.pipeline_retune import WarmStart
 from kubetune.steps.push import push
+from kubetune.steps.retune import Provenance
 from kubetune.steps.search import search
 from kubetune.steps.search_result import SearchResult, search_result
 from kubetune.steps.train import train_final
@@ -49,20 +52,36 @@ def retrieve_to(spec: ExperimentSpec, directory: str) -> DataRef:
     return ref
 
 
-def search_to_result(spec: ExperimentSpec, ref: DataRef, model_repo: str = "") -> SearchResult:
+def search_to_result(
+    spec: ExperimentSpec,
+    ref: DataRef,
+    model_repo: str = "",
+    warm_start: WarmStart | None = None,
+) -> SearchResult:
     """The controller form's search: the whole asynchronous loop in this task, trials on
-    the spec's executor (local worker processes inside the task by default)."""
+    the spec's executor (local worker processes inside the task by default). With a
+    ``retune:`` section it searches the study of the data version, ``warm_start`` first."""
     from rich.console import Console
 
     from kubetune.report import RichProgressObserver
 
-    context = run_context(spec, model_repo)
+    warm_start = warm_start or WarmStart()
+    context = run_context(spec, model_repo, ref.fingerprint)
     shared_study_check(context)  # push reads the study in another pod (the run report)
     console = Console(stderr=True)
     observer = RichProgressObserver(
         console=console, metric=spec.objective.metric, direction=spec.direction
     )
-    result = search(spec, observer=observer, data_fingerprint=ref.fingerprint, context=context)
+    result = search(
+        spec,
+        observer=observer,
+        data_fingerprint=ref.fingerprint,
+        context=context,
+        warm_start=warm_start.count,
+        warm_start_fallback=warm_start.fallback,
+    )
+    if result.warm_started:
+        console.print(f"warm start: the first {result.warm_started} trials ran earlier runs' best")
     return search_result(spec, result.study, result.stop_reason, result.elapsed_s)
 
 
@@ -109,12 +128,21 @@ def push_model_dir(
     model_repo: str = "",
     report_path: str | None = None,
     extra: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> RunSummary:
     """Store the model as a new version (the champion gate moves ``production``), and write
-    the run summary and HTML report next to the study and to ``report_path``."""
+    the run summary and HTML report next to the study and to ``report_path``. The
+    manifest's ``extra.provenance`` says which run, schedule and data produced it."""
     started = time.monotonic()
-    context = run_context(spec, model_repo)
+    context = run_context(spec, model_repo, ref.fingerprint)
     data = load_data(spec, ref)
+    study = optuna.load_study(
+        study_name=context.study_name, storage=open_storage(context.study_storage)
+    )
+    warm_started = sum(WARM_START in t.user_attrs for t in study.get_trials(deepcopy=False))
+    record = (provenance or Provenance.resolve()).record(
+        spec, data, study=context.study_name, warm_started=warm_started
+    )
     gate_metric = for_split(spec.objective.metric, "test")
     pushed = push(
         spec,
@@ -131,6 +159,7 @@ def push_model_dir(
             "best_trial": result.best_trial,
             "strategy": result.strategy,
             "scheduler": result.scheduler,
+            "provenance": record,
             **(extra or {}),
         },
     )
@@ -154,22 +183,27 @@ def push_model_dir(
         model_uri=repo.version_uri(spec.name, pushed.manifest.version),
         model_version=pushed.manifest.version,
         promoted=pushed.promoted,
+        warm_started=warm_started,
+        study=context.study_name,
     )
     print(f"model repository: {pushed.gate}", flush=True)
     # the search's wall time plus this task's; task start-up and the other tasks are not in it
     summary.elapsed_s = result.elapsed_s + time.monotonic() - started
-    _write_outputs(spec, context, summary, report_path)
+    _write_outputs(spec, study, context, summary, report_path)
     return summary
 
 
 def _write_outputs(
-    spec: ExperimentSpec, context: RunContext, summary: RunSummary, report_path: str | None
+    spec: ExperimentSpec,
+    study: optuna.Study,
+    context: RunContext,
+    summary: RunSummary,
+    report_path: str | None,
 ) -> None:
     """The run summary and report in the run folder (as ``kubetune run`` writes them), and
     the report where KFP wants its ``HTML`` artifact."""
     from kubetune.report import write_html_report
 
-    study = optuna.load_study(study_name=spec.name, storage=open_storage(context.study_storage))
     summary.report_path = str(context.report_path)
     for path in filter(None, [report_path, str(context.report_path)]):
         write_html_report(

@@ -27,6 +27,7 @@ from kubetune.core.metrics import validation_key
 from kubetune.core.paths import uri_scheme
 from kubetune.core.run_context import RunContext
 from kubetune.core.spec import ExperimentSpec, load_spec
+from kubetune.core.warm_start import study_family
 from kubetune.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # the data stack (pandas, scikit-learn) loads only in tasks that need data
@@ -149,11 +150,18 @@ def _apply_overrides(spec: ExperimentSpec, overrides: PipelineOverrides) -> Expe
     return spec
 
 
-def run_context(spec: ExperimentSpec, model_repo: str = "") -> RunContext:
-    """Where this run's study, run folder and model repository are."""
+def run_context(
+    spec: ExperimentSpec, model_repo: str = "", data_fingerprint: str | None = None
+) -> RunContext:
+    """Where this run's study, run folder and model repository are. With a ``retune:``
+    section and the run's data fingerprint, the study is the one of that data version
+    (as ``kubetune run`` re-tunes), so every task of a run finds the same study."""
     repo = model_repo or os.environ.get(ENV_MODEL_REPO) or None
     artifacts = os.environ.get(ENV_ARTIFACTS) or None
-    return RunContext.from_spec(spec, model_repo=repo, artifacts=artifacts)
+    context = RunContext.from_spec(spec, model_repo=repo, artifacts=artifacts)
+    if spec.retune is not None and data_fingerprint:
+        context = context.for_study(study_family(spec.name, data_fingerprint))
+    return context
 
 
 def shared_study_check(context: RunContext, *, environ: Mapping[str, str] | None = None) -> None:

@@ -47,6 +47,7 @@ class Provenance:
 
     run_id: str | None = None
     schedule: str | None = None
+    run_name: str | None = None  # a KFP run's name (the run id is its uuid)
     started_at: str = field(default_factory=utc_now)
 
     @classmethod
@@ -55,12 +56,17 @@ class Provenance:
         *,
         run_id: str | None = None,
         schedule: str | None = None,
+        run_name: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Provenance:
         """Explicit values win over the environment."""
         env = os.environ if environ is None else environ
         found_id = run_id or next((env[n] for n in ENV_RUN_ID if env.get(n)), None)
-        return cls(run_id=found_id, schedule=schedule or env.get(ENV_SCHEDULE) or None)
+        return cls(
+            run_id=found_id,
+            schedule=schedule or env.get(ENV_SCHEDULE) or None,
+            run_name=run_name or None,
+        )
 
     def record(
         self, spec: ExperimentSpec, data: Dataset, *, study: str, warm_started: int
@@ -68,6 +74,7 @@ class Provenance:
         """The manifest's ``extra.provenance``."""
         return {
             "run_id": self.run_id,
+            "run_name": self.run_name,
             "schedule": self.schedule,
             "started_at": self.started_at,
             "data": {

@@ -48,8 +48,10 @@ from kubetune.core.study_state import StudyState, is_done
 from kubetune.core.sync_schedule import SyncSchedule, schedule_for
 from kubetune.core.termination import first_reason
 from kubetune.core.trial import TrialOutcome, TrialRequest, TrialStatus
+from kubetune.core.warm_start import warm_start_study
 from kubetune.errors import SpecError
 from kubetune.steps.pipeline_io import DataRef, run_context, shared_study_check
+from kubetune.steps.pipeline_retune import WarmStart
 from kubetune.steps.search_result import SearchResult, search_result
 
 __all__ = ["RoundDecision", "record_round", "run_round_trial", "suggest_round"]
@@ -86,11 +88,13 @@ class RoundDecision:
         return "go" if self.go_on else "stop"
 
 
-def _open(spec: ExperimentSpec, data_fingerprint: str | None) -> optuna.Study:
-    context = run_context(spec)
+def _open(spec: ExperimentSpec, data: DataRef | None) -> optuna.Study:
+    """The run's study: with a ``retune:`` section, the one of its data version."""
+    data_fingerprint = data.fingerprint if data is not None else None
+    context = run_context(spec, data_fingerprint=data_fingerprint)
     shared_study_check(context)
     plan = plan_search(spec)
-    study = open_study(spec, plan, storage=context.study_storage)
+    study = open_study(spec, plan, storage=context.study_storage, study_name=context.study_name)
     # Each round opens the study afresh in a new process: seed the sampler by the study's
     # length, or every round would draw the first round's configs again.
     n_trials = len(study.get_trials(deepcopy=False))
@@ -104,15 +108,27 @@ def _open(spec: ExperimentSpec, data_fingerprint: str | None) -> optuna.Study:
 
 
 def suggest_round(
-    spec: ExperimentSpec, *, run_id: str, round_index: int, data: DataRef | None = None
+    spec: ExperimentSpec,
+    *,
+    run_id: str,
+    round_index: int,
+    data: DataRef | None = None,
+    warm_start: WarmStart | None = None,
 ) -> list[str]:
     """The trial requests of round ``round_index`` (JSON strings, one per trial task):
-    promoted configs at the next rung's budget, else up to ``limits.parallel`` new ones."""
-    study = _open(spec, data.fingerprint if data else None)
+    promoted configs at the next rung's budget, else up to ``limits.parallel`` new ones.
+    ``warm_start``: on a new study, earlier runs' best configs are queued to run first."""
+    study = _open(spec, data)
     key = _ROUND.format(run=run_id, index=round_index)
     stored = study.user_attrs.get(key)
     if isinstance(stored, dict):  # this task ran before and its pod died: same answer
         return list(stored["requests"])
+    fresh = not study.get_trials(deepcopy=False)
+    if warm_start and warm_start.count > 0 and fresh and plan_search(spec).strategy != "grid":
+        # Only on a study without trials, as the controller's search (a grid visits every
+        # config anyway): a retried first suggest finds the queued trials, queues none.
+        queued = warm_start_study(spec, study, warm_start.count, warm_start.fallback)
+        print(f"warm start: {queued} configs of earlier runs run first", flush=True)
     state = _LoopState.load(study, run_id) or _LoopState(started_at=time.time())
     schedule = schedule_for(spec)
     study.set_user_attr(STRATEGY, plan_search(spec).strategy)
@@ -194,24 +210,26 @@ def run_round_trial(spec: ExperimentSpec, request: str, data: DataRef | None = N
     from kubetune.trainers import NullReporter
 
     req = json.loads(request)
-    # KFP may hand numbers back as floats (protobuf Struct): the contract wants ints.
-    budget = None if req.get("budget") is None else int(req["budget"])
-    trial_request = TrialRequest(
-        study=spec.name,
-        number=int(req["number"]),
-        params=req["params"],
-        seed=int(req["seed"]),
-        budget=budget,
-        deadline_s=spec.limits.trial_timeout,
-        # Every task of the run reaches the same store (s3:// in a cluster: spec artifacts).
-        artifacts=run_context(spec).artifacts,
-    )
     fn = BuiltinTrial.from_spec(spec, continues_rungs=spec.fidelity is not None)
     _, dataset, trainer = fn.load()
     if data is not None and dataset.fingerprint != data.fingerprint:
         from kubetune.errors import DataError
 
         raise DataError(f"data: {data.source} changed since this pipeline run retrieved it")
+    # The study of the data version: checkpoints are keyed by study and trial number.
+    context = run_context(spec, data_fingerprint=dataset.fingerprint)
+    # KFP may hand numbers back as floats (protobuf Struct): the contract wants ints.
+    budget = None if req.get("budget") is None else int(req["budget"])
+    trial_request = TrialRequest(
+        study=context.study_name,
+        number=int(req["number"]),
+        params=req["params"],
+        seed=int(req["seed"]),
+        budget=budget,
+        deadline_s=spec.limits.trial_timeout,
+        # Every task of the run reaches the same store (s3:// in a cluster: spec artifacts).
+        artifacts=context.artifacts,
+    )
     outcome = run_trial(fn, trial_request, NullReporter(), spec.objective.metric)
     start: dict[str, Any] | None = None
     if int(req.get("rung") or 0) > 0:  # promoted: did it go on from its checkpoint?
@@ -240,10 +258,11 @@ def record_round(
     round_index: int,
     results: list[str],
     last_round: bool,
+    data: DataRef | None = None,
 ) -> RoundDecision:
     """Tell the study the round's results, promote a rung's best, and decide whether the
     search goes on (the stop conditions of the spec, or the last compiled round)."""
-    study = _open(spec, None)
+    study = _open(spec, data)
     key = _ROUND.format(run=run_id, index=round_index)
     round_info = study.user_attrs.get(key)
     if not isinstance(round_info, dict):

@@ -70,7 +70,7 @@ def run_experiment(
         plan = plan_retune(spec, data, repo, context, force=force)
         if plan.skip is not None:
             console.print(f"[bold]{spec.name}[/]: {plan.skip}")
-            return _skipped(spec, plan.skip, context, started)
+            return write_skipped_summary(spec, plan.skip, context, started)
         context, warm_start, fallback = plan.context, plan.warm_start, plan.fallback
     console.print(
         f"[bold]{spec.name}[/]: {data.name} ({data.task}, {len(data.X_train)} train /"
@@ -192,7 +192,9 @@ def run_experiment(
     return summary
 
 
-def _skipped(spec: ExperimentSpec, reason: str, context: RunContext, started: float) -> RunSummary:
+def write_skipped_summary(
+    spec: ExperimentSpec, reason: str, context: RunContext, started: float
+) -> RunSummary:
     """The summary of a run that had nothing to do (written where a full run's goes, so a
     pipeline or a script reads it the same way); the last report is left as it was."""
     summary = RunSummary(
