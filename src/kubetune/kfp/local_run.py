@@ -9,6 +9,7 @@ environment instead). Each task starts a fresh interpreter, about a second or mo
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -60,6 +61,7 @@ def run_pipeline_locally(
     if context.summary_path.exists():
         context.summary_path.unlink()  # so an old summary is never taken for this run's
     saved = {name: os.environ.get(name) for name in (ENV_STORAGE, ENV_ARTIFACTS)}
+    real_print = builtins.print
     if context.study_storage is not None:
         os.environ[ENV_STORAGE] = context.study_storage  # the tasks read it, as from a Secret
     # Tasks run in other folders: one absolute artifact store, where promoted configs'
@@ -77,6 +79,10 @@ def run_pipeline_locally(
         with contextlib.redirect_stdout(sys.stderr):
             pipeline(model_repo=str(context.model_repo), force=force)
     finally:
+        # kfp.local indents task output by swapping builtins.print per task; tasks of a
+        # ParallelFor run in threads and can restore each other's swap, leaving every later
+        # print in this process indented (and its indent on stdout). Put the real one back.
+        builtins.print = real_print
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
