@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from kubetune.core.strategies.darts import DartsSpace
+from kubetune.errors import SpecError
 from kubetune.trainers.darts_base import SuperNet
 from kubetune.trainers.torch_common import ACTIVATIONS
 
@@ -114,4 +115,8 @@ class CNNSuperNet(SuperNet):
 
 def _fixed_per_block(dspace: DartsSpace, name: str, default: Any) -> list[Any]:
     value = dspace.fixed.get(name, default)
-    return list(value) if isinstance(value, list) else [value] * dspace.n_layers
+    if not isinstance(value, list):
+        return [value] * dspace.n_layers
+    if len(value) != dspace.n_layers:
+        raise SpecError(f"search_space.{name}: needs {dspace.n_layers} values, one per block")
+    return list(value)
