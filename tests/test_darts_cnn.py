@@ -71,18 +71,28 @@ def test_unsupported_cnn_spaces_are_refused_naming_the_parameter(
         plan_search(_spec(space))  # what `kubetune validate` and `run` do first
 
 
-def test_the_search_step_checks_the_space_against_the_trainer(tmp_path: Path) -> None:
-    """An MLP space under torch-cnn names the CNN's depth parameter, and a CNN space under
-    torch-mlp names the MLP's -- before any data is loaded."""
-    cnn_with_mlp_space = _spec({"n_layers": 2, "activation": ["relu", "tanh"]})
-    with pytest.raises(SpecError, match=r"search_space\.n_blocks: strategy darts needs a fixed"):
-        darts_result(cnn_with_mlp_space, tmp_path)
-    mlp_with_cnn_space = _spec({"n_blocks": 2, "kernel_size": [3, 5]}, kind="torch-mlp")
-    with pytest.raises(SpecError, match=r"search_space\.n_layers: strategy darts needs a fixed"):
-        darts_result(mlp_with_cnn_space, tmp_path)
-    xgb = _spec({"n_blocks": 2, "kernel_size": [3, 5]}, kind="xgboost")
-    with pytest.raises(SpecError, match=r"trainer\.kind: strategy darts supports torch-mlp, "):
-        darts_result(xgb, tmp_path)
+@pytest.mark.parametrize("check", ["validate", "search-step"])
+def test_the_space_is_checked_against_the_trainer(check: str, tmp_path: Path) -> None:
+    """An MLP space under torch-cnn names the CNN's depth parameter, a CNN space under
+    torch-mlp names the MLP's, and a non-torch trainer is refused -- in `kubetune validate`
+    (the plan) and again in the search step, before any data is loaded."""
+
+    def refuse(spec: Any, message: str) -> None:
+        with pytest.raises(SpecError, match=message):
+            plan_search(spec) if check == "validate" else darts_result(spec, tmp_path)
+
+    refuse(
+        _spec({"n_layers": 2, "activation": ["relu", "tanh"]}),
+        r"search_space\.n_blocks: strategy darts needs a fixed number of blocks",
+    )
+    refuse(
+        _spec({"n_blocks": 2, "kernel_size": [3, 5]}, kind="torch-mlp"),
+        r"search_space\.n_layers: strategy darts needs a fixed number of layers",
+    )
+    refuse(
+        _spec({"n_blocks": 2, "kernel_size": [3, 5]}, kind="xgboost"),
+        r"trainer\.kind: strategy darts supports torch-mlp, torch-cnn \(got xgboost\)",
+    )
 
 
 def test_cnn_darts_space_and_flat_names() -> None:
