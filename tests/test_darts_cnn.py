@@ -60,9 +60,13 @@ def _per_block(choices: list[Any]) -> dict[str, Any]:
             {"n_blocks": BLOCKS2, "channels": {"type": "int", "low": 4, "high": 32}},
             r"search_space\.channels: strategy darts needs a set of choices",
         ),
+        (
+            {"n_blocks": BLOCKS2, "kernel_size": 7, "channels": _per_block([4, 8])},
+            r"search_space\.kernel_size: torch-cnn's kernel sizes are 3 or 5 \(got \[7\]\)",
+        ),
         ({"n_blocks": 2, "lr": 0.01}, r"search_space: strategy darts needs at least one of"),
     ],
-    ids=["depth-searched", "dropout-searched", "kernel-7", "int-channels", "nothing"],
+    ids=["depth-searched", "dropout-searched", "kernel-7", "int-channels", "fixed-7", "nothing"],
 )
 def test_unsupported_cnn_spaces_are_refused_naming_the_parameter(
     space: dict[str, Any], message: str

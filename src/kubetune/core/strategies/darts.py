@@ -109,6 +109,9 @@ def darts_space(space: SearchSpace, trainer: str | None = None) -> DartsSpace:
                 f"search_space.{name}.when: strategy darts relaxes no conditional parameters"
             )
         if isinstance(param, FixedParam):
+            if name in relaxed:  # a fixed architecture choice is a single candidate
+                value = param.value
+                _check_choices(name, value if isinstance(value, list) else [value], trainer)
             fixed[name] = param.value
             continue
         if name not in relaxed:
