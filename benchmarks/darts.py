@@ -1,14 +1,17 @@
-"""DARTS against TPE and evolution on the digits MLP architecture space.
+"""DARTS against TPE and evolution on the digits MLP or CNN architecture space.
 
-    python benchmarks/darts.py                 # 1 seed, 12 trials for TPE/evolution
+    python benchmarks/darts.py                 # MLP, 1 seed, 12 trials for TPE/evolution
     python benchmarks/darts.py --seeds 3 --trials 20
+    python benchmarks/darts.py --space cnn --seeds 2
 
-The space: 2 hidden layers, per layer a width in {8, 32, 128} and an activation in
-{relu, tanh, gelu} (81 architectures), lr 0.01, 20 epochs per trial. Each strategy runs
-the whole ``kubetune run`` path (search, final training on train + validation, test
-evaluation) in a temporary folder; reported: the found architecture, its test accuracy
-and the search's wall time (for DARTS: the supernet search plus training the derived
-architecture once).
+The MLP space: 2 hidden layers, per layer a width in {8, 32, 128} and an activation in
+{relu, tanh, gelu} (81 architectures), lr 0.01, 20 epochs per trial. The CNN space (digits
+as [1, 8, 8] images): 2 conv blocks, per block channels in {4, 16, 32}, a kernel size in
+{3, 5} and an activation in {relu, tanh} (144 architectures), lr 0.01, 20 epochs per
+trial. Each strategy runs the whole ``kubetune run`` path (search, final training on
+train + validation, test evaluation) in a temporary folder; reported: the found
+architecture, its test accuracy and the search's wall time (for DARTS: the supernet
+search plus training the derived architecture once).
 """
 
 from __future__ import annotations
@@ -25,24 +28,39 @@ from rich.console import Console
 from kubetune.core.spec import parse_spec
 from kubetune.steps.run import run_experiment
 
+MLP_SPACE = {
+    "n_layers": {"type": "int", "low": 2, "high": 2},
+    "units": {"type": "categorical", "choices": [8, 32, 128], "per_layer": "n_layers"},
+    "activation": {
+        "type": "categorical",
+        "choices": ["relu", "tanh", "gelu"],
+        "per_layer": "n_layers",
+    },
+    "lr": 0.01,
+}
+CNN_SPACE = {
+    "n_blocks": {"type": "int", "low": 2, "high": 2},
+    "channels": {"type": "categorical", "choices": [4, 16, 32], "per_layer": "n_blocks"},
+    "kernel_size": {"type": "categorical", "choices": [3, 5], "per_layer": "n_blocks"},
+    "activation": {"type": "categorical", "choices": ["relu", "tanh"], "per_layer": "n_blocks"},
+    "lr": 0.01,
+}
+SPACES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    # name -> (trainer, data, search space)
+    "mlp": ("torch-mlp", {"source": "sklearn:digits"}, MLP_SPACE),
+    "cnn": ("torch-cnn", {"source": "sklearn:digits", "image_shape": [1, 8, 8]}, CNN_SPACE),
+}
 
-def spec(strategy: dict[str, Any], trials: int, seed: int) -> Any:
+
+def spec(strategy: dict[str, Any], trials: int, seed: int, space: str = "mlp") -> Any:
+    trainer, data, search_space = SPACES[space]
     return parse_spec(
         {
             "name": f"darts-bench-{strategy['name']}",
             "objective": {"metric": "val_accuracy"},
-            "data": {"source": "sklearn:digits"},
-            "trainer": {"kind": "torch-mlp", "epochs": 20},
-            "search_space": {
-                "n_layers": {"type": "int", "low": 2, "high": 2},
-                "units": {"type": "categorical", "choices": [8, 32, 128], "per_layer": "n_layers"},
-                "activation": {
-                    "type": "categorical",
-                    "choices": ["relu", "tanh", "gelu"],
-                    "per_layer": "n_layers",
-                },
-                "lr": 0.01,
-            },
+            "data": data,
+            "trainer": {"kind": trainer, "epochs": 20},
+            "search_space": search_space,
             "strategy": strategy,
             "limits": {"max_trials": trials, "parallel": 2},
             "seed": seed,
@@ -54,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--space", choices=sorted(SPACES), default="mlp")
     args = parser.parse_args()
     strategies = [
         {"name": "darts", "epochs": 20},
@@ -67,7 +86,7 @@ def main() -> None:
                 os.chdir(tmp)
                 started = time.monotonic()
                 summary = run_experiment(
-                    spec(strategy, args.trials, seed), console=Console(file=quiet)
+                    spec(strategy, args.trials, seed, args.space), console=Console(file=quiet)
                 )
                 seconds = time.monotonic() - started
             acc = summary.test_metrics["accuracy"]

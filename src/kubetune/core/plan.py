@@ -100,6 +100,7 @@ def sampler_context(spec: ExperimentSpec, seed: int | None) -> SamplerContext:
         parallel=spec.limits.parallel,
         max_trials=spec.limits.max_trials,
         fidelity=None if fid is None else FidelityRange(fid.min, fid.max, fid.reduction_factor),
+        trainer=spec.trainer.kind if spec.trainer is not None else None,
     )
 
 

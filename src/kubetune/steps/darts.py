@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.core.spec import ExperimentSpec
-from kubetune.core.strategies.darts import darts_space
+from kubetune.core.strategies.darts import FAMILIES, darts_space
 from kubetune.core.strategies.factory import darts_options
 from kubetune.errors import SpecError
 from kubetune.storage import atomic_write_text
 
-SUPPORTED_TRAINERS = ("torch-mlp",)
+SUPPORTED_TRAINERS = tuple(FAMILIES)  # torch-mlp, torch-cnn
 
 
 def darts_result(spec: ExperimentSpec, run_dir: Path) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def darts_result(spec: ExperimentSpec, run_dir: Path) -> dict[str, Any]:
         raise SpecError(
             f"trainer.kind: strategy darts supports {', '.join(SUPPORTED_TRAINERS)} (got {kind})"
         )
-    dspace = darts_space(spec.space)
+    dspace = darts_space(spec.space, kind)
     options = darts_options(spec.strategy.options)
     space_key = json.dumps(spec.model_dump(mode="json")["search_space"], sort_keys=True)
     path = run_dir / "darts.json"

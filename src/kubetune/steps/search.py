@@ -48,7 +48,9 @@ def search(
         # one-shot: the supernet search derives the architecture, the loop trains it from
         # scratch as its one trial (the options were the supernet's: the loop has none)
         darts = darts_result(spec, context.run_dir)
-        sampler = DerivedConfigSampler(flat_params(darts_space(spec.space), darts["config"]))
+        kind = spec.trainer.kind if spec.trainer is not None else None
+        dspace = darts_space(spec.space, kind)
+        sampler = DerivedConfigSampler(flat_params(dspace, darts["config"]))
         spec = spec.replaced({"strategy": {"name": "darts"}})
     with create_executor(
         spec, trial_fn=BuiltinTrial.from_spec(spec), work_dir=trials_dir

@@ -1,4 +1,7 @@
-"""DARTS for the torch MLP: one over-parameterised network, then the heaviest choices.
+"""DARTS for the torch trainers: one over-parameterised network, then the heaviest choices.
+
+(The torch-cnn supernet is in ``kubetune.trainers.darts_cnn``; the search loop below is
+shared.)
 
 Each hidden layer computes ``Linear(in, max(widths))`` and mixes, with softmax weights
 ``beta``, the outputs masked to each candidate width (the weights are shared: a narrower
@@ -21,7 +24,7 @@ from torch import nn
 
 from kubetune.core.strategies.darts import DartsSpace
 from kubetune.data.dataset import Dataset
-from kubetune.errors import SpecError
+from kubetune.trainers.darts_base import SuperNet
 from kubetune.trainers.metrics import count_classes
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
@@ -65,68 +68,33 @@ class _MixedLayer(nn.Module):
         return sum((a[i] * act(h) for i, act in enumerate(self.acts)), torch.zeros_like(h))
 
 
-class _SuperNet(nn.Module):
+class _MLPSuperNet(SuperNet):
+    defaults = {"units": 128, "activation": "relu"}
+
     def __init__(self, dspace: DartsSpace, input_dim: int, output_dim: int) -> None:
-        super().__init__()
-        self.dspace = dspace
-        n = dspace.n_layers
-        self.units = self._per_layer("units", 128)
-        self.activations = self._per_layer("activation", "relu")
+        super().__init__(dspace)
+        units, activations = self.candidates["units"], self.candidates["activation"]
         layers, width = [], input_dim
-        for i in range(n):
-            layers.append(_MixedLayer(width, self.units[i], self.activations[i]))
-            width = max(self.units[i])
+        for i in range(dspace.n_layers):
+            layers.append(_MixedLayer(width, units[i], activations[i]))
+            width = max(units[i])
         self.layers = nn.ModuleList(layers)
         self.head = nn.Linear(width, output_dim)
-        # architecture parameters: one vector per layer, or one shared by every layer
-        self.arch = nn.ParameterDict()
-        for name, per_layer in (("units", self.units), ("activation", self.activations)):
-            count = 1 if name in dspace.shared or name not in dspace.choices else n
-            for i in range(count):
-                self.arch[f"{name}_{i}"] = nn.Parameter(1e-3 * torch.randn(len(per_layer[i])))
-
-    def _per_layer(self, name: str, default: Any) -> list[list[Any]]:
-        """The candidates of each layer; a fixed value is a single candidate."""
-        n = self.dspace.n_layers
-        if name in self.dspace.choices:
-            return [list(self.dspace.choices[name]) for _ in range(n)]
-        value = self.dspace.fixed.get(name, default)
-        if isinstance(value, list):
-            if len(value) != n:
-                raise SpecError(f"search_space.{name}: needs {n} values, one per layer")
-            return [[v] for v in value]
-        return [[value] for _ in range(n)]
-
-    def _logits(self, name: str, layer: int) -> torch.Tensor:
-        key = f"{name}_{layer}" if f"{name}_{layer}" in self.arch else f"{name}_0"
-        return self.arch[key]
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        arch = {id(p) for p in self.arch.parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
-            x = layer(x, self._logits("units", i), self._logits("activation", i))
+            x = layer(x, self.logits("units", i), self.logits("activation", i))
         return torch.as_tensor(self.head(x))
 
-    def derived(self) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
-        config: dict[str, Any] = dict(self.dspace.fixed)
-        weights: dict[str, list[dict[str, float]]] = {}
-        for name, options in (("units", self.units), ("activation", self.activations)):
-            if name not in self.dspace.choices:
-                continue
-            count = 1 if name in self.dspace.shared else self.dspace.n_layers
-            picks, table = [], []
-            for i in range(count):
-                probs = torch.softmax(self._logits(name, i).detach(), 0).cpu().numpy()
-                picks.append(options[i][int(np.argmax(probs))])
-                table.append(
-                    {str(c): round(float(p), 4) for c, p in zip(options[i], probs, strict=True)}
-                )
-            config[name] = picks[0] if name in self.dspace.shared else picks
-            weights[name] = table
-        return config, weights
+
+def _supernet(dspace: DartsSpace, data: Dataset, outputs: int) -> SuperNet:
+    """The supernet of ``dspace``'s trainer."""
+    if dspace.trainer == "torch-cnn":
+        from kubetune.trainers.darts_cnn import CNNSuperNet
+        from kubetune.trainers.torch_cnn import image_shape_of
+
+        return CNNSuperNet(dspace, image_shape_of(data), outputs)
+    return _MLPSuperNet(dspace, data.n_features, outputs)
 
 
 def darts_search(
@@ -148,7 +116,12 @@ def darts_search(
     dev = pick_device(device)
     generator = seed_everything(seed)
     fill = fill_values(data.X_train)
-    mean, std = standardizer(np.where(np.isnan(data.X_train), fill, data.X_train))
+    image_shape = None
+    if dspace.trainer == "torch-cnn":  # per-channel scaling, as torch-cnn's training does
+        from kubetune.trainers.torch_cnn import image_shape_of
+
+        image_shape = image_shape_of(data)
+    mean, std = standardizer(np.where(np.isnan(data.X_train), fill, data.X_train), image_shape)
 
     def tensor(X: np.ndarray) -> torch.Tensor:
         X = (np.where(np.isnan(X), fill, X) - mean) / std
@@ -166,7 +139,7 @@ def darts_search(
         y_val = torch.as_tensor(((data.y_val - y_mean) / y_std).astype(np.float32), device=dev)
         y_train, y_val = y_train.reshape(-1, 1), y_val.reshape(-1, 1)
     X_train, X_val = tensor(data.X_train), tensor(data.X_val)
-    net = _SuperNet(dspace, data.n_features, outputs).to(dev)
+    net = _supernet(dspace, data, outputs).to(dev)
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=weight_lr, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(
         net.arch.parameters(), lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3

@@ -7,8 +7,9 @@ lives with the trainers (``kubetune.trainers.darts``) and runs in the search ste
 part is the contract around it:
 
 * :func:`darts_space` says which spaces it can relax and refuses the others, naming the
-  parameter (categorical ``units`` and ``activation`` per layer or shared, a fixed
-  ``n_layers``, every other parameter fixed);
+  parameter (torch-mlp: categorical ``units`` and ``activation`` per layer or shared, a
+  fixed ``n_layers``; torch-cnn: categorical ``channels``, ``activation`` and
+  ``kernel_size`` per block or shared, a fixed ``n_blocks``; every other parameter fixed);
 * :class:`DerivedConfigSampler` hands the derived architecture to the loop as its only
   trial, so it is trained from scratch and scored like any other config, becomes the best
   trial and is what the final training trains.
@@ -27,53 +28,97 @@ from kubetune.core.space.params import CategoricalParam, FixedParam, IntParam
 from kubetune.core.strategies.planned import PlannedConfigSampler
 from kubetune.errors import SpecError
 
-__all__ = ["RELAXED", "DartsSpace", "DerivedConfigSampler", "darts_space", "flat_params"]
+__all__ = [
+    "FAMILIES",
+    "RELAXED",
+    "DartsFamily",
+    "DartsSpace",
+    "DerivedConfigSampler",
+    "darts_space",
+    "flat_params",
+]
 
+
+@dataclass(frozen=True)
+class DartsFamily:
+    """What DARTS relaxes for one trainer: the depth parameter it needs fixed and the
+    architecture choices it mixes with softmax weights."""
+
+    trainer: str
+    depth: str
+    relaxed: tuple[str, ...]
+
+
+FAMILIES = {
+    "torch-mlp": DartsFamily("torch-mlp", "n_layers", ("units", "activation")),
+    "torch-cnn": DartsFamily("torch-cnn", "n_blocks", ("channels", "activation", "kernel_size")),
+}
 # Architecture choices DARTS relaxes into softmax-weighted mixtures (torch-mlp names).
-RELAXED = ("units", "activation")
+RELAXED = FAMILIES["torch-mlp"].relaxed
+CNN_KERNELS = (3, 5)  # torch-cnn's kernel sizes: the candidate convolutions of a block
 
 
 @dataclass(frozen=True)
 class DartsSpace:
-    n_layers: int
+    n_layers: int  # the fixed depth: hidden layers (torch-mlp) or conv blocks (torch-cnn)
     # name -> one list of choices per layer (a shared parameter: the same list, ``shared``)
     choices: dict[str, list[Any]]
     shared: frozenset[str]
     fixed: dict[str, Any]  # every other parameter, at its fixed value
+    trainer: str = "torch-mlp"
+
+    @property
+    def depth(self) -> str:
+        return FAMILIES[self.trainer].depth
 
 
-def darts_space(space: SearchSpace) -> DartsSpace:
-    """The relaxable form of ``space``, or a SpecError naming the parameter it cannot relax."""
+def darts_space(space: SearchSpace, trainer: str | None = None) -> DartsSpace:
+    """The relaxable form of ``space`` for ``trainer`` (torch-mlp or torch-cnn; None: the
+    one whose depth parameter the space has), or a SpecError naming the parameter it
+    cannot relax."""
     params = space.params
-    count = params.get("n_layers")
+    if trainer is None:  # the strategy factory knows the space, not the trainer
+        trainer = "torch-cnn" if "n_blocks" in params else "torch-mlp"
+    family = FAMILIES.get(trainer)
+    if family is None:
+        raise SpecError(
+            f"trainer.kind: strategy darts supports {', '.join(FAMILIES)} (got {trainer})"
+        )
+    depth_name, relaxed = family.depth, family.relaxed
+    unit = "blocks" if depth_name == "n_blocks" else "layers"
+    count = params.get(depth_name)
     if count is None:
-        raise SpecError("search_space.n_layers: strategy darts needs a fixed number of layers")
+        raise SpecError(f"search_space.{depth_name}: strategy darts needs a fixed number of {unit}")
     # one value: fixed, or an int range of one value (what per_layer parameters refer to)
     depth = count.value if isinstance(count, FixedParam) else None
     if isinstance(count, IntParam) and count.low == count.high:
         depth = count.low
     if depth is None or isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise SpecError(
-            "search_space.n_layers: strategy darts searches operations and widths of a fixed"
-            " depth; give n_layers one value (e.g. {type: int, low: 3, high: 3})"
+            f"search_space.{depth_name}: strategy darts searches operations and widths of a"
+            f" fixed depth; give {depth_name} one value (e.g. {{type: int, low: 3, high: 3}})"
         )
     choices: dict[str, list[Any]] = {}
     shared: set[str] = set()
-    fixed: dict[str, Any] = {"n_layers": depth}
+    fixed: dict[str, Any] = {depth_name: depth}
     for name, param in params.items():
-        if name == "n_layers":
+        if name == depth_name:
             continue
         if param.when:
             raise SpecError(
                 f"search_space.{name}.when: strategy darts relaxes no conditional parameters"
             )
         if isinstance(param, FixedParam):
+            if name in relaxed:  # a fixed architecture choice is a single candidate
+                value = param.value
+                _check_choices(name, value if isinstance(value, list) else [value], trainer)
             fixed[name] = param.value
             continue
-        if name not in RELAXED:
+        if name not in relaxed:
             raise SpecError(
                 f"search_space.{name}: strategy darts relaxes only the architecture choices"
-                f" {', '.join(RELAXED)}; make {name} a fixed value or use another strategy"
+                f" {', '.join(relaxed)} ({trainer}); make {name} a fixed value or use another"
+                " strategy"
             )
         if not isinstance(param, CategoricalParam):
             kind = "an int range" if isinstance(param, IntParam) else "a float range"
@@ -81,14 +126,31 @@ def darts_space(space: SearchSpace) -> DartsSpace:
                 f"search_space.{name}: strategy darts needs a set of choices"
                 f" (type: categorical), not {kind}"
             )
+        if param.per_layer not in (None, depth_name):
+            raise SpecError(
+                f"search_space.{name}.per_layer: strategy darts needs per_layer: {depth_name}"
+            )
+        _check_choices(name, list(param.choices), trainer)
         if param.per_layer is None:
             shared.add(name)
         choices[name] = list(param.choices)
     if not choices:
         raise SpecError(
-            f"search_space: strategy darts needs at least one of {', '.join(RELAXED)} to search"
+            f"search_space: strategy darts needs at least one of {', '.join(relaxed)} to search"
         )
-    return DartsSpace(depth, choices, frozenset(shared), fixed)
+    return DartsSpace(depth, choices, frozenset(shared), fixed, trainer)
+
+
+def _check_choices(name: str, options: list[Any], trainer: str) -> None:
+    """Choices the supernet can build: widths are positive ints, kernels 3 or 5."""
+    if name in ("units", "channels") and not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in options
+    ):
+        raise SpecError(f"search_space.{name}: strategy darts needs positive integer choices")
+    if trainer == "torch-cnn" and name == "kernel_size" and not set(options) <= set(CNN_KERNELS):
+        raise SpecError(
+            f"search_space.kernel_size: torch-cnn's kernel sizes are 3 or 5 (got {options})"
+        )
 
 
 def flat_params(dspace: DartsSpace, structured: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +180,8 @@ class DerivedConfigSampler(PlannedConfigSampler):
         if self.config is None:
             raise SpecError(
                 "strategy.name: darts trains a supernet with a torch trainer; run it with"
-                " `kubetune run` (trainer.kind: torch-mlp), not with an objective function"
+                " `kubetune run` (trainer.kind: torch-mlp or torch-cnn), not with an objective"
+                " function"
             )
         return dict(self.config)
 

@@ -33,6 +33,8 @@ class SamplerContext:
     fidelity: FidelityRange | None = None
     # limits.max_trials (SMAC sizes its initial design from it)
     max_trials: int | None = None
+    # trainer.kind, when the spec has a built-in trainer (darts relaxes that trainer's space)
+    trainer: str | None = None
 
 
 def _int_opt(opts: dict[str, Any], key: str, default: int, minimum: int) -> int:
@@ -215,7 +217,7 @@ def darts_options(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _darts(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
-    darts_space(ctx.space)  # refuses a space it cannot relax, naming the parameter
+    darts_space(ctx.space, ctx.trainer)  # refuses a space it cannot relax, naming the param
     darts_options(opts)
     return DerivedConfigSampler(None, seed=ctx.seed)  # the search step supplies the config
 
