@@ -242,7 +242,9 @@ class _Negated:
         self._ctx.report(step, -value)
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGY_BUILDERS))
+# darts is left out: it trains one supernet instead of trials (nothing for a scheduler to
+# stop) and works on the torch trainers' spaces only, not on a Python objective.
+@pytest.mark.parametrize("strategy", sorted(set(STRATEGY_BUILDERS) - {"darts"}))
 def test_curve_scheduler_works_with_every_strategy(strategy: str) -> None:
     result = kubetune.tune(
         curve_objective,
