@@ -239,3 +239,26 @@ def test_an_outage_past_api_outage_s_ends_the_run_clearly_and_the_next_run_adopt
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [
         (t.number, t.state, t.user_attrs.get("message")) for t in trials
     ]
+
+
+def test_a_create_answered_503_by_a_restarting_api_server_is_tried_again(tmp_path: Path) -> None:
+    refusals = [(503, "ServiceUnavailable", "the API server is shutting down")] * 2
+    asked: list[str] = []
+
+    def admission(resource: str, obj: dict[str, Any]) -> tuple[int, str, str] | None:
+        asked.append(obj["metadata"]["name"])
+        return refusals.pop() if refusals else None
+
+    with simulated_cluster(tmp_path) as (emulator, kubelet, kubeconfig):
+        emulator.admission = admission
+        with make_executor(kubeconfig, tmp_path, capacity=1, function=SCRIPTED) as executor:
+            executor.submit(TrialRequest(study="s", number=0, params={}, seed=0, deadline_s=60))
+            events: list[Any] = []
+            deadline = time.monotonic() + 60
+            while not events and time.monotonic() < deadline:
+                events = executor.poll(timeout=0.5)
+        seen = list(kubelet.jobs_seen)
+    assert len(asked) == 3 and len(set(asked)) == 1  # refused twice, then admitted
+    assert len(seen) == 1
+    (event,) = events
+    assert event.outcome.status is TrialStatus.COMPLETED, event.outcome

@@ -69,6 +69,8 @@ _UNSEEN_S = 60.0
 SYNC_TIMEOUT_S = 30.0
 # Between two creates of a Job the API could not be reached for (at most; doubling).
 _CREATE_BACKOFF_S = (0.5, 8.0)
+# Answers of an API server that is restarting or overloaded: wait and try again.
+_UNAVAILABLE = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -256,6 +258,8 @@ class KubernetesExecutor(Executor):
         try:
             self._api.create_namespaced_job(self._namespace, trial.manifest, _request_timeout=30)
         except ApiException as exc:
+            if exc.status in _UNAVAILABLE:
+                return self._create_later(trial, now, api_reason(exc))
             self._create_failing_since = None  # the API answered
             if exc.status != 409:  # 409: this attempt's Job exists already: adopt it
                 del self._trials[trial.request.number]
@@ -268,18 +272,22 @@ class KubernetesExecutor(Executor):
                 )
             _log.info("Job %s exists already; adopting it", trial.name)
         except (HTTPError, OSError) as exc:
-            if self._create_failing_since is None:
-                self._create_failing_since = now
-            trial.create_at = now + trial.create_backoff_s
-            trial.create_backoff_s = min(trial.create_backoff_s * 2, _CREATE_BACKOFF_S[1])
-            _log.warning(
-                "cannot reach the Kubernetes API to create Job %s (%s); trying again in %.1fs",
-                trial.name, type(exc).__name__, trial.create_backoff_s,
-            )  # fmt: skip
-            return
+            return self._create_later(trial, now, type(exc).__name__)
         self._create_failing_since = None
         trial.manifest = None
         trial.submitted = now  # the unseen-Job clock starts when it was created
+
+    def _create_later(self, trial: _Trial, now: float, why: str) -> None:
+        """The API is unreachable or unavailable: try the create again after a backoff."""
+        if self._create_failing_since is None:
+            self._create_failing_since = now
+        wait = trial.create_backoff_s
+        trial.create_at = now + wait
+        trial.create_backoff_s = min(wait * 2, _CREATE_BACKOFF_S[1])
+        _log.warning(
+            "cannot reach the Kubernetes API to create Job %s (%s); trying again in %.1fs",
+            trial.name, why, wait,
+        )  # fmt: skip
 
     def _track(self, trial: _Trial) -> None:
         self._trials[trial.request.number] = trial
