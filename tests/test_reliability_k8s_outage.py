@@ -32,12 +32,14 @@ from k8s_helpers import make_executor, simulated_cluster
 from kubetune.core.executor import FinishedEvent
 from kubetune.core.storage import journal_storage
 from kubetune.core.trial import TrialRequest, TrialStatus
+from kubetune.errors import SpecError
+from kubetune.executors.kubernetes.options import KubernetesOptions
 from kubetune.testing.k8s_emulator import KubernetesEmulator
 from kubetune.testing.kubelet import SimulatedKubelet
 from kubetune.testing.tcp_proxy import TcpProxy
 from kubetune.testing.trial_functions import SCRIPTED
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = pytest.mark.reliability
 
 TRAINER = """\
 import time
@@ -146,6 +148,7 @@ def _trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
+@pytest.mark.slow  # trial pods are `kubetune trial` processes
 def test_a_search_survives_an_api_outage_of_several_seconds(tmp_path: Path) -> None:
     with cluster_behind_proxy(tmp_path) as (emulator, kubelet, proxy, kubeconfig):
         command = _spec(tmp_path, kubeconfig, "outage-short", trials=4, hold=1.5)
@@ -180,6 +183,7 @@ def test_a_search_survives_an_api_outage_of_several_seconds(tmp_path: Path) -> N
     assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]
 
 
+@pytest.mark.slow  # trial pods are `kubetune trial` processes
 def test_a_job_submitted_while_the_api_is_down_is_created_once_it_is_back(
     tmp_path: Path,
 ) -> None:
@@ -205,6 +209,7 @@ def test_a_job_submitted_while_the_api_is_down_is_created_once_it_is_back(
     assert event.outcome.status is TrialStatus.COMPLETED, event.outcome
 
 
+@pytest.mark.slow  # trial pods are `kubetune trial` processes
 def test_an_outage_past_api_outage_s_ends_the_run_clearly_and_the_next_run_adopts(
     tmp_path: Path,
 ) -> None:
@@ -241,6 +246,7 @@ def test_an_outage_past_api_outage_s_ends_the_run_clearly_and_the_next_run_adopt
     ]
 
 
+@pytest.mark.slow  # trial pods are `kubetune trial` processes
 def test_a_create_answered_503_by_a_restarting_api_server_is_tried_again(tmp_path: Path) -> None:
     refusals = [(503, "ServiceUnavailable", "the API server is shutting down")] * 2
     asked: list[str] = []
@@ -262,3 +268,11 @@ def test_a_create_answered_503_by_a_restarting_api_server_is_tried_again(tmp_pat
     assert len(seen) == 1
     (event,) = events
     assert event.outcome.status is TrialStatus.COMPLETED, event.outcome
+
+
+@pytest.mark.parametrize("value", [0, -5, "soon", True])
+def test_api_outage_s_must_be_a_positive_number(value: object) -> None:
+    with pytest.raises(SpecError, match=r"executor\.api_outage_s: must be a positive number"):
+        KubernetesOptions.parse({"api_outage_s": value})
+    assert KubernetesOptions.parse({"api_outage_s": 12}).api_outage_s == 12.0
+    assert KubernetesOptions.parse({}).api_outage_s == 300.0  # the documented default
