@@ -20,9 +20,16 @@ Then one run goes to the end undisturbed and the round is checked (see :func:`ch
 - ``wrong_best``: the study's or the summary's best is not the best completed value;
 - ``bad_models``: a visible model version that does not pull (every file checked).
 
+``kubernetes`` runs every trial as a Job on a SIMULATED cluster: the in-process API server
+emulator (:mod:`kubetune.testing.k8s_emulator`) and kubelet (:mod:`kubetune.testing.kubelet`,
+each pod a local ``kubetune trial`` process) live in this process, so they outlive every killed
+controller, as a real cluster does: the Jobs a killed controller created keep running and the
+next controller must adopt them (one cluster per round).
+
 CI runs a few kills per executor (``tests/test_reliability_kills.py``); the soak runs 200::
 
-    python benchmarks/kill_soak.py --kills 200 --executor local --executor subprocess
+    python benchmarks/kill_soak.py --kills 200 --executor local --executor subprocess \
+        --executor kubernetes
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +113,11 @@ TRAINER = textwrap.dedent(
 VALIDATION_ROWS = 30  # iris: 150 rows, a fifth for validation
 
 
+EXECUTORS = ("local", "subprocess", "kubernetes")
+
+
 def spec_text(executor: str, max_trials: int, parallel: int) -> str:
+    """The round's spec; ``executor`` is the YAML of its ``executor`` section."""
     return textwrap.dedent(
         f"""
         name: {NAME}
@@ -114,7 +128,7 @@ def spec_text(executor: str, max_trials: int, parallel: int) -> str:
           x: {{type: float, low: 0.0, high: 1.0}}
           y: {{type: float, low: 0.0, high: 1.0}}
         strategy: {{name: random}}
-        executor: {{kind: {executor}}}
+        executor: {executor}
         limits: {{max_trials: {max_trials}, parallel: {parallel}, trial_timeout: 1m}}
         seed: 0
         """
@@ -150,14 +164,49 @@ class RoundResult:
         return not self.problems and self.final_returncode == 0
 
 
+@contextmanager
+def executor_section(executor: str, root: Path) -> Iterator[str]:
+    """The spec's ``executor`` section; for ``kubernetes``, a SIMULATED cluster that lives as
+    long as this context (every controller of the round talks to the same one)."""
+    if executor != "kubernetes":
+        yield f"{{kind: {executor}}}"
+        return
+    from kubetune.testing.k8s_emulator import KubernetesEmulator
+    from kubetune.testing.kubelet import SimulatedKubelet
+
+    root.mkdir(parents=True, exist_ok=True)
+    with KubernetesEmulator() as emulator, SimulatedKubelet(emulator):
+        kubeconfig = root / "kubeconfig"
+        kubeconfig.write_text(emulator.kubeconfig())
+        # a fixed report port: the pods a killed controller started report to its successor
+        yield (
+            f"{{kind: kubernetes, kubeconfig: {kubeconfig}, report_host: 127.0.0.1,"
+            f" report_port: {_free_port()}}}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Experiment:
     """One round's folder: the spec, the trainer, the study, the model repository."""
 
-    def __init__(self, root: Path, executor: str, max_trials: int, parallel: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        executor: str,
+        max_trials: int,
+        parallel: int,
+        executor_yaml: str | None = None,
+    ) -> None:
         self.root, self.executor, self.max_trials = root, executor, max_trials
         root.mkdir(parents=True, exist_ok=True)
         (root / "soak_trainer.py").write_text(TRAINER)
-        (root / "spec.yaml").write_text(spec_text(executor, max_trials, parallel))
+        section = executor_yaml or f"{{kind: {executor}}}"
+        (root / "spec.yaml").write_text(spec_text(section, max_trials, parallel))
         self.journal = root / "kubetune-runs" / NAME / "study.journal"
         self.repo = root / "model-repo"
 
@@ -307,7 +356,20 @@ def run_round(
     phases: list[str] | None = None,
 ) -> RoundResult:
     """``kills`` kills at random phases (or at ``phases``, in order), then the check."""
-    exp = Experiment(root, executor, max_trials=max_trials, parallel=2)
+    with executor_section(executor, root) as section:
+        return _run_round(root, executor, kills, rng, max_trials, phases, section)
+
+
+def _run_round(
+    root: Path,
+    executor: str,
+    kills: int,
+    rng: random.Random,
+    max_trials: int,
+    phases: list[str] | None,
+    section: str,
+) -> RoundResult:
+    exp = Experiment(root, executor, max_trials=max_trials, parallel=2, executor_yaml=section)
     result = RoundResult(executor=executor)
     if not phases:
         # the push phase waits for the search to end, so a round's pushes come last
@@ -368,11 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=200, help="kills per executor")
     parser.add_argument("--per-round", type=int, default=10, help="kills before each check")
-    parser.add_argument("--executor", action="append", choices=["local", "subprocess"])
+    parser.add_argument("--executor", action="append", choices=EXECUTORS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the counts here")
     args = parser.parse_args(argv)
-    executors = args.executor or ["local", "subprocess"]
+    executors = args.executor or list(EXECUTORS)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kubetune-soak-") as tmp:
         report = soak(executors, args.kills, args.per_round, args.seed, Path(tmp))

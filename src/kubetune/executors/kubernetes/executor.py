@@ -67,6 +67,10 @@ _POD_STATUS_WAIT_S = 5.0
 _UNSEEN_S = 60.0
 # How long the first list of Jobs and pods may take (the API server is unreachable else).
 SYNC_TIMEOUT_S = 30.0
+# Between two creates of a Job the API could not be reached for (at most; doubling).
+_CREATE_BACKOFF_S = (0.5, 8.0)
+# Answers of an API server that is restarting or overloaded: wait and try again.
+_UNAVAILABLE = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -84,6 +88,10 @@ class _Trial:
     pending_since: float | None = None
     result_written: bool = False  # seen in the store while the Job was not finished yet
     finished_since: float | None = None  # the Job finished; waiting for the pod's status
+    # the Job to create while the API cannot be reached (None once it was created)
+    manifest: dict[str, Any] | None = None
+    create_at: float = 0.0  # when to try the create again
+    create_backoff_s: float = _CREATE_BACKOFF_S[0]
 
 
 class KubernetesExecutor(Executor):
@@ -161,6 +169,8 @@ class KubernetesExecutor(Executor):
         self._selector: str | None = None  # set on first use: it names the study
         self._jobs: Informer | None = None
         self._pods: Informer | None = None
+        self._create_failing_since: float | None = None  # creates cannot reach the API
+        self._api_lost = False  # stopped by an outage longer than options.api_outage_s
 
     @property
     def capacity(self) -> int:
@@ -235,24 +245,49 @@ class KubernetesExecutor(Executor):
             ),
         )
         self._server.expect(request.number, request.attempt)
+        trial.manifest = manifest
+        self._track(trial)
+        self._create(trial, submitted)
+
+    def _create(self, trial: _Trial, now: float) -> None:
+        """Create the trial's Job. While the API cannot be reached the trial waits and the
+        create is tried again from :meth:`poll` (the deterministic name makes a create whose
+        answer was lost safe to repeat: 409 means it is there); refused, the trial fails."""
+        if trial.manifest is None:
+            return
         try:
-            self._api.create_namespaced_job(self._namespace, manifest)
+            self._api.create_namespaced_job(self._namespace, trial.manifest, _request_timeout=30)
         except ApiException as exc:
+            if exc.status in _UNAVAILABLE:
+                return self._create_later(trial, now, api_reason(exc))
+            self._create_failing_since = None  # the API answered
             if exc.status != 409:  # 409: this attempt's Job exists already: adopt it
-                self._server.forget(request.number)
-                _refused(exc, name)  # the options or the permissions are wrong: stop the run
+                del self._trials[trial.request.number]
+                self._server.forget(trial.request.number)
+                _refused(exc, trial.name)  # the options or permissions are wrong: stop the run
                 return self._finish_now(
                     trial,
                     TrialFailure.INFRASTRUCTURE,
-                    f"cannot create Job {name}: {api_reason(exc)}",
+                    f"cannot create Job {trial.name}: {api_reason(exc)}",
                 )
-            _log.info("Job %s exists already; adopting it", name)
+            _log.info("Job %s exists already; adopting it", trial.name)
         except (HTTPError, OSError) as exc:
-            self._server.forget(request.number)
-            return self._finish_now(
-                trial, TrialFailure.INFRASTRUCTURE, f"cannot reach the Kubernetes API: {exc}"
-            )
-        self._track(trial)
+            return self._create_later(trial, now, type(exc).__name__)
+        self._create_failing_since = None
+        trial.manifest = None
+        trial.submitted = now  # the unseen-Job clock starts when it was created
+
+    def _create_later(self, trial: _Trial, now: float, why: str) -> None:
+        """The API is unreachable or unavailable: try the create again after a backoff."""
+        if self._create_failing_since is None:
+            self._create_failing_since = now
+        wait = trial.create_backoff_s
+        trial.create_at = now + wait
+        trial.create_backoff_s = min(wait * 2, _CREATE_BACKOFF_S[1])
+        _log.warning(
+            "cannot reach the Kubernetes API to create Job %s (%s); trying again in %.1fs",
+            trial.name, why, wait,
+        )  # fmt: skip
 
     def _track(self, trial: _Trial) -> None:
         self._trials[trial.request.number] = trial
@@ -272,7 +307,12 @@ class KubernetesExecutor(Executor):
             self._ready.clear()
             events.extend(self._drain_reports())
             now = time.monotonic()
+            self._check_api(now)
             for trial in list(self._trials.values()):
+                if trial.manifest is not None:  # not created yet: the API was unreachable
+                    if now >= trial.create_at:
+                        self._create(trial, now)
+                    continue
                 outcome = self._check(trial, now)
                 if outcome is not None:
                     events.append(FinishedEvent(trial.request.number, self._done(trial, outcome)))
@@ -281,6 +321,27 @@ class KubernetesExecutor(Executor):
                 return events
             # Woken by a watch change; reports arrive on the server's queue: short slices.
             self._wake.wait(min(0.05, left))
+
+    def _check_api(self, now: float) -> None:
+        """Raise once the API has been unreachable longer than ``api_outage_s``: a clear end
+        instead of a run that waits forever. Shorter outages are waited out (the watches
+        list again with backoff, creates are retried); the Jobs run on meanwhile."""
+        down, why = 0.0, ""
+        for informer in (self._jobs, self._pods):
+            if informer is not None and informer.down_for(now) > down:
+                down, why = informer.down_for(now), informer.last_error or ""
+        if self._create_failing_since is not None and now - self._create_failing_since > down:
+            down, why = now - self._create_failing_since, "creating a Job failed"
+        bound = self._options.api_outage_s
+        if down <= bound:
+            return
+        self._api_lost = True
+        host = self._api_client.configuration.host
+        raise KubetuneError(
+            f"kubernetes executor: the Kubernetes API at {host} has been unreachable for"
+            f" {down:.0f}s, longer than executor.api_outage_s ({bound:g}s; last error: {why});"
+            " its Jobs keep running, and running the experiment again adopts them"
+        )
 
     def _drain_reports(self) -> list[ExecutorEvent]:
         events: list[ExecutorEvent] = []
@@ -297,10 +358,13 @@ class KubernetesExecutor(Executor):
         runs. Stops (deletes) a trial past its deadline or stuck pending."""
         if self._jobs is None:  # set by _watch before any trial is followed
             raise RuntimeError("jobs are not being watched yet")
+        if not (self._jobs.healthy and self._pods is not None and self._pods.healthy):
+            # The cache may be stale until the watches list again (an API outage): judge
+            # nothing, stop nothing (a stop could not reach the API either); the Jobs'
+            # activeDeadlineSeconds still holds, and the outage is bounded by _check_api.
+            return None
         job = self._jobs.get(trial.name)
         if job is None:
-            if not self._jobs.healthy:
-                return None  # the cache may be stale until the watch lists again
             if trial.seen or now - trial.submitted > _UNSEEN_S:
                 return TrialOutcome.failed(
                     TrialFailure.INFRASTRUCTURE,
@@ -461,12 +525,21 @@ class KubernetesExecutor(Executor):
         trial = self._trials.get(number)
         if trial is None:
             return
+        if trial.manifest is not None:  # never created: nothing to delete
+            trial.manifest = None
+            self._ready.append(
+                FinishedEvent(number, self._done(trial, TrialOutcome.failed(
+                    TrialFailure.CANCELLED, reason)))
+            )  # fmt: skip
+            return
         outcome = self._stop(trial, TrialFailure.CANCELLED, reason)
         self._ready.append(FinishedEvent(number, self._done(trial, outcome)))
 
     def close(self) -> None:
-        for trial in list(self._trials.values()):
-            self._delete(trial.name)
+        # After an outage the API cannot take the deletes, and the next run adopts the Jobs.
+        for trial in [] if self._api_lost else list(self._trials.values()):
+            if trial.manifest is None:
+                self._delete(trial.name)
         self._trials.clear()
         for informer in (self._jobs, self._pods):
             if informer is not None:

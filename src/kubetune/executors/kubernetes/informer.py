@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,8 @@ class Informer:
         # False from an error until the next successful list: the cache may be stale
         self.healthy = False
         self.last_error: str | None = None
+        # monotonic time of the first failure since the last successful list or watch
+        self._failing_since: float | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"kubetune-watch-{kind}", daemon=True
         )
@@ -82,6 +85,11 @@ class Informer:
         # exits on its next event, so do not wait long for it.
         if self._thread.ident is not None:
             self._thread.join(timeout=0.2)
+
+    def down_for(self, now: float) -> float:
+        """Seconds since the API last answered this informer (0 while it answers)."""
+        since = self._failing_since
+        return 0.0 if since is None else max(now - since, 0.0)
 
     def get(self, name: str) -> Obj | None:
         with self._lock:
@@ -137,6 +145,8 @@ class Informer:
     def _failed(self, reason: str, backoff: float) -> None:
         self.healthy = False
         self.last_error = reason
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
         _log.warning("watching %s failed (%s); listing again in %.1fs", self._kind, reason, backoff)
         self._stopped.wait(backoff)
 
@@ -166,6 +176,7 @@ class Informer:
             for name, item in fresh.items():
                 self._put(name, item)
         self.healthy = True
+        self._failing_since = None
         self._synced.set()
         for name in [*gone, *changed]:
             self._on_change(name)

@@ -64,6 +64,9 @@ class KubernetesOptions:
     pending_timeout_s: float = 300.0
     cancel_grace_s: float = 30.0
     watch_timeout_s: int = 300
+    # how long the API may stay unreachable (the executor waits, retrying with backoff)
+    # before the run stops with an error; its Jobs run on and the next run adopts them
+    api_outage_s: float = 300.0
     # how trials reach the controller and where they leave their result
     trials_uri: str | None = None
     controller_url: str | None = None
@@ -138,7 +141,7 @@ class KubernetesOptions:
                 raise SpecError(f"executor.report_port: must be <= 65535 (got {port})")
             values["report_port"] = port
         for key in ("startup_allowance_s", "pending_timeout_s", "cancel_grace_s",
-                    "worker_idle_timeout_s"):  # fmt: skip
+                    "worker_idle_timeout_s", "api_outage_s"):  # fmt: skip
             number_f = positive_number(options, key)
             if number_f is not None:
                 values[key] = number_f
