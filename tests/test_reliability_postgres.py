@@ -14,6 +14,7 @@ Skipped locally without ``KUBETUNE_TEST_POSTGRES_URL``; a failure in CI (``CI`` 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -263,3 +264,74 @@ def test_the_private_calls_wrapped_for_optunas_cache_still_exist() -> None:
     for name in PRIVATE_CALLS:
         assert callable(getattr(RDBStorage, name, None)), f"optuna has no RDBStorage.{name}"
         assert getattr(ReconnectingRDBStorage, name) is not getattr(RDBStorage, name)
+
+
+# --- the server itself restarted -------------------------------------------------------------
+
+
+def _cluster() -> tuple[str, str]:
+    """(version, name) of the running PostgreSQL cluster, as Debian's tools name it."""
+    if not shutil.which("pg_lsclusters") or not shutil.which("pg_ctlcluster"):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's postgresql-common tools are needed to restart the server")
+        pytest.skip("no pg_ctlcluster here to restart PostgreSQL with")
+    listing = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True)
+    for line in listing.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[3] == "online":
+            return fields[0], fields[1]
+    pytest.fail(f"no online PostgreSQL cluster: {listing.stdout!r}")
+
+
+@pytest.mark.slow
+def test_run_goes_on_after_the_postgres_server_restarts(tmp_path: Path) -> None:
+    """The server stopped and started again (``pg_ctlcluster ... restart``) mid-search: every
+    connection is gone and, for a moment, connections are refused. The run waits, reconnects
+    and finishes with every trial exactly once."""
+    version, cluster = _cluster()
+    _postgres_url()  # fails under CI when the URL is missing
+    name = f"pg-restart-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "pg_trainer.py").write_text(TRAINER)
+    (tmp_path / "spec.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: {name}
+            objective: {{metric: val_accuracy, direction: maximize}}
+            data: {{source: "sklearn:iris"}}
+            trainer: {{kind: custom, function: "pg_trainer:train"}}
+            search_space: {{x: {{type: float, low: 0.0, high: 1.0}}}}
+            strategy: {{name: random}}
+            limits: {{max_trials: {MAX_TRIALS}, parallel: 2, trial_timeout: 1m}}
+            """
+        )
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kubetune", "run", "spec.yaml", "--storage", _postgres_url()],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _import_path()},
+    )
+    restarted = False
+    try:
+        deadline = time.monotonic() + 240
+        while run.poll() is None and not restarted:
+            assert time.monotonic() < deadline, "the run made no progress"
+            # a fresh connection per look: the restart would break a kept one
+            if _completed(optuna.storages.RDBStorage(_postgres_url()), name) >= 4:
+                subprocess.run(["pg_ctlcluster", version, cluster, "restart"], check=True)
+                restarted = True
+            time.sleep(0.2)
+        output, _ = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    text = output.decode(errors="replace")
+    assert restarted, "the run finished before the restart: nothing was tested"
+    assert run.returncode == 0, text
+    assert "Traceback" not in text
+    study = optuna.load_study(study_name=name, storage=_postgres_url())
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == MAX_TRIALS, trials
+    assert len(trials) == MAX_TRIALS
