@@ -140,3 +140,32 @@ class Trainer(ABC):
     @abstractmethod
     def load(self, directory: Path) -> TrainedModel:
         """Load a model written by ``TrainedModel.save``."""
+
+
+class StartsFromParent(Trainer):
+    """A trainer whose ``fit`` takes ``parent=`` (the folder of a saved model to start
+    from): ``fit_from`` is that call, written once for every such trainer."""
+
+    def fit_from(
+        self,
+        parent: Path,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool = False,
+    ) -> TrainedModel:
+        fit: Any = self.fit  # the subclass's fit, which takes parent=
+        return fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            parent=Path(parent),
+        )

@@ -50,7 +50,7 @@ import numpy as np
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
 from kubetune.errors import KubetuneError, SpecError
-from kubetune.trainers.base import TrainedModel, Trainer
+from kubetune.trainers.base import StartsFromParent, TrainedModel
 
 KIND = "custom"
 META_FILE = "model.json"
@@ -142,7 +142,7 @@ class CustomModel(TrainedModel):
         return [meta]
 
 
-class CustomTrainer(Trainer):
+class CustomTrainer(StartsFromParent):
     kind = KIND
     known_options = frozenset({"function", "inherit"})
 
@@ -188,7 +188,7 @@ class CustomTrainer(Trainer):
         reporter: Reporter,
         metric: str,
         final: bool = False,
-        resume_from: Path | None = None,
+        parent: Path | None = None,
     ) -> CustomModel:
         fn = resolve_function(self.function)
         kwargs: dict[str, Any] = {
@@ -202,31 +202,8 @@ class CustomTrainer(Trainer):
         if _accepts_metric(fn):
             kwargs["metric"] = metric
         if _accepts_resume(fn):
-            kwargs[RESUME_PARAM] = resume_from
+            kwargs[RESUME_PARAM] = parent
         return CustomModel(fn(**kwargs), self.function)
-
-    def fit_from(
-        self,
-        parent: Path,
-        params: dict[str, Any],
-        data: Dataset,
-        *,
-        budget: int | None,
-        seed: int,
-        reporter: Reporter,
-        metric: str,
-        final: bool = False,
-    ) -> CustomModel:
-        return self.fit(
-            params,
-            data,
-            budget=budget,
-            seed=seed,
-            reporter=reporter,
-            metric=metric,
-            final=final,
-            resume_from=Path(parent),
-        )
 
     def load(self, directory: Path) -> CustomModel:
         directory = Path(directory)

@@ -23,7 +23,7 @@ from torch import nn
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
 from kubetune.errors import DataError, InvalidConfigError, SpecError
-from kubetune.trainers.base import Trainer
+from kubetune.trainers.base import StartsFromParent
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
     OPTIMIZER_PARAMS,
@@ -126,7 +126,7 @@ def build_cnn(architecture: Mapping[str, Any]) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-class TorchCNNTrainer(Trainer):
+class TorchCNNTrainer(StartsFromParent):
     kind = KIND
     known_options = TORCH_OPTIONS | {"inherit"}
     can_resume = True  # pbt members and inheriting children start from saved weights
@@ -208,29 +208,6 @@ class TorchCNNTrainer(Trainer):
             metric=metric,
             init=restore_weights(checkpoint, KIND, build_cnn),
             trained=trained,
-        )
-
-    def fit_from(
-        self,
-        parent: Path,
-        params: dict[str, Any],
-        data: Dataset,
-        *,
-        budget: int | None,
-        seed: int,
-        reporter: Reporter,
-        metric: str,
-        final: bool = False,
-    ) -> TorchModel:
-        return self.fit(
-            params,
-            data,
-            budget=budget,
-            seed=seed,
-            reporter=reporter,
-            metric=metric,
-            final=final,
-            parent=parent,
         )
 
     def load(self, directory: Path) -> TorchModel:

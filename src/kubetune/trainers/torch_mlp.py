@@ -22,7 +22,7 @@ from torch import nn
 from kubetune.core.trial import Reporter
 from kubetune.data.dataset import Dataset
 from kubetune.errors import RepositoryError
-from kubetune.trainers.base import Trainer
+from kubetune.trainers.base import StartsFromParent
 from kubetune.trainers.net2net import InheritanceError, inherit_mlp
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
@@ -82,7 +82,7 @@ def build_mlp(architecture: Mapping[str, Any]) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-class TorchMLPTrainer(Trainer):
+class TorchMLPTrainer(StartsFromParent):
     kind = KIND
     known_options = TORCH_OPTIONS | {"inherit"}
     can_resume = True
@@ -171,29 +171,6 @@ class TorchMLPTrainer(Trainer):
             options=self.options,
             init=init,
             trained=trained,
-        )
-
-    def fit_from(
-        self,
-        parent: Path,
-        params: dict[str, Any],
-        data: Dataset,
-        *,
-        budget: int | None,
-        seed: int,
-        reporter: Reporter,
-        metric: str,
-        final: bool = False,
-    ) -> TorchModel:
-        return self.fit(
-            params,
-            data,
-            budget=budget,
-            seed=seed,
-            reporter=reporter,
-            metric=metric,
-            final=final,
-            parent=parent,
         )
 
     def load(self, directory: Path) -> TorchModel:
