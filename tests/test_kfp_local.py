@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -42,10 +43,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _run(workdir: Path, spec_text: str, *args: str) -> dict:
+def _run(workdir: Path, spec_text: str, *args: str, repo: str = "repo") -> dict:
     (workdir / "spec.yaml").write_text(spec_text)
     code = main(
-        ["run", "--kfp-local", "spec.yaml", "--model-repo", "repo", "--output", "json", *args]
+        ["run", "--kfp-local", "spec.yaml", "--model-repo", repo, "--output", "json", *args]
     )
     assert code == 0
     return json.loads((workdir / "kubetune-runs" / "iris-kfp" / "summary.json").read_text())
@@ -60,15 +61,34 @@ def _study_trials(workdir: Path, study: str = "iris-kfp") -> list[optuna.trial.F
     return optuna.load_study(study_name=study, storage=storage).trials
 
 
+@pytest.fixture
+def simulated_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Simulated S3 (moto's server on a loopback port), set in the environment that the
+    pipeline's task processes inherit, as a cluster's Secret would set it."""
+    from kubetune.testing.s3 import SimulatedS3Server
+
+    with SimulatedS3Server() as server:
+        monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", f"http://{server.endpoint}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "kfp-e2e-access")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "kfp-e2e-secret")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        monkeypatch.setenv("KUBETUNE_S3_CREATE_BUCKET", "1")
+        yield "s3://kfp-e2e/models"
+
+
 @pytest.mark.slow
-def test_looping_form_stops_on_its_target_and_pushes_a_version(workdir: Path) -> None:
+def test_looping_form_stops_on_its_target_and_pushes_a_version(
+    workdir: Path, simulated_s3: str
+) -> None:
     """Two rounds compiled (4 trials, 2 per round); the target is reached in the first, so
-    its record says 'stop' and the Else branch trains, evaluates and pushes."""
-    summary = _run(workdir, SPEC % (", target: 0.3", 4))
+    its record says 'stop' and the Else branch trains, evaluates and pushes, to the model
+    repository on simulated S3."""
+    summary = _run(workdir, SPEC % (", target: 0.3", 4), repo=simulated_s3)
     assert summary["stop_kind"] == "target"
     assert summary["completed"] == 2 and summary["failed"] == 0
     assert len(_study_trials(workdir)) == 2
-    manifest = open_repository("repo", base_dir=workdir).get("iris-kfp", "production")
+    assert summary["model_uri"].startswith(simulated_s3)
+    manifest = open_repository(simulated_s3).get("iris-kfp", "production")
     assert manifest.version == summary["model_version"] == 1
     assert manifest.params == summary["best_params"]
     root = workdir / "kubetune-runs" / "iris-kfp" / "kfp-local"
