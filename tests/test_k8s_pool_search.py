@@ -18,49 +18,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
 from k8s_helpers import simulated_cluster
 from kubetune.cli.main import main
-from kubetune.core.storage import journal_storage
-from test_k8s_search import TRAINER, _free_port
+from test_k8s_search import _free_port, _trials
+from test_k8s_search import _write_spec as write_spec
 
 pytestmark = pytest.mark.slow  # worker pods are local interpreters
 
-SPEC = """\
-name: {name}
-objective: {{metric: val_accuracy}}
-data: {{source: "sklearn:iris"}}
-trainer: {{kind: custom, function: "k8s_trainer:train"}}
-search_space:
-  x: {{type: float, low: 0.0, high: 1.0}}
-{extra_space}
-strategy: {{name: random}}
-{fidelity}
-limits: {{max_trials: {trials}, parallel: 2, trial_timeout: 2m}}
-executor:
-  kind: kubernetes
-  mode: worker-pool
-  kubeconfig: {kubeconfig}
-  report_host: 127.0.0.1
-  report_port: {port}
-seed: 3
-"""
-
 
 def _write_spec(tmp_path: Path, kubeconfig: Path, **fields: Any) -> Path:
-    (tmp_path / "k8s_trainer.py").write_text(TRAINER)
-    values = {"extra_space": "", "fidelity": "", "port": 0, **fields}
-    path = tmp_path / "spec.yaml"
-    path.write_text(SPEC.format(kubeconfig=kubeconfig, **values))
-    return path
-
-
-def _trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    storage = journal_storage(tmp_path / "kubetune-runs" / name / "study.journal")
-    return optuna.load_study(study_name=name, storage=storage).trials
+    """test_k8s_search's spec, with the executor in worker-pool mode."""
+    return write_spec(tmp_path, kubeconfig, executor_extra="  mode: worker-pool\n", **fields)
 
 
 def test_a_whole_search_in_worker_pool_mode_prunes_across_worker_pods(

@@ -67,7 +67,7 @@ strategy: {{name: random}}
 limits: {{max_trials: {trials}, parallel: 2, trial_timeout: 2m}}
 executor:
   kind: kubernetes
-  kubeconfig: {kubeconfig}
+{executor_extra}  kubeconfig: {kubeconfig}
   report_host: 127.0.0.1
   report_port: {port}
 seed: 3
@@ -76,7 +76,7 @@ seed: 3
 
 def _write_spec(tmp_path: Path, kubeconfig: Path, **fields: Any) -> Path:
     (tmp_path / "k8s_trainer.py").write_text(TRAINER)
-    values = {"extra_space": "", "fidelity": "", "port": 0, **fields}
+    values = {"extra_space": "", "fidelity": "", "port": 0, "executor_extra": "", **fields}
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC.format(kubeconfig=kubeconfig, **values))
     return path
