@@ -1,24 +1,38 @@
-"""Cheaper performance estimation: training spent until a search first reaches a target.
+"""Cheaper performance estimation: compute spent until a search first reaches a target.
 
-    python benchmarks/estimation.py            # 3 seeds, 20 trials per search
-    python benchmarks/estimation.py --quick    # 2 seeds, 10 trials, shorter trainings
-    python benchmarks/estimation.py --json     # the same numbers as JSON
+    python benchmarks/estimation.py --out /tmp/estimation.json     # every problem, 5 seeds
+    python benchmarks/estimation.py --only curve-cnn pbt --seeds 0 1 --out /tmp/part.json
+    python benchmarks/estimation.py --summarize /tmp/a.json /tmp/b.json --markdown out.md
+    python benchmarks/estimation.py --quick                        # 2 seeds, small sizes
 
-Three problems, each searched with the method, without it, and with Hyperband, on the
-same seeds through kubetune's own path (``BuiltinTrial`` on the local executor, one worker
-so trials finish in order, study in memory):
+Each problem searches the same space three ways on the same seeds, through kubetune's own
+path (``BuiltinTrial`` on the local executor, one worker so trials run in the order they
+were asked, study in memory): with the method, with the same search without it, and with
+Hyperband.
 
-* ``curve`` — digits torch MLP (``examples/digits-mlp.yaml``'s space, TPE), epochs as the
-  fidelity: ``scheduler: curve`` vs ``none`` vs ``hyperband``. Cost: epochs trained.
-* ``data_fraction`` — an RBF SVM on digits (random search over C and gamma): the
-  budget is the fraction of training rows, with ``asha`` and with ``hyperband``, vs no
-  fidelity. Cost: training rows fitted (summed over every fit).
-* ``inherit`` — the digits MLP searched by regularized evolution, a fixed number of epochs
-  per trial: children start from their parent's weights (``inherit: true``) vs cold starts
-  vs cold starts under ``hyperband``. Cost: epochs trained.
+* ``curve-mlp`` / ``curve-cnn`` — learning-curve extrapolation (``scheduler: curve``) on
+  the digits torch MLP (``examples/digits-mlp.yaml``'s space, up to 27 epochs) and CNN
+  (``examples/digits-cnn.yaml``'s space, up to 9 epochs), TPE: vs ``none`` vs
+  ``hyperband``. Cost: epochs trained.
+* ``fraction-<model>-<dataset>`` — data-subset fidelity (``kind: data_fraction``, rungs
+  1/9, 1/3, 1 of the training rows, ``asha``) on the scikit-learn grid: an RBF SVM, a
+  random forest, kNN and scikit-learn's MLP, each on digits, breast_cancer and wine, random
+  search: vs no fidelity vs ``data_fraction`` + ``hyperband`` (these estimators have no
+  epochs, so the fraction is Hyperband's budget too). Cost: training rows fitted.
+* ``inherit`` — weight inheritance: the digits MLP by regularized evolution, 5 epochs per
+  trial, children start from their parent's weights vs cold starts vs cold starts under
+  ``hyperband``. Cost: epochs trained.
+* ``pbt`` — population-based training on a problem where a schedule helps (digits MLP
+  with plain SGD from learning rates 0.3-2.0, which learn fast early and then bounce
+  around): 8 members x 4 intervals of 2 epochs vs the same population with fixed
+  hyperparameters (``quantile: 0``) vs random search with ``hyperband`` on 1-8 epochs.
+  Cost: epochs trained.
 
-"Cost to target" sums the cost of every trial up to and including the first one that
-completes at or above the target (in trial order); "-" when no trial reached it.
+Every run's per-trial trace (state, value, cost, seconds) is kept in the JSON, and the
+summary is computed from the traces (``benchmarks/estimation_stats.py``): the cost and the
+trial seconds to the first trial completing at the target, median over seeds with a 95 %
+bootstrap interval. The target is fixed per problem, or (``auto``) the 25th percentile of
+the best values of all its runs, every arm and seed together.
 """
 
 from __future__ import annotations
@@ -26,63 +40,181 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import platform
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from estimation_stats import auto_target, best_value, bootstrap_median, to_target
+
 from kubetune.core.search import run_search
 from kubetune.core.spec import ExperimentSpec, load_spec, parse_spec
+from kubetune.data.dataset import Dataset
 from kubetune.executors import create_executor
 from kubetune.steps.data_fraction import subset
 from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import normalize_objective
 from kubetune.steps.trial import BuiltinTrial
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-mlp.yaml"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
+Raw = dict[str, Any]
 Cost = Callable[[FrozenTrial], float]
 
 
-def mlp_spec(*, seed: int, trials: int, epochs: int, variant: str) -> dict[str, Any]:
-    data = load_spec(EXAMPLE).model_dump(mode="json", exclude_none=True)
-    data.update(seed=seed, name="digits-mlp-estimation")
+@dataclass(frozen=True)
+class Sizes:
+    seeds: tuple[int, ...]
+    trials: int  # curve searches
+    grid_trials: int
+    mlp_epochs: int
+    cnn_epochs: int
+    inherit_trials: int
+    inherit_epochs: int
+    pbt_population: int
+    pbt_intervals: int
+
+
+FULL = Sizes((0, 1, 2, 3, 4), 12, 12, 27, 9, 15, 4, 8, 4)
+QUICK = Sizes((0, 1), 8, 8, 9, 3, 10, 2, 4, 2)
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    method: str  # what the first arm adds
+    unit: str  # what the cost counts
+    arms: dict[str, Callable[[int], Raw]]  # label -> seed -> spec; first: the method
+    cost: Callable[[ExperimentSpec], Cost]
+    target: float | None = None  # None: auto (see estimation_stats.auto_target)
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _example(name: str, *, seed: int, trials: int) -> Raw:
+    data = load_spec(EXAMPLES / name).model_dump(mode="json", exclude_none=True)
+    data.update(seed=seed, name=f"{Path(name).stem}-estimation")
     data["limits"] = {"max_trials": trials, "parallel": 1}
     data["strategy"] = {"name": "tpe"}
-    data["fidelity"] = {"param": "epochs", "min": 1, "max": epochs, "reduction_factor": 3}
-    data["fidelity"]["scheduler"] = variant
     return data
 
 
-def inherit_spec(*, seed: int, trials: int, epochs: int, variant: str) -> dict[str, Any]:
-    data = mlp_spec(seed=seed, trials=trials, epochs=epochs, variant="none")
+def curve_spec(example: str, *, seed: int, trials: int, epochs: int, scheduler: str) -> Raw:
+    data = _example(example, seed=seed, trials=trials)
+    data["fidelity"] = {"param": "epochs", "min": 1, "max": epochs, "reduction_factor": 3}
+    data["fidelity"]["scheduler"] = scheduler
+    return data
+
+
+def inherit_spec(*, seed: int, trials: int, epochs: int, variant: str) -> Raw:
+    data = curve_spec(
+        "digits-mlp.yaml", seed=seed, trials=trials, epochs=epochs, scheduler="hyperband"
+    )
     population = max(trials // 3, 2)
     data["strategy"] = {"name": "evolution", "population_size": population, "sample_size": 2}
     data["trainer"] = {"kind": "torch-mlp", "epochs": epochs, "inherit": variant == "inherit"}
-    if variant == "hyperband":
-        data["fidelity"]["scheduler"] = "hyperband"
-    else:
+    if variant != "hyperband":
         del data["fidelity"]  # every trial trains ``epochs`` epochs
     return data
 
 
-def svm_spec(*, seed: int, trials: int, variant: str) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "digits-svm-estimation",
+def pbt_spec(*, seed: int, population: int, intervals: int, variant: str) -> Raw:
+    """tests/test_pbt.py's problem: a rate that shrinks as training goes on helps."""
+    interval_epochs = 2
+    data: Raw = {
+        "name": "digits-pbt-estimation",
         "objective": {"metric": "val_accuracy", "direction": "maximize"},
         "data": {"source": "sklearn:digits"},
-        "trainer": {"kind": "sklearn", "estimator": "sklearn.svm.SVC"},
+        "trainer": {"kind": "torch-mlp", "epochs": interval_epochs},
         "search_space": {
+            "n_layers": 1,
+            "units": 32,
+            "optimizer": "sgd",
+            "momentum": 0.0,
+            "lr": {"type": "float", "low": 0.3, "high": 2.0, "log": True},
+            "batch_size": 32,
+        },
+        "limits": {"max_trials": population * intervals, "parallel": 1},
+        "seed": seed,
+    }
+    if variant == "hyperband":  # one training per config, up to the members' epochs
+        data["strategy"] = {"name": "random"}
+        data["fidelity"] = {
+            "param": "epochs",
+            "min": 1,
+            "max": interval_epochs * intervals,
+            "reduction_factor": 2,
+            "scheduler": "hyperband",
+        }
+    else:  # fixed: nobody exploits, every member keeps its first hyperparameters
+        quantile = 0.25 if variant == "pbt" else 0.0
+        data["strategy"] = {"name": "pbt", "population_size": population, "quantile": quantile}
+    return data
+
+
+#: The scikit-learn grid: estimator -> search space (random search over it).
+GRID_MODELS: dict[str, tuple[str, Raw]] = {
+    "svm": (
+        "sklearn.svm.SVC",
+        {
             "C": {"type": "float", "low": 0.01, "high": 100, "log": True},
             "gamma": {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
         },
+    ),
+    "forest": (
+        "sklearn.ensemble.RandomForestClassifier",
+        {
+            "n_estimators": {"type": "int", "low": 10, "high": 200, "log": True},
+            "max_depth": {"type": "int", "low": 1, "high": 16},
+            "max_features": {"type": "float", "low": 0.05, "high": 1.0},
+            "min_samples_leaf": {"type": "int", "low": 1, "high": 20},
+        },
+    ),
+    "knn": (
+        "sklearn.neighbors.KNeighborsClassifier",
+        {
+            "n_neighbors": {"type": "int", "low": 1, "high": 60, "log": True},
+            "weights": ["uniform", "distance"],
+            "p": [1, 2],
+        },
+    ),
+    "mlp": (
+        "sklearn.neural_network.MLPClassifier",
+        {
+            "hidden_layer_sizes": [16, 64, 256],
+            "alpha": {"type": "float", "low": 1e-6, "high": 1.0, "log": True},
+            "learning_rate_init": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
+            "max_iter": 100,
+        },
+    ),
+}
+GRID_DATASETS = ("digits", "breast_cancer", "wine")
+#: scikit-learn's MLP on digits takes about 10 s a trial here (2 shared cores), more than
+#: the rest of the grid together: left out of the default run.
+GRID_LEFT_OUT = frozenset({("mlp", "digits")})
+
+
+def grid_spec(model: str, dataset: str, *, seed: int, trials: int, variant: str) -> Raw:
+    estimator, space = GRID_MODELS[model]
+    data: Raw = {
+        "name": f"{model}-{dataset}-estimation".replace("_", "-"),
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "data": {"source": f"sklearn:{dataset}"},
+        "trainer": {"kind": "sklearn", "estimator": estimator},
+        "search_space": space,
         "strategy": {"name": "random"},
         "limits": {"max_trials": trials, "parallel": 1},
         "seed": seed,
@@ -92,20 +224,19 @@ def svm_spec(*, seed: int, trials: int, variant: str) -> dict[str, Any]:
     return data
 
 
-def epochs_cost(trial: FrozenTrial) -> float:
-    return float(len(trial.intermediate_values))
+# --------------------------------------------------------------------------- costs
 
 
-def fixed_epochs_cost(epochs: int) -> Cost:
-    def cost(trial: FrozenTrial) -> float:
-        # without a fidelity a trial reports once per epoch too; pruned ones report fewer
-        return float(len(trial.intermediate_values) or epochs)
-
-    return cost
+def epochs_cost(spec: ExperimentSpec) -> Cost:
+    # Every torch trial reports once per epoch, so its reports count its epochs (a pruned
+    # one reported fewer). A trial that failed before reporting trained nothing worth
+    # counting but the fixed epochs it was given, if any.
+    fixed = spec.trainer.options.get("epochs", 0) if spec.trainer else 0
+    return lambda trial: float(len(trial.intermediate_values) or fixed)
 
 
 def rows_cost(spec: ExperimentSpec) -> Cost:
-    data = retrieve(spec)
+    data: Dataset = retrieve(spec)
     fid = spec.fidelity
     if fid is None:
         return lambda trial: float(len(data.y_train))
@@ -113,10 +244,100 @@ def rows_cost(spec: ExperimentSpec) -> Cost:
     return lambda trial: float(sum(rows[step] for step in trial.intermediate_values))
 
 
-def run_once(raw: dict[str, Any], cost_of: Callable[[ExperimentSpec], Cost], target: float):
-    spec = normalize_objective(parse_spec(raw, base_dir=EXAMPLE.parent))
+# --------------------------------------------------------------------------- problems
+
+
+def problems(sizes: Sizes) -> list[Problem]:
+    out = [
+        Problem(
+            f"curve-{net}",
+            "scheduler: curve",
+            "epochs",
+            {
+                v: (
+                    lambda seed, v=v, example=example, epochs=epochs: curve_spec(
+                        example, seed=seed, trials=sizes.trials, epochs=epochs, scheduler=v
+                    )
+                )
+                for v in ("curve", "none", "hyperband")
+            },
+            epochs_cost,
+            target,
+        )
+        for net, example, epochs, target in (
+            ("mlp", "digits-mlp.yaml", sizes.mlp_epochs, 0.97),
+            ("cnn", "digits-cnn.yaml", sizes.cnn_epochs, None),
+        )
+    ]
+    out += [
+        Problem(
+            f"fraction-{model}-{dataset}",
+            "kind: data_fraction + asha",
+            "rows",
+            {
+                v: (
+                    lambda seed, v=v, model=model, dataset=dataset: grid_spec(
+                        model, dataset, seed=seed, trials=sizes.grid_trials, variant=v
+                    )
+                )
+                for v in ("asha", "none", "hyperband")
+            },
+            rows_cost,
+        )
+        for model in GRID_MODELS
+        for dataset in GRID_DATASETS
+        if (model, dataset) not in GRID_LEFT_OUT
+    ]
+    out.append(
+        Problem(
+            "inherit",
+            "inherit: true",
+            "epochs",
+            {
+                v: (
+                    lambda seed, v=v: inherit_spec(
+                        seed=seed,
+                        trials=sizes.inherit_trials,
+                        epochs=sizes.inherit_epochs,
+                        variant=v,
+                    )
+                )
+                for v in ("inherit", "none", "hyperband")
+            },
+            epochs_cost,
+            0.96,
+        )
+    )
+    out.append(
+        Problem(
+            "pbt",
+            "strategy: pbt",
+            "epochs",
+            {
+                v: (
+                    lambda seed, v=v: pbt_spec(
+                        seed=seed,
+                        population=sizes.pbt_population,
+                        intervals=sizes.pbt_intervals,
+                        variant=v,
+                    )
+                )
+                for v in ("pbt", "fixed", "hyperband")
+            },
+            epochs_cost,
+            0.97,  # high: every arm's first 2-epoch trials already pass the auto target
+        )
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_once(raw: Raw, cost_of: Callable[[ExperimentSpec], Cost]) -> dict[str, Any]:
+    spec = normalize_objective(parse_spec(raw, base_dir=EXAMPLES))
     started = time.perf_counter()
-    # the trials' folder holds the checkpoints children inherit from
+    # the trials' folder holds the checkpoints children and pbt members start from
     with (
         tempfile.TemporaryDirectory(prefix="kubetune-estimation-") as trials_dir,
         create_executor(
@@ -127,125 +348,142 @@ def run_once(raw: dict[str, Any], cost_of: Callable[[ExperimentSpec], Cost], tar
     wall = time.perf_counter() - started
     cost = cost_of(spec)
     trials = sorted(result.study.get_trials(deepcopy=False), key=lambda t: t.number)
-    spent, to_target = 0.0, None
-    for trial in trials:
-        spent += cost(trial)
-        if (
-            to_target is None
-            and trial.state == TrialState.COMPLETE
-            and (trial.value or 0) >= target
-        ):
-            to_target = spent
-    return {
-        "seed": spec.seed,
-        "trials": len(trials),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "failed": sum(t.state == TrialState.FAIL for t in trials),
-        "cost_to_target": to_target,
-        "total_cost": spent,
-        "best": result.best_value,
-        "wall_s": round(wall, 1),
-    }
-
-
-def problems(quick: bool, trials: int) -> list[dict[str, Any]]:
-    epochs = 9 if quick else 27
-    inherit_epochs = 3 if quick else 5
-    return [
+    trace = [
         {
-            "problem": "curve",
-            "unit": "epochs",
-            "target": 0.96 if quick else 0.97,
-            "variants": ("curve", "none", "hyperband"),
-            "spec": lambda seed, v: mlp_spec(seed=seed, trials=trials, epochs=epochs, variant=v),
-            "cost": lambda spec: epochs_cost,
-        },
-        {
-            "problem": "data_fraction",
-            "unit": "rows",
-            "target": 0.95 if quick else 0.985,
-            "variants": ("asha", "none", "hyperband"),
-            "spec": lambda seed, v: svm_spec(seed=seed, trials=trials, variant=v),
-            "cost": rows_cost,
-        },
-        {
-            "problem": "inherit",
-            "unit": "epochs",
-            "target": 0.93 if quick else 0.96,
-            "variants": ("inherit", "none", "hyperband"),
-            "spec": lambda seed, v: inherit_spec(
-                seed=seed, trials=trials, epochs=inherit_epochs, variant=v
+            "state": t.state.name,
+            "value": t.value if t.state == TrialState.COMPLETE else None,
+            "cost": cost(t),
+            "seconds": (
+                (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else 0.0
             ),
-            "cost": lambda spec: fixed_epochs_cost(inherit_epochs),
-        },
+        }
+        for t in trials
     ]
+    return {"seed": spec.seed, "wall_s": round(wall, 2), "trace": trace}
 
 
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for key in dict.fromkeys((r["problem"], r["variant"]) for r in runs):
-        mine = [r for r in runs if (r["problem"], r["variant"]) == key]
-        reached = [r["cost_to_target"] for r in mine if r["cost_to_target"] is not None]
-        rows.append(
-            {
-                "problem": key[0],
-                "variant": key[1],
-                "unit": mine[0]["unit"],
-                "reached": f"{len(reached)}/{len(mine)}",
-                "median_cost_to_target": statistics.median(reached) if reached else None,
-                "median_total_cost": statistics.median(r["total_cost"] for r in mine),
-                "median_best": statistics.median(r["best"] for r in mine if r["best"] is not None),
-                "median_wall_s": statistics.median(r["wall_s"] for r in mine),
-            }
-        )
+def summarize(runs: list[dict[str, Any]], targets: dict[str, float | None]) -> list[dict]:
+    rows: list[dict[str, Any]] = []
+    for name in dict.fromkeys(r["problem"] for r in runs):
+        mine = [r for r in runs if r["problem"] == name]
+        fixed = targets.get(name)
+        target = fixed if fixed is not None else auto_target(mine)
+        for arm in dict.fromkeys(r["arm"] for r in mine):
+            arm_runs = [r for r in mine if r["arm"] == arm]
+            reached = [to_target(r["trace"], target) for r in arm_runs]
+            costs = [c for c, _ in reached]
+            secs = [s for _, s in reached]
+            bests = [b for r in arm_runs if (b := best_value(r["trace"])) is not None]
+            rows.append(
+                {
+                    "problem": name,
+                    "arm": arm,
+                    "unit": arm_runs[0]["unit"],
+                    "target": target,
+                    "target_rule": "fixed" if fixed is not None else "auto",
+                    "seeds": len(arm_runs),
+                    "reached": sum(math.isfinite(c) for c in costs),
+                    "cost_to_target": bootstrap_median(costs),
+                    "seconds_to_target": bootstrap_median(secs),
+                    "total_cost": statistics.median(
+                        sum(t["cost"] for t in r["trace"]) for r in arm_runs
+                    ),
+                    "median_best": statistics.median(bests) if bests else None,
+                    "wall_s": statistics.median(r["wall_s"] for r in arm_runs),
+                }
+            )
     return rows
 
 
-def table(summary: list[dict[str, Any]]) -> str:
+def _num(x: float, digits: int = 0) -> str:
+    return "-" if not math.isfinite(x) else f"{x:,.{digits}f}"
+
+
+def markdown(summary: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'problem':<14} {'variant':<10} {'unit':<7} {'reached':>7} {'to target':>10}"
-        f" {'total':>9} {'best':>7} {'wall s':>7}"
+        "| problem (target) | arm | reached | cost to target, median [95 % CI] |"
+        " trial s to target | total cost | median best | wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    previous = None
     for s in summary:
-        to_target = s["median_cost_to_target"]
+        head = (
+            f"{s['problem']} ({s['target']:.4f}{'' if s['target_rule'] == 'fixed' else ' auto'})"
+            if s["problem"] != previous
+            else ""
+        )
+        previous = s["problem"]
+        c, c_lo, c_hi = s["cost_to_target"]
+        t, t_lo, t_hi = s["seconds_to_target"]
+        best = s["median_best"]
         lines.append(
-            f"{s['problem']:<14} {s['variant']:<10} {s['unit']:<7} {s['reached']:>7}"
-            f" {(f'{to_target:.0f}' if to_target is not None else '-'):>10}"
-            f" {s['median_total_cost']:>9.0f} {s['median_best']:>7.4f} {s['median_wall_s']:>7.1f}"
+            f"| {head} | {s['arm']} | {s['reached']}/{s['seeds']} |"
+            f" {_num(c)} {s['unit']} [{_num(c_lo)}, {_num(c_hi)}] |"
+            f" {_num(t, 1)} [{_num(t_lo, 1)}, {_num(t_hi, 1)}] |"
+            f" {_num(s['total_cost'])} | {'-' if best is None else f'{best:.4f}'} |"
+            f" {s['wall_s']:.1f} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 10 trials, short runs")
-    parser.add_argument("--trials", type=int, help="trials per search (default 20; quick 10)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default 0 1 2; quick 0 1")
-    parser.add_argument("--only", nargs="+", help="problems to run: curve data_fraction inherit")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, small sizes")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default 0 1 2 3 4 (quick: 0 1)")
+    parser.add_argument("--only", nargs="+", help="problem names or prefixes (curve, fraction)")
+    parser.add_argument("--out", type=Path, help="write every run and the summary as JSON")
+    parser.add_argument("--markdown", type=Path, help="write the summary table as markdown")
+    parser.add_argument(
+        "--summarize", type=Path, nargs="+", help="summarize earlier --out files, run nothing"
+    )
+    parser.add_argument(
+        "--target", nargs="+", default=[], metavar="PROBLEM=VALUE", help="override targets"
+    )
     args = parser.parse_args(argv)
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    optuna.logging.set_verbosity(logging.WARNING)
-    logging.getLogger("kubetune").setLevel(logging.ERROR)
-    trials = args.trials or (10 if args.quick else 20)
-    seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
-    runs: list[dict[str, Any]] = []
-    for problem in problems(args.quick, trials):
-        if args.only and problem["problem"] not in args.only:
-            continue
-        for seed in seeds:
-            for variant in problem["variants"]:
-                run = run_once(problem["spec"](seed, variant), problem["cost"], problem["target"])
-                run.update(problem=problem["problem"], variant=variant, unit=problem["unit"])
-                runs.append(run)
-                print(f"{problem['problem']} seed {seed} {variant}: {run}", file=sys.stderr)
-    summary = summarize(runs)
-    if args.json:
-        print(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    sizes = QUICK if args.quick else FULL
+    chosen = [
+        p
+        for p in problems(sizes)
+        if not args.only or any(p.name == o or p.name.startswith(f"{o}-") for o in args.only)
+    ]
+    targets = {p.name: p.target for p in problems(sizes)}
+    for item in args.target:
+        name, _, value = item.partition("=")
+        targets[name] = float(value)
+    if args.summarize:
+        runs = [run for path in args.summarize for run in json.loads(path.read_text())["runs"]]
     else:
-        print(f"{trials} trials per search, seeds {' '.join(map(str, seeds))}, 1 worker")
-        print(table(summary))
+        warnings.filterwarnings("ignore")  # convergence and experimental warnings: noise here
+        optuna.logging.set_verbosity(logging.WARNING)
+        logging.getLogger("kubetune").setLevel(logging.ERROR)
+        runs = []
+        for problem in chosen:
+            for seed in args.seeds or sizes.seeds:
+                for arm, make in problem.arms.items():
+                    run = run_once(make(seed), problem.cost)
+                    run.update(problem=problem.name, arm=arm, unit=problem.unit)
+                    runs.append(run)
+                    best = best_value(run["trace"])
+                    print(
+                        f"{problem.name} seed {seed} {arm}: best {best} wall {run['wall_s']} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    summary = summarize(runs, targets)
+    table = markdown(summary)
+    if args.out:
+        meta = {
+            "command": " ".join(["python", "benchmarks/estimation.py", *(argv or sys.argv[1:])]),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": platform.platform(),
+        }
+        args.out.write_text(json.dumps({"meta": meta, "runs": runs, "summary": summary}))
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    print(table)
     return 0
 
 

@@ -90,6 +90,7 @@ def _replay(
             )
             previous = Path(tmp) / str(i)
             model.save(previous)
+            model.save_training_state(previous)  # as in the search: moments carry over
     if model is None:  # the schedule has at least one interval
         raise ValueError("an empty hyperparameter schedule trains nothing")
     return model

@@ -35,6 +35,12 @@ class TrainedModel(ABC):
     def save(self, directory: Path) -> list[Path]:
         """Write the model's files into ``directory``; return them."""
 
+    def save_training_state(self, directory: Path) -> list[Path]:
+        """Write, next to ``save``'s files, what training needs to go on exactly where it
+        stopped (optimizer moments, random generators); return those files. Checkpoints
+        call it, the model repository does not. The default keeps nothing."""
+        return []
+
 
 class Trainer(ABC):
     """A trainer kind named in the spec's ``trainer.kind``."""

@@ -68,6 +68,7 @@ class ArtifactCheckpoints(CheckpointStore):
     def save(self, number: int, model: TrainedModel, *, step: int | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="kubetune-checkpoint-") as tmp:
             model.save(Path(tmp))
+            model.save_training_state(Path(tmp))
             self.artifacts.for_trial(number).save_checkpoint(Path(tmp), step=step)
 
     def load(self, number: int, dest: Path) -> Restored | None:
@@ -94,6 +95,7 @@ class LocalCheckpoints(CheckpointStore):
         staging = Path(tempfile.mkdtemp(prefix=f".{number:06d}-", dir=self.root))
         try:
             model.save(staging)
+            model.save_training_state(staging)
             (staging / self._STEP).write_text(json.dumps({"step": step}))
             target = self._dir(number)
             if target.exists():  # a retried trial number: the newer weights win

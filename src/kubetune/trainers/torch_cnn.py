@@ -157,14 +157,63 @@ class TorchCNNTrainer(StartsFromParent):
         reporter: Reporter,
         metric: str,
         final: bool = False,
-        init: Any = None,
-        trained: int = 0,
         parent: Path | None = None,
     ) -> TorchModel:
         """``parent``: the folder of a saved torch-cnn to start from: every layer whose
-        shape matches is copied (see ``inherit``)."""
-        if parent is not None:
-            init = inherit_matching(parent, KIND, build_cnn)
+        shape matches is copied (see ``inherit``), and the optimizer state when all do."""
+        return self._fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=final,
+            init=None if parent is None else inherit_matching(parent, KIND, build_cnn),
+            state_from=parent,
+        )
+
+    def continue_fit(
+        self,
+        checkpoint: Path,
+        trained: int,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+    ) -> TorchModel:
+        return self._fit(
+            params,
+            data,
+            budget=budget,
+            seed=seed,
+            reporter=reporter,
+            metric=metric,
+            final=False,
+            init=restore_weights(checkpoint, KIND, build_cnn),
+            trained=trained,
+            state_from=checkpoint,
+            exact_resume=True,
+        )
+
+    def _fit(
+        self,
+        params: dict[str, Any],
+        data: Dataset,
+        *,
+        budget: int | None,
+        seed: int,
+        reporter: Reporter,
+        metric: str,
+        final: bool,
+        init: Any,
+        trained: int = 0,
+        state_from: Path | None = None,
+        exact_resume: bool = False,
+    ) -> TorchModel:
         shape = image_shape_of(data)
         architecture: dict[str, Any] = {
             "kind": KIND,
@@ -185,29 +234,8 @@ class TorchCNNTrainer(StartsFromParent):
             image_shape=shape,
             init=init,
             trained=trained,
-        )
-
-    def continue_fit(
-        self,
-        checkpoint: Path,
-        trained: int,
-        params: dict[str, Any],
-        data: Dataset,
-        *,
-        budget: int,
-        seed: int,
-        reporter: Reporter,
-        metric: str,
-    ) -> TorchModel:
-        return self.fit(
-            params,
-            data,
-            budget=budget,
-            seed=seed,
-            reporter=reporter,
-            metric=metric,
-            init=restore_weights(checkpoint, KIND, build_cnn),
-            trained=trained,
+            state_from=state_from,
+            exact_resume=exact_resume,
         )
 
     def load(self, directory: Path) -> TorchModel:

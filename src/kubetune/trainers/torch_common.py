@@ -30,6 +30,7 @@ from kubetune.data.raw import quoted
 from kubetune.errors import InvalidConfigError, KubetuneError, RepositoryError, SpecError
 from kubetune.trainers.base import TrainedModel
 from kubetune.trainers.metrics import check_metric, compute_metric, count_classes
+from kubetune.trainers.training_state import TrainingState
 
 WEIGHTS_FILE = "model.safetensors"
 ARCHITECTURE_FILE = "architecture.json"
@@ -289,6 +290,8 @@ class TorchModel(TrainedModel):
         self.device = device
         self._mean = torch.tensor(architecture["x_mean"], dtype=torch.float32, device=device)
         self._std = torch.tensor(architecture["x_std"], dtype=torch.float32, device=device)
+        # set by fit_network: what a checkpoint keeps so training can go on exactly
+        self.training_state: TrainingState | None = None
 
     @property
     def task(self) -> str:
@@ -336,6 +339,11 @@ class TorchModel(TrainedModel):
         arch.write_text(json.dumps(self.architecture, indent=1) + "\n")
         return [weights, arch]
 
+    def save_training_state(self, directory: Path) -> list[Path]:
+        if self.training_state is None:  # a loaded model: nothing trained it here
+            return []
+        return [self.training_state.save(Path(directory))]
+
 
 def set_threads(threads: Any) -> None:
     """CPU threads for this process's torch ops (option ``threads``, default 1).
@@ -367,12 +375,17 @@ def fit_network(
     image_shape: tuple[int, int, int] | None = None,
     init: Callable[[nn.Module], None] | None = None,
     trained: int = 0,
+    state_from: Path | None = None,
+    exact_resume: bool = False,
 ) -> TorchModel:
     """Train ``build(architecture)`` on ``data``; ``architecture`` is completed in place with
     the data-dependent entries (dims, task, scaler stats, class labels). ``init``, when
     given, sets the built network's starting weights (weight inheritance, a resume).
     ``trained``: epochs the starting weights already had (a resumed trial trains only
-    ``budget - trained`` more and reports steps ``trained + 1 .. budget``)."""
+    ``budget - trained`` more and reports steps ``trained + 1 .. budget``).
+    ``state_from``: the checkpoint folder ``init`` reads, whose optimizer state is loaded
+    too wherever every parameter's shape still matches (see :mod:`training_state`);
+    ``exact_resume`` restores its random generators as well (the same trial going on)."""
     epochs = budget if budget is not None else options.get("epochs", DEFAULT_EPOCHS)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidConfigError(f"the epoch budget must be a positive integer, got {epochs!r}")
@@ -430,12 +443,18 @@ def fit_network(
             pred, proba = model.decode(model.outputs(X_val))
             return compute_metric(task, metric, data.y_val, pred, proba, classes or None)
 
+    state = TrainingState(make_optimizer(net.parameters(), settings), generator)
+    if state_from is not None:
+        skipped = state.restore(state_from, generators=exact_resume)
+        if skipped is not None:
+            _log.info("fresh optimizer, not the one of %s: %s", state_from, skipped)
+    model.training_state = state
     run_epochs(
         net,
         X_t,
         y_t,
         loss_fn,
-        make_optimizer(net.parameters(), settings),
+        state.optimizer,
         epochs=epochs - trained,
         batch_size=settings.batch_size,
         generator=generator,

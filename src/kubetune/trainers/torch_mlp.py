@@ -118,6 +118,7 @@ class TorchMLPTrainer(StartsFromParent):
             metric=metric,
             final=final,
             init=None if parent is None else _inherit_from(parent, seed),
+            state_from=parent,  # the optimizer too, unless Net2Net changed a shape
         )
 
     def continue_fit(
@@ -142,6 +143,8 @@ class TorchMLPTrainer(StartsFromParent):
             final=False,
             init=restore_weights(checkpoint, KIND, build_mlp),
             trained=trained,
+            state_from=checkpoint,
+            exact_resume=True,
         )
 
     def _fit(
@@ -156,6 +159,8 @@ class TorchMLPTrainer(StartsFromParent):
         final: bool,
         init: Any,
         trained: int = 0,
+        state_from: Path | None = None,
+        exact_resume: bool = False,
     ) -> TorchModel:
         architecture: dict[str, Any] = {"kind": KIND, "layers": parse_layers(params)}
         return fit_network(
@@ -171,6 +176,8 @@ class TorchMLPTrainer(StartsFromParent):
             options=self.options,
             init=init,
             trained=trained,
+            state_from=state_from,
+            exact_resume=exact_resume,
         )
 
     def load(self, directory: Path) -> TorchModel:
