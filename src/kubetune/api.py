@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
@@ -38,10 +41,25 @@ class TrialContext:
     seed: int
     budget: int | None
     reporter: Reporter
+    #: The trial whose model this one should start from, or None for a fresh start: a pbt
+    #: member's previous interval or the better member it copies (``strategy="pbt"``), an
+    #: evolution child's parent.
+    parent: int | None = None
+    checkpoints: str | None = None  # the search's checkpoint folder (tune's checkpoint_dir)
 
     def report(self, step: int, value: float) -> None:
         """Report an intermediate value; raises optuna.TrialPruned when pruned."""
         self.reporter.report(step, value)
+
+    def checkpoint_dir(self, number: int | None = None) -> Path:
+        """Trial ``number``'s checkpoint folder (this trial's by default), created if
+        missing: save the model and optimizer state here, and read
+        ``ctx.checkpoint_dir(ctx.parent)`` to start from the parent's."""
+        if self.checkpoints is None:
+            raise SpecError("this trial has no checkpoint folder (tune(checkpoint_dir=...))")
+        folder = Path(self.checkpoints) / f"{self.number if number is None else number:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
 
 class _ObjectiveAdapter:
@@ -53,7 +71,14 @@ class _ObjectiveAdapter:
 
     def __call__(self, request: TrialRequest, reporter: Reporter) -> Any:
         if self.takes_context:
-            ctx = TrialContext(request.number, request.seed, request.budget, reporter)
+            ctx = TrialContext(
+                request.number,
+                request.seed,
+                request.budget,
+                reporter,
+                parent=request.parent,
+                checkpoints=request.output_dir,
+            )
             return self.objective(request.params, ctx)
         return self.objective(request.params)
 
@@ -91,6 +116,7 @@ def tune(
     storage: str | None = None,
     name: str = "kubetune",
     observer: LoopObserver | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> TuneResult:
     """Search ``space`` for the best ``objective``; trials run in ``parallel`` worker processes.
 
@@ -102,6 +128,11 @@ def tune(
     ``strategy`` is a name (``tpe``, ``gp``, ...) or an optuna sampler instance; ``scheduler``
     is a name (needs ``fidelity``; the same as ``fidelity["scheduler"]``) or an optuna pruner
     instance, which ``pruner=`` also accepts. Instances are used as given (their own seed).
+
+    ``ctx.checkpoint_dir()`` is a folder per trial under ``checkpoint_dir`` (default: a
+    temporary folder removed when ``tune`` returns; name one to keep them, e.g. with a
+    persistent ``storage``); ``ctx.parent`` names the trial to start from, which
+    ``strategy="pbt"`` and weight inheritance under ``"evolution"`` rely on.
     """
     sampler = strategy if isinstance(strategy, BaseSampler) else None
     given_pruner = _pruner_argument(scheduler, pruner)
@@ -133,9 +164,18 @@ def tune(
         },
         source="tune()",
     )
-    with create_executor(spec, trial_fn=_ObjectiveAdapter(objective)) as executor:
+    with (
+        _checkpoint_folder(checkpoint_dir) as checkpoints,
+        create_executor(spec, trial_fn=_ObjectiveAdapter(objective)) as executor,
+    ):
         result = run_search(
-            spec, executor, observer=observer, in_memory=True, sampler=sampler, pruner=given_pruner
+            spec,
+            executor,
+            observer=observer,
+            in_memory=True,
+            output_dir=checkpoints,
+            sampler=sampler,
+            pruner=given_pruner,
         )
     if result.stop_reason.kind is StopKind.INTERRUPTED:
         # The study is saved (and resumable with storage=); the script must not go on as if
@@ -144,6 +184,16 @@ def tune(
     if result.best_trial is None:
         _raise_if_all_failed(result.study)
     return result
+
+
+@contextlib.contextmanager
+def _checkpoint_folder(given: str | Path | None) -> Iterator[str]:
+    if given is not None:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        yield str(given)
+        return
+    with tempfile.TemporaryDirectory(prefix="kubetune-checkpoints-") as tmp:
+        yield tmp
 
 
 def _raise_if_all_failed(study: optuna.Study) -> None:
