@@ -22,6 +22,7 @@ from kubetune.steps.retrieve import retrieve
 from kubetune.steps.search import search
 from kubetune.steps.trial import INHERITED_FROM
 from kubetune.storage import open_store
+from kubetune.trainers.base import TrainedModel
 from kubetune.trainers.checkpoints import ArtifactCheckpoints, LocalCheckpoints, checkpoints_for
 from kubetune.trainers.torch_mlp import TorchMLPTrainer
 from test_s3 import bucket, moto_server, s3_env  # noqa: F401  (simulated S3 fixtures)
@@ -149,7 +150,7 @@ def test_pbt_members_in_other_processes_copy_checkpoints_through_a_local_store(
     assert _saved_trials(uri, "pbt-sub") == {0, 1, 2, 3}
 
 
-class _Saved:
+class _Saved(TrainedModel):
     def predict(self, X: Any) -> Any:
         return X
 
@@ -165,7 +166,7 @@ def test_a_trial_continues_its_own_checkpoint_only_in_the_looping_pipeline(
     from kubetune.steps.starting_point import RESUMED_FROM_STEP, starting_point
 
     store = ArtifactCheckpoints(TrialArtifacts(open_store(str(tmp_path / "a")), "s", 0))
-    store.save(5, _Saved(), step=2)  # type: ignore[arg-type]
+    store.save(5, _Saved(), step=2)
     request = TrialRequest(study="s", number=5, params={}, seed=0, budget=6)
     trainer = TorchMLPTrainer()
     looping = starting_point(store, trainer, request, tmp_path / "x", continue_own=True)
