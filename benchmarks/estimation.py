@@ -19,9 +19,9 @@ Hyperband.
   random forest, kNN and scikit-learn's MLP, each on digits, breast_cancer and wine, random
   search: vs no fidelity vs ``data_fraction`` + ``hyperband`` (these estimators have no
   epochs, so the fraction is Hyperband's budget too). Cost: training rows fitted.
-* ``inherit`` — weight inheritance: the digits MLP by regularized evolution, 5 epochs per
-  trial, children start from their parent's weights vs cold starts vs cold starts under
-  ``hyperband``. Cost: epochs trained.
+* ``inherit`` / ``inherit-short`` — weight inheritance: the digits MLP by regularized
+  evolution, 15 trials of 4 epochs / 30 trials of 2 epochs, children start from their
+  parent's weights vs cold starts vs cold starts under ``hyperband``. Cost: epochs trained.
 * ``pbt`` — population-based training on a problem where a schedule helps (digits MLP
   with plain SGD from learning rates 0.3-2.0, which learn fast early and then bounce
   around): 8 members x 4 intervals of 2 epochs vs the same population with fixed
@@ -288,18 +288,17 @@ def problems(sizes: Sizes) -> list[Problem]:
         for dataset in GRID_DATASETS
         if (model, dataset) not in GRID_LEFT_OUT
     ]
-    out.append(
+    # Inheritance with trials of 4 epochs, and with twice the trials of 2 epochs each (a
+    # child's lineage then holds most of its training)
+    out += [
         Problem(
-            "inherit",
+            name,
             "inherit: true",
             "epochs",
             {
                 v: (
-                    lambda seed, v=v: inherit_spec(
-                        seed=seed,
-                        trials=sizes.inherit_trials,
-                        epochs=sizes.inherit_epochs,
-                        variant=v,
+                    lambda seed, v=v, trials=trials, epochs=epochs: inherit_spec(
+                        seed=seed, trials=trials, epochs=epochs, variant=v
                     )
                 )
                 for v in ("inherit", "none", "hyperband")
@@ -307,7 +306,11 @@ def problems(sizes: Sizes) -> list[Problem]:
             epochs_cost,
             0.96,
         )
-    )
+        for name, trials, epochs in (
+            ("inherit", sizes.inherit_trials, sizes.inherit_epochs),
+            ("inherit-short", 2 * sizes.inherit_trials, max(sizes.inherit_epochs // 2, 1)),
+        )
+    ]
     out.append(
         Problem(
             "pbt",
