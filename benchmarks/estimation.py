@@ -41,6 +41,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import platform
 import statistics
 import sys
@@ -420,10 +421,10 @@ def markdown(summary: list[dict[str, Any]]) -> str:
         previous = s["problem"]
         c, c_lo, c_hi = s["cost_to_target"]
         t, t_lo, t_hi = s["seconds_to_target"]
-        best = s["median_best"]
+        best, unit = s["median_best"], s["unit"]
         lines.append(
             f"| {head} | {s['arm']} | {s['reached']}/{s['seeds']} |"
-            f" {_num(c)} {s['unit']} [{_num(c_lo)}, {_num(c_hi)}] |"
+            f" {_num(c)}{f' {unit}' if math.isfinite(c) else ''} [{_num(c_lo)}, {_num(c_hi)}] |"
             f" {_num(t, 1)} [{_num(t_lo, 1)}, {_num(t_hi, 1)}] |"
             f" {_num(s['total_cost'])} | {'-' if best is None else f'{best:.4f}'} |"
             f" {s['wall_s']:.1f} |"
@@ -475,19 +476,26 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
+                    if args.out:  # after every run: a long run stopped early keeps its traces
+                        _write(args.out, argv, runs, None)
     summary = summarize(runs, targets)
     table = markdown(summary)
     if args.out:
-        meta = {
-            "command": " ".join(["python", "benchmarks/estimation.py", *(argv or sys.argv[1:])]),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": platform.platform(),
-        }
-        args.out.write_text(json.dumps({"meta": meta, "runs": runs, "summary": summary}))
+        _write(args.out, argv, runs, summary)
     if args.markdown:
         args.markdown.write_text(table + "\n")
     print(table)
     return 0
+
+
+def _write(path: Path, argv: list[str] | None, runs: list[dict], summary: list | None) -> None:
+    meta = {
+        "command": " ".join(["python", "benchmarks/estimation.py", *(argv or sys.argv[1:])]),
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.platform(),
+        "load_average": os.getloadavg(),
+    }
+    path.write_text(json.dumps({"meta": meta, "runs": runs, "summary": summary}))
 
 
 if __name__ == "__main__":
