@@ -58,7 +58,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from estimation_stats import auto_target, best_value, bootstrap_median, to_target
+from estimation_stats import (
+    AUTO_TARGET_QUANTILE,
+    auto_target,
+    best_value,
+    bootstrap_median,
+    to_target,
+)
 
 from kubetune.core.search import run_search
 from kubetune.core.spec import ExperimentSpec, load_spec, parse_spec
@@ -368,12 +374,16 @@ def run_once(raw: Raw, cost_of: Callable[[ExperimentSpec], Cost]) -> dict[str, A
     return {"seed": spec.seed, "wall_s": round(wall, 2), "trace": trace}
 
 
-def summarize(runs: list[dict[str, Any]], targets: dict[str, float | None]) -> list[dict]:
+def summarize(
+    runs: list[dict[str, Any]],
+    targets: dict[str, float | None],
+    quantile: float = AUTO_TARGET_QUANTILE,
+) -> list[dict]:
     rows: list[dict[str, Any]] = []
     for name in dict.fromkeys(r["problem"] for r in runs):
         mine = [r for r in runs if r["problem"] == name]
         fixed = targets.get(name)
-        target = fixed if fixed is not None else auto_target(mine)
+        target = fixed if fixed is not None else auto_target(mine, quantile)
         for arm in dict.fromkeys(r["arm"] for r in mine):
             arm_runs = [r for r in mine if r["arm"] == arm]
             reached = [to_target(r["trace"], target) for r in arm_runs]
@@ -445,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--target", nargs="+", default=[], metavar="PROBLEM=VALUE", help="override targets"
     )
+    parser.add_argument(
+        "--quantile",
+        type=float,
+        default=AUTO_TARGET_QUANTILE,
+        help="the automatic target's quantile of all runs' bests (default 0.25)",
+    )
     args = parser.parse_args(argv)
 
     sizes = QUICK if args.quick else FULL
@@ -478,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     if args.out:  # after every run: a long run stopped early keeps its traces
                         _write(args.out, argv, runs, None)
-    summary = summarize(runs, targets)
+    summary = summarize(runs, targets, args.quantile)
     table = markdown(summary)
     if args.out:
         _write(args.out, argv, runs, summary)

@@ -40,14 +40,14 @@ def best_value(trace: Iterable[dict[str, Any]]) -> float | None:
     return max(values) if values else None
 
 
-def auto_target(runs: Iterable[dict[str, Any]]) -> float:
-    """The problem's target when none is fixed: a low quantile of the runs' best values,
-    taken over every arm and seed, so it is not tuned to any one method."""
+def auto_target(runs: Iterable[dict[str, Any]], quantile: float = AUTO_TARGET_QUANTILE) -> float:
+    """The problem's target when none is fixed: a low ``quantile`` of the runs' best
+    values, taken over every arm and seed, so it is not tuned to any one method."""
     bests = [b for r in runs if (b := best_value(r["trace"])) is not None]
     if not bests:
         raise ValueError("no run completed a trial: no target can be derived")
     # "inverted_cdf" picks an observed best (no interpolation between two of them)
-    return float(np.quantile(bests, AUTO_TARGET_QUANTILE, method="inverted_cdf"))
+    return float(np.quantile(bests, quantile, method="inverted_cdf"))
 
 
 def bootstrap_median(
