@@ -3,7 +3,9 @@ and every problem's specs parse (no search runs here: the benchmark itself is th
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,3 +65,44 @@ def test_every_problem_arm_is_a_valid_spec() -> None:
         for arm, make in problem.arms.items():
             spec = parse_spec(make(0), base_dir=estimation.EXAMPLES)
             assert spec.seed == 0 and spec.limits.parallel == 1, (problem.name, arm)
+
+
+@pytest.mark.slow
+def test_a_quick_run_records_a_trace_per_trial_and_summarizes_it(tmp_path: Path) -> None:
+    """One seed of two small problems end to end (real searches on the local executor)."""
+    out = tmp_path / "runs.json"
+    args = ["--quick", "--seeds", "0", "--only", "fraction-svm-wine", "pbt", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "estimation.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert [(r["problem"], r["arm"]) for r in data["runs"]] == [
+        ("fraction-svm-wine", "asha"),
+        ("fraction-svm-wine", "none"),
+        ("fraction-svm-wine", "hyperband"),
+        ("pbt", "pbt"),
+        ("pbt", "fixed"),
+        ("pbt", "hyperband"),
+    ]
+    sizes = estimation.QUICK
+    for run in data["runs"]:
+        expected = sizes.grid_trials if run["problem"] != "pbt" else None
+        if run["problem"] == "pbt" and run["arm"] != "hyperband":
+            expected = sizes.pbt_population * sizes.pbt_intervals
+        if expected is not None:
+            assert len(run["trace"]) == expected, run["arm"]
+        assert all(t["cost"] > 0 for t in run["trace"] if t["state"] != "FAIL")
+    # without a fidelity every SVM trial fits all the training rows once
+    plain = next(r for r in data["runs"] if r["arm"] == "none")
+    assert len({t["cost"] for t in plain["trace"]}) == 1
+    # with fractions, a trial stopped at the first rung cost less than one that completed
+    fractions = next(r for r in data["runs"] if r["arm"] == "asha")
+    assert min(t["cost"] for t in fractions["trace"]) < plain["trace"][0]["cost"]
+    summary = {(s["problem"], s["arm"]): s for s in data["summary"]}
+    assert summary[("pbt", "pbt")]["target"] == 0.97  # fixed; the grid's is automatic
+    assert summary[("fraction-svm-wine", "none")]["target_rule"] == "auto"
