@@ -19,9 +19,10 @@ Hyperband.
   random forest, kNN and scikit-learn's MLP, each on digits, breast_cancer and wine, random
   search: vs no fidelity vs ``data_fraction`` + ``hyperband`` (these estimators have no
   epochs, so the fraction is Hyperband's budget too). Cost: training rows fitted.
-* ``inherit`` / ``inherit-short`` — weight inheritance: the digits MLP by regularized
-  evolution, 15 trials of 4 epochs / 30 trials of 2 epochs, children start from their
-  parent's weights vs cold starts vs cold starts under ``hyperband``. Cost: epochs trained.
+* ``inherit`` / ``inherit-short`` / ``inherit-cnn`` — weight inheritance: the digits MLP
+  by regularized evolution, 15 trials of 4 epochs / 30 trials of 2 epochs, and the digits
+  CNN, 30 trials of 2 epochs: children start from their parent's weights vs cold starts vs
+  cold starts under ``hyperband``. Cost: epochs trained.
 * ``pbt`` — population-based training on a problem where a schedule helps (digits MLP
   with plain SGD from learning rates 0.3-2.0, which learn fast early and then bounce
   around): 8 members x 4 intervals of 2 epochs vs the same population with fixed
@@ -126,13 +127,12 @@ def curve_spec(example: str, *, seed: int, trials: int, epochs: int, scheduler: 
     return data
 
 
-def inherit_spec(*, seed: int, trials: int, epochs: int, variant: str) -> Raw:
-    data = curve_spec(
-        "digits-mlp.yaml", seed=seed, trials=trials, epochs=epochs, scheduler="hyperband"
-    )
+def inherit_spec(example: str, *, seed: int, trials: int, epochs: int, variant: str) -> Raw:
+    data = curve_spec(example, seed=seed, trials=trials, epochs=epochs, scheduler="hyperband")
     population = max(trials // 3, 2)
     data["strategy"] = {"name": "evolution", "population_size": population, "sample_size": 2}
-    data["trainer"] = {"kind": "torch-mlp", "epochs": epochs, "inherit": variant == "inherit"}
+    data["trainer"]["epochs"] = epochs
+    data["trainer"]["inherit"] = variant == "inherit"
     if variant != "hyperband":
         del data["fidelity"]  # every trial trains ``epochs`` epochs
     return data
@@ -296,7 +296,8 @@ def problems(sizes: Sizes) -> list[Problem]:
         if (model, dataset) not in GRID_LEFT_OUT
     ]
     # Inheritance with trials of 4 epochs, and with twice the trials of 2 epochs each (a
-    # child's lineage then holds most of its training)
+    # child's lineage then holds most of its training); the CNN copies matching layers
+    short = max(sizes.inherit_epochs // 2, 1)
     out += [
         Problem(
             name,
@@ -304,18 +305,19 @@ def problems(sizes: Sizes) -> list[Problem]:
             "epochs",
             {
                 v: (
-                    lambda seed, v=v, trials=trials, epochs=epochs: inherit_spec(
-                        seed=seed, trials=trials, epochs=epochs, variant=v
+                    lambda seed, v=v, example=example, trials=trials, epochs=epochs: inherit_spec(
+                        example, seed=seed, trials=trials, epochs=epochs, variant=v
                     )
                 )
                 for v in ("inherit", "none", "hyperband")
             },
             epochs_cost,
-            0.96,
+            target,
         )
-        for name, trials, epochs in (
-            ("inherit", sizes.inherit_trials, sizes.inherit_epochs),
-            ("inherit-short", 2 * sizes.inherit_trials, max(sizes.inherit_epochs // 2, 1)),
+        for name, example, trials, epochs, target in (
+            ("inherit", "digits-mlp.yaml", sizes.inherit_trials, sizes.inherit_epochs, 0.96),
+            ("inherit-short", "digits-mlp.yaml", 2 * sizes.inherit_trials, short, 0.96),
+            ("inherit-cnn", "digits-cnn.yaml", 2 * sizes.inherit_trials, short, None),
         )
     ]
     out.append(
