@@ -58,7 +58,8 @@ def test_bootstrap_median_brackets_the_median_and_keeps_unreached_runs_as_inf() 
 def test_every_problem_arm_is_a_valid_spec() -> None:
     problems = estimation.problems(estimation.FULL)
     names = [p.name for p in problems]
-    assert {"curve-mlp", "curve-cnn", "inherit", "inherit-short", "inherit-cnn", "pbt"} <= set(names)
+    expected = {"curve-mlp", "curve-cnn", "inherit", "inherit-short", "inherit-cnn", "pbt"}
+    assert expected <= set(names)
     assert sum(n.startswith("fraction-") for n in names) == 11  # 4 x 3 minus mlp on digits
     for problem in problems:
         assert len(problem.arms) == 3, problem.name
