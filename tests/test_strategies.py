@@ -487,3 +487,50 @@ def test_same_seed_same_trials_other_seed_other_trials(strategy: str) -> None:
     assert len(first) == 12
     assert _params(tune_arch(strategy, 3)) == first  # a fresh run, same seed
     assert _params(tune_arch(strategy, 4)) != first
+
+
+@pytest.mark.parametrize(
+    ("raw", "max_trials", "fidelity", "says"),
+    [
+        (SPHERE_SPACE, 100, False, "strategy: gp (4 searched dimensions (<= 8)"),
+        (
+            {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(9)},
+            100,
+            False,
+            "strategy: tpe (9 searched dimensions (> 8): multivariate TPE)",
+        ),
+        (SPHERE_SPACE, 300, False, "strategy: tpe (max_trials=300 (> 200"),
+        (NAS_SPACE, 500, False, "conditional space: multivariate grouped TPE"),
+        (SPHERE_SPACE, 100, True, "with a fidelity the scheduler prunes (auto: Hyperband)"),
+        ({"a": [1, 2], "b": ["x", "y"]}, 10, False, "strategy: grid (all 4 configs fit"),
+    ],
+    ids=["gp", "tpe-dims", "tpe-trials", "tpe-conditional", "fidelity", "grid"],
+)
+def test_validate_prints_why_auto_chose_its_strategy(
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    raw: dict[str, Any],
+    max_trials: int,
+    fidelity: bool,
+    says: str,
+) -> None:
+    """``kubetune validate`` on a spec with ``strategy: auto``: the pick and its reason."""
+    import yaml
+
+    from kubetune.cli.main import main
+
+    spec: dict[str, Any] = {
+        "name": "why",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "search_space": raw,
+        "limits": {"max_trials": max_trials},
+    }
+    if fidelity:
+        spec["fidelity"] = {"param": "epochs", "min": 1, "max": 27, "reduction_factor": 3}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert says in out, out
+    if fidelity:
+        assert "BOHB was significantly worse" in out and "scheduler hyperband" in out

@@ -39,6 +39,14 @@ _GP_EVIDENCE = (
 )
 
 
+# why a fidelity changes the scheduler, not the strategy (what ``kubetune validate`` adds)
+_FIDELITY_EVIDENCE = (
+    "; with a fidelity the scheduler prunes (auto: Hyperband) and {name} models final values, not"
+    " BOHB: BOHB was significantly worse than optuna's TPE under Hyperband on sphere4-hb and"
+    " sphere12-hb"
+)
+
+
 @dataclass(frozen=True)
 class StrategyChoice:
     name: str
@@ -56,6 +64,15 @@ def choose_strategy(
     size = space.cardinality(cap=max_trials if max_trials is not None else 10_000)
     if size is not None and max_trials is not None and size <= max_trials:
         return StrategyChoice("grid", f"all {size} configs fit in max_trials={max_trials}")
+    choice = _model_based(space, max_trials)
+    if has_fidelity:
+        return StrategyChoice(
+            choice.name, choice.reason + _FIDELITY_EVIDENCE.format(name=choice.name)
+        )
+    return choice
+
+
+def _model_based(space: SearchSpace, max_trials: int | None) -> StrategyChoice:
     dims = searched_dimensions(space)
     if dims <= GP_MAX_DIMS and max_trials is not None and max_trials <= GP_MAX_TRIALS:
         return StrategyChoice(
