@@ -40,6 +40,8 @@ Problems past ``auto``'s GP limits (8 searched dimensions, 200 trials), where it
 * ``rosen12``: 12-D Rosenbrock on [-2, 2] (optimum 0): a curved valley, not a bowl; 100
   trials.
 * ``sphere4-long``: ``sphere4`` with 300 trials (GP's cost grows with the trials).
+* ``cond12-hb``: ``cond12`` with the learning curve of ``sphere4-hb`` under Hyperband;
+  150 trials.
 * ``sphere12-hb``: ``sphere12`` under Hyperband as ``sphere4-hb``: the fidelity branch past
   the GP limits (TPE with Hyperband); 200 trials.
 """
@@ -226,6 +228,16 @@ def mlp_arch(p: dict[str, Any]) -> float:
     return arch_table()[_arch_key(p)]
 
 
+COND12_SPACE: dict[str, Any] = {
+    "model": ["a", "b", "c"],
+    **{f"a{i}": {"type": "float", "low": -3, "high": 3, "when": {"model": "a"}} for i in range(4)},
+    **{f"b{i}": {"type": "float", "low": -3, "high": 3, "when": {"model": "b"}} for i in range(3)},
+    "b_n": {"type": "int", "low": 1, "high": 32, "when": {"model": "b"}},
+    "c0": {"type": "float", "low": -3, "high": 3, "when": {"model": "c"}},
+    "c1": {"type": "float", "low": -3, "high": 3, "when": {"model": "c"}},
+    "c_kind": {"type": "categorical", "choices": ["x", "y", "z"], "when": {"model": "c"}},
+}
+
 PROBLEMS: dict[str, Problem] = {
     "sphere4": Problem(
         {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(4)}, sphere4, 40
@@ -289,25 +301,8 @@ PROBLEMS: dict[str, Problem] = {
     "sphere12": Problem(
         {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(12)}, sphere12, 100
     ),
-    "cond12": Problem(
-        {
-            "model": ["a", "b", "c"],
-            **{
-                f"a{i}": {"type": "float", "low": -3, "high": 3, "when": {"model": "a"}}
-                for i in range(4)
-            },
-            **{
-                f"b{i}": {"type": "float", "low": -3, "high": 3, "when": {"model": "b"}}
-                for i in range(3)
-            },
-            "b_n": {"type": "int", "low": 1, "high": 32, "when": {"model": "b"}},
-            "c0": {"type": "float", "low": -3, "high": 3, "when": {"model": "c"}},
-            "c1": {"type": "float", "low": -3, "high": 3, "when": {"model": "c"}},
-            "c_kind": {"type": "categorical", "choices": ["x", "y", "z"], "when": {"model": "c"}},
-        },
-        cond12,
-        80,
-    ),
+    "cond12": Problem(COND12_SPACE, cond12, 80),
+    "cond12-hb": Problem(COND12_SPACE, cond12, 150, True),
     "rosen12": Problem(
         {f"x{i}": {"type": "float", "low": -2, "high": 2} for i in range(12)}, rosen12, 100
     ),

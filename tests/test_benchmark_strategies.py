@@ -51,11 +51,12 @@ AUTO_PICKS = {
     "knn": "gp",
     "mlp-arch": "gp",
     "sphere4-hb": "gp",  # the fidelity branch: GP under Hyperband
-    "sphere12": "tpe",  # more than 8 dimensions
-    "cond12": "tpe",  # more than 8 dimensions, conditional: grouped TPE
-    "rosen12": "tpe",
+    "sphere12": "gp",  # 12 dimensions, no conditional parameter
+    "rosen12": "gp",
+    "sphere12-hb": "gp",
+    "cond12": "tpe",  # 12 dimensions of a conditional space: grouped TPE
+    "cond12-hb": "tpe",  # the same under Hyperband: TPE with a fidelity
     "sphere4-long": "tpe",  # more than 200 trials
-    "sphere12-hb": "tpe",  # the fidelity branch past GP's limits: TPE under Hyperband
 }
 
 
