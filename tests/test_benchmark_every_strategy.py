@@ -47,7 +47,7 @@ def test_strategies_mode_runs_every_strategy_next_to_the_yardsticks() -> None:
     [
         ("kubetune-bohb", "branin-mf", "branin"),
         ("kubetune-hyperband", "hartmann6-mf", "hartmann6"),
-        ("kubetune-grid", "nasbench201-cifar10", "branin"),  # a finite space; a real one
+        ("kubetune-grid", "sklearn-knn-iris", "branin"),  # a finite space; a real one
         ("kubetune-darts", "torch-mlp-digits", "branin-mf"),
         ("kubetune-gp", "branin", None),
     ],
