@@ -50,15 +50,18 @@ def darts_result(
     from kubetune.trainers.darts_checkpoint import SupernetCheckpoints
 
     trainer_opts = spec.trainer.options if spec.trainer is not None else {}
+    data = retrieve(spec)
+    resumable = None
+    if checkpoints is not None:
+        key = _search_key(spec, space_key, options, data.fingerprint)
+        resumable = SupernetCheckpoints(checkpoints, key)
     result = darts_search(
         dspace,
-        retrieve(spec),
+        data,
         seed=spec.seed,
         device=trainer_opts.get("device"),
         threads=trainer_opts.get("threads"),
-        checkpoints=None
-        if checkpoints is None
-        else SupernetCheckpoints(checkpoints, _search_key(spec, space_key, options)),
+        checkpoints=resumable,
         **options,
     )
     out = asdict(result)
@@ -68,14 +71,16 @@ def darts_result(
     return out
 
 
-def _search_key(spec: ExperimentSpec, space_key: str, options: dict[str, Any]) -> str:
-    """What a saved supernet state must share with this search to be resumed."""
-    dumped = spec.model_dump(mode="json")
+def _search_key(
+    spec: ExperimentSpec, space_key: str, options: dict[str, Any], data_fingerprint: str
+) -> str:
+    """What a saved supernet state must share with this search to be resumed: the space,
+    the search's options and seed, the data (its rows and split) and the trainer."""
     what = {
         "space": space_key,
         "options": options,
         "seed": spec.seed,
-        "data": dumped.get("data"),
+        "data": data_fingerprint,
         "trainer": spec.trainer.kind if spec.trainer is not None else None,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
