@@ -3,6 +3,7 @@
     python benchmarks/darts.py                 # MLP, 1 seed, 12 trials for TPE/evolution
     python benchmarks/darts.py --seeds 3 --trials 20
     python benchmarks/darts.py --space cnn --seeds 2
+    python benchmarks/darts.py --space mlp --seeds 5 --json benchmarks/darts-results-mlp.json
 
 The MLP space: 2 hidden layers, per layer a width in {8, 32, 128} and an activation in
 {relu, tanh, gelu} (81 architectures), lr 0.01, 20 epochs per trial. The CNN space (digits
@@ -11,18 +12,23 @@ as [1, 8, 8] images): 2 conv blocks, per block channels in {4, 16, 32}, a kernel
 trial. Each strategy runs the whole ``kubetune run`` path (search, final training on
 train + validation, test evaluation) in a temporary folder; reported: the found
 architecture, its test accuracy and the search's wall time (for DARTS: the supernet
-search plus training the derived architecture once).
+search plus training the derived architecture once), with the mean over seeds and its 95%
+bootstrap CI, and DARTS' paired difference to each other strategy (same seeds, so the same
+data split).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from kubetune.core.spec import parse_spec
@@ -68,12 +74,22 @@ def spec(strategy: dict[str, Any], trials: int, seed: int, space: str = "mlp") -
     )
 
 
+def bootstrap_ci(values: list[float], seed: int = 0, n: int = 5000) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean."""
+    data = np.asarray(values, dtype=float)
+    means = np.random.default_rng(seed).choice(data, size=(n, len(data))).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--space", choices=sorted(SPACES), default="mlp")
+    parser.add_argument("--json", type=Path, help="also write every run as JSON here")
     args = parser.parse_args()
+    here = Path.cwd()
     strategies = [
         {"name": "darts", "epochs": 20},
         {"name": "tpe"},
@@ -92,13 +108,34 @@ def main() -> None:
             acc = summary.test_metrics["accuracy"]
             rows.setdefault(strategy["name"], []).append((acc, seconds, summary.best_params))
             print(strategy["name"], seed, round(acc, 4), round(seconds, 1), summary.best_params)
-    print("| strategy | trials | test accuracy (mean) | wall time, s (mean) |")
-    print("|---|---|---|---|")
+    os.chdir(here)
+    print(
+        f"| strategy | trainings | test accuracy, mean [95% CI] over {args.seeds} seeds |"
+        " DARTS minus it, paired [95% CI] | wall time, s (mean) |"
+    )
+    print("|---|---|---|---|---|")
+    darts_acc = [v[0] for v in rows["darts"]]
     for name, values in rows.items():
-        trials = 1 if name == "darts" else args.trials
-        acc = statistics.mean(v[0] for v in values)
+        trainings = "1 supernet + 1" if name == "darts" else str(args.trials)
+        accs = [v[0] for v in values]
+        low, high = bootstrap_ci(accs)
+        diff = ""
+        if name != "darts" and len(accs) > 1:
+            d = [a - b for a, b in zip(darts_acc, accs, strict=True)]
+            d_low, d_high = bootstrap_ci(d)
+            diff = f"{statistics.mean(d):+.4f} [{d_low:+.4f}, {d_high:+.4f}]"
         sec = statistics.mean(v[1] for v in values)
-        print(f"| {name} | {trials} | {acc:.4f} | {sec:.1f} |")
+        print(
+            f"| {name} | {trainings} | {statistics.mean(accs):.4f} [{low:.4f}, {high:.4f}]"
+            f" | {diff} | {sec:.1f} |"
+        )
+    if args.json:
+        runs = {
+            name: [{"test_accuracy": a, "seconds": s, "best_params": p} for a, s, p in v]
+            for name, v in rows.items()
+        }
+        document = {"space": args.space, "seeds": args.seeds, "trials": args.trials, "runs": runs}
+        args.json.write_text(json.dumps(document, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ speed-up, per-trial overhead and controller scaling. Writes JSON, RESULTS.md and
     python benchmarks/run.py --quick --only quality sklearn kubetune optuna-tpe
     python benchmarks/run.py --quick --merge --only quality hartmann6-mf  # add, keep the rest
     python benchmarks/run.py --quick --render-only   # RESULTS.md again from OUT's JSON
+    python benchmarks/run.py --quick --strategies --out benchmarks/results-strategies \
+        --report benchmarks/RESULTS-strategies.md   # every kubetune strategy, quality only
 
 ``--only`` takes section names (quality, overhead, scaling), problem names or families
 (``sklearn``, ``hpobench``, ``branin``) and peer names; what it does not name stays whole.
@@ -60,6 +62,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="sections, problems, families or peers",
     )
     parser.add_argument(
+        "--strategies",
+        action="store_true",
+        help="every kubetune strategy as a peer (next to optuna's TPE and random search) on"
+        " the mode's problems; search quality only unless --only names other sections",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="keep OUT's earlier results for whatever this run does not redo (runs of other"
@@ -89,9 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         print("--seeds: must be at least 1", file=sys.stderr)
         return 2
     only = tuple(o for item in args.only for o in item.split(","))
-    sections = [s for s in SECTIONS if s in only] or list(SECTIONS)
+    default_sections = ["quality"] if args.strategies else list(SECTIONS)
+    sections = [s for s in SECTIONS if s in only] or default_sections
     try:
-        mode = modes.resolve(mode_name, args.seeds, tuple(o for o in only if o not in SECTIONS))
+        mode = modes.resolve(
+            mode_name,
+            args.seeds,
+            tuple(o for o in only if o not in SECTIONS),
+            strategies=args.strategies,
+        )
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2

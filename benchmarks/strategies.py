@@ -30,6 +30,20 @@ Problems (all minimised):
   NAS benchmark, as NAS-Bench-101/201 are); 25 trials.
 * ``sphere4-hb``: ``sphere4`` with a 27-epoch learning curve ``f + 5/epoch`` under
   Hyperband (1, 27, 3): multi-fidelity, 150 trials; the score is the best final value.
+
+Problems past ``auto``'s GP limits (8 searched dimensions, 200 trials), where it picks TPE:
+
+* ``sphere12``: 12 real parameters, a shifted bowl (optimum 0); 100 trials.
+* ``cond12``: a conditional space of 12 searched dimensions: a 3-way ``model`` choice, each branch
+  with its own parameters (4 reals; 3 reals and an int; 2 reals and a 3-way categorical)
+  and its own floor (0, 0.5, 1.0, so the branch matters); 80 trials.
+* ``rosen12``: 12-D Rosenbrock on [-2, 2] (optimum 0): a curved valley, not a bowl; 100
+  trials.
+* ``sphere4-long``: ``sphere4`` with 300 trials (GP's cost grows with the trials).
+* ``cond12-hb``: ``cond12`` with the learning curve of ``sphere4-hb`` under Hyperband;
+  150 trials.
+* ``sphere12-hb``: ``sphere12`` under Hyperband as ``sphere4-hb``: the fidelity branch past
+  the GP limits (TPE with Hyperband); 200 trials.
 """
 
 from __future__ import annotations
@@ -84,6 +98,11 @@ def rosen6(p: dict[str, Any]) -> float:
     return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(5))
 
 
+def rosen12(p: dict[str, Any]) -> float:
+    x = [p[f"x{i}"] for i in range(12)]
+    return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(11))
+
+
 MIXED_SHIFT = {"a": 0.0, "b": 1.0, "c": 2.0, "d": -1.0}
 
 
@@ -100,6 +119,28 @@ def nas(p: dict[str, Any]) -> float:
         0 if i < len(NAS_TARGET) and u == NAS_TARGET[i] else 1 for i, u in enumerate(p["units"])
     )
     return 2 * abs(p["n_layers"] - 3) + wrong + (p["activation"] != "relu")
+
+
+SHIFT12 = tuple(round(-4 + 8 * ((7 * i) % 12) / 11, 3) for i in range(12))
+
+
+def sphere12(p: dict[str, Any]) -> float:
+    return sum((p[f"x{i}"] - s) ** 2 for i, s in enumerate(SHIFT12))
+
+
+COND_FLOOR = {"a": 0.0, "b": 0.5, "c": 1.0}
+
+
+def cond12(p: dict[str, Any]) -> float:
+    """A branch's own bowl plus its floor: the best config is in branch ``a``."""
+    model = p["model"]
+    if model == "a":
+        bowl = sum((p[f"a{i}"] - 1.0) ** 2 for i in range(4))
+    elif model == "b":
+        bowl = sum((p[f"b{i}"] + 1.0) ** 2 for i in range(3)) + 0.1 * abs(p["b_n"] - 12)
+    else:
+        bowl = (p["c0"] - 2.0) ** 2 + p["c1"] ** 2 + (p["c_kind"] != "y")
+    return COND_FLOOR[model] + bowl
 
 
 # --- scikit-learn -------------------------------------------------------------------------
@@ -187,6 +228,16 @@ def mlp_arch(p: dict[str, Any]) -> float:
     return arch_table()[_arch_key(p)]
 
 
+COND12_SPACE: dict[str, Any] = {
+    "model": ["a", "b", "c"],
+    **{f"a{i}": {"type": "float", "low": -3, "high": 3, "when": {"model": "a"}} for i in range(4)},
+    **{f"b{i}": {"type": "float", "low": -3, "high": 3, "when": {"model": "b"}} for i in range(3)},
+    "b_n": {"type": "int", "low": 1, "high": 32, "when": {"model": "b"}},
+    "c0": {"type": "float", "low": -3, "high": 3, "when": {"model": "c"}},
+    "c1": {"type": "float", "low": -3, "high": 3, "when": {"model": "c"}},
+    "c_kind": {"type": "categorical", "choices": ["x", "y", "z"], "when": {"model": "c"}},
+}
+
 PROBLEMS: dict[str, Problem] = {
     "sphere4": Problem(
         {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(4)}, sphere4, 40
@@ -246,6 +297,20 @@ PROBLEMS: dict[str, Problem] = {
     ),
     "sphere4-hb": Problem(
         {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(4)}, sphere4, 150, True
+    ),
+    "sphere12": Problem(
+        {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(12)}, sphere12, 100
+    ),
+    "cond12": Problem(COND12_SPACE, cond12, 80),
+    "cond12-hb": Problem(COND12_SPACE, cond12, 150, True),
+    "rosen12": Problem(
+        {f"x{i}": {"type": "float", "low": -2, "high": 2} for i in range(12)}, rosen12, 100
+    ),
+    "sphere4-long": Problem(
+        {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(4)}, sphere4, 300
+    ),
+    "sphere12-hb": Problem(
+        {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(12)}, sphere12, 200, True
     ),
 }
 

@@ -399,8 +399,30 @@ AUTO_CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
     ("numeric-too-many-trials", SPHERE_SPACE, 201, "tpe"),
     ("numeric-no-trial-limit", SPHERE_SPACE, None, "tpe"),
     (
+        "numeric-12-params",  # flat spaces: GP up to 12 dimensions
+        {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(12)},
+        50,
+        "gp",
+    ),
+    (
         "numeric-too-many-params",
-        {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(9)},
+        {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(13)},
+        50,
+        "tpe",
+    ),
+    (
+        "conditional-9-dims",  # conditional spaces: GP up to 8 dimensions only
+        {
+            "model": ["a", "b"],
+            **{
+                f"a{i}": {"type": "float", "low": 0, "high": 1, "when": {"model": "a"}}
+                for i in range(4)
+            },
+            **{
+                f"b{i}": {"type": "float", "low": 0, "high": 1, "when": {"model": "b"}}
+                for i in range(4)
+            },
+        },
         50,
         "tpe",
     ),
@@ -422,11 +444,13 @@ def test_auto_rule(raw: dict[str, Any], max_trials: int | None, expected: str) -
 
 def test_auto_reasons_name_the_limits_and_the_evidence() -> None:
     gp = choose_strategy(make_space(NAS_SPACE), 60)
-    assert gp.reason.startswith("7 searched dimensions (<= 8) and max_trials=60 (<= 200)")
+    assert gp.reason.startswith(
+        "7 searched dimensions (<= 8 in a conditional/per-layer space) and max_trials=60 (<= 200)"
+    )
     assert "benchmarks/strategies.py" in gp.reason
     big = choose_strategy(make_space(NAS_SPACE), 500)
     assert big.name == "tpe" and "max_trials=500 (> 200" in big.reason
-    assert "grouped" in big.reason  # per-layer parameters make the space conditional
+    assert "grouped per branch" in big.reason  # per-layer parameters make it conditional
 
 
 def test_auto_grid_reason_names_the_count() -> None:
@@ -439,7 +463,7 @@ def test_auto_grid_reason_names_the_count() -> None:
     [
         ({"a": [1, 2, 3], "b": ["x", "y"]}, 10, "grid"),
         ({"x0": SPHERE_SPACE["x0"], "x1": SPHERE_SPACE["x1"]}, 11, "gp"),
-        ({f"x{i}": SPHERE_SPACE["x0"] for i in range(9)}, 6, "tpe"),
+        ({f"x{i}": SPHERE_SPACE["x0"] for i in range(13)}, 6, "tpe"),
     ],
     ids=["grid", "gp", "tpe"],
 )
@@ -487,3 +511,57 @@ def test_same_seed_same_trials_other_seed_other_trials(strategy: str) -> None:
     assert len(first) == 12
     assert _params(tune_arch(strategy, 3)) == first  # a fresh run, same seed
     assert _params(tune_arch(strategy, 4)) != first
+
+
+@pytest.mark.parametrize(
+    ("raw", "max_trials", "fidelity", "says"),
+    [
+        (SPHERE_SPACE, 100, False, "strategy: gp (4 searched dimensions (<= 12 in a space"),
+        (
+            {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(13)},
+            100,
+            False,
+            "strategy: tpe (13 searched dimensions (> 12 in a space without conditional"
+            " parameters): multivariate TPE)",
+        ),
+        (SPHERE_SPACE, 300, False, "strategy: tpe (max_trials=300 (> 200"),
+        (
+            NAS_SPACE,
+            500,
+            False,
+            "max_trials=500 (> 200, or none: GP would be too slow):"
+            " multivariate TPE, grouped per branch",
+        ),
+        (SPHERE_SPACE, 100, True, "with a fidelity the scheduler prunes (auto: Hyperband)"),
+        ({"a": [1, 2], "b": ["x", "y"]}, 10, False, "strategy: grid (all 4 configs fit"),
+    ],
+    ids=["gp", "tpe-dims", "tpe-trials", "tpe-conditional", "fidelity", "grid"],
+)
+def test_validate_prints_why_auto_chose_its_strategy(
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    raw: dict[str, Any],
+    max_trials: int,
+    fidelity: bool,
+    says: str,
+) -> None:
+    """``kubetune validate`` on a spec with ``strategy: auto``: the pick and its reason."""
+    import yaml
+
+    from kubetune.cli.main import main
+
+    spec: dict[str, Any] = {
+        "name": "why",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "search_space": raw,
+        "limits": {"max_trials": max_trials},
+    }
+    if fidelity:
+        spec["fidelity"] = {"param": "epochs", "min": 1, "max": 27, "reduction_factor": 3}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert says in out, out
+    if fidelity:
+        assert "BOHB was significantly worse" in out and "scheduler hyperband" in out

@@ -1,9 +1,15 @@
-"""How much each mode runs: ``smoke`` (CI, seconds), ``quick`` (~10 min), ``full``."""
+"""How much each mode runs: ``smoke`` (CI, seconds), ``quick`` (~10 min), ``full``.
+
+``--strategies`` turns any of them into a run of every kubetune strategy (one peer each)
+next to optuna's TPE and random search, on the same problems and seeds
+(:func:`every_strategy`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from harness.peers import RANDOM, STRATEGY_PEERS, TPE
 from harness.problems import SUITES
 
 
@@ -102,14 +108,36 @@ MODES: dict[str, Mode] = {
 }
 
 
-def resolve(name: str, seeds: int | None = None, only: tuple[str, ...] = ()) -> Mode:
-    """The mode, with ``--seeds`` and ``--only`` (problem or peer names, or families) applied."""
+def every_strategy(mode: Mode) -> Mode:
+    """``mode``'s problems, seeds and budgets with every kubetune strategy as a peer (each
+    runs where it applies: grid on finite spaces, BOHB and Hyperband with a fidelity, DARTS
+    on the torch MLP), next to the score's yardsticks, optuna's TPE and random search."""
+    return replace(
+        mode,
+        name=f"{mode.name} --strategies",
+        peers=(TPE, RANDOM, *STRATEGY_PEERS),
+        ray_problems=(),
+        ray_seeds=0,
+    )
+
+
+def resolve(
+    name: str,
+    seeds: int | None = None,
+    only: tuple[str, ...] = (),
+    *,
+    strategies: bool = False,
+) -> Mode:
+    """The mode, with ``--strategies``, ``--seeds`` and ``--only`` (problem or peer names,
+    or families) applied."""
     mode = MODES[name]
+    if strategies:
+        mode = every_strategy(mode)
     if seeds is not None:
         mode = replace(mode, seeds=seeds, ray_seeds=min(mode.ray_seeds, seeds))
     if only:
         problems = _pick(only, mode.problems, SUITES["full"])
-        peers = _pick(only, mode.peers, _ALL_PEERS)
+        peers = _pick(only, mode.peers, (*_ALL_PEERS, *STRATEGY_PEERS))
         unknown = [o for o in only if not any(_matches(n, o) for n in (*problems, *peers))]
         if unknown:
             raise KeyError(f"--only: no problem or peer named {', '.join(unknown)}")

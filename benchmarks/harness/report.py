@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness import metrics
+from harness.peers import RANDOM, STRATEGY_PEERS, TPE
 from harness.targets import Verdict
 
 NOISE_NOTE = (
@@ -100,6 +102,7 @@ def render(
     out += ["Reading notes:", "", *[f"- {note}" for note in READING_NOTES], ""]
     if quality is not None and quality_info is not None:
         out += _quality(quality, quality_info)
+        out += _every_strategy(quality, quality_info)
     if orchestration is not None:
         out += _orchestration(orchestration)
     if scaling is not None:
@@ -173,6 +176,53 @@ def _quality(q: dict[str, Any], info: dict[str, Any]) -> list[str]:
     if notes:
         out += ["### Not run / failed", "", *notes, ""]
     return out
+
+
+def _every_strategy(q: dict[str, Any], info: dict[str, Any]) -> list[str]:
+    """Every kubetune strategy on every problem: a run with ``--strategies`` has them all;
+    a run with only the default and TPE variants gets no such section."""
+    present = {p for prob in q["problems"].values() for p in prob["peers"]}
+    if not present & (set(STRATEGY_PEERS) - {"kubetune", "kubetune-tpe"}):
+        return []
+    strategies = list(STRATEGY_PEERS)  # every one, n/a where it does not apply
+    out = [
+        "## Every strategy on every problem",
+        "",
+        "Each kubetune strategy as its own peer (`kubetune` is the default, `auto`), mean"
+        " normalized score over seeds [95 % bootstrap CI] (0 = optimum, 1 = random search's"
+        " median), read at the same cost as in *Search quality*; `better`/`worse`: lower/higher"
+        " than optuna's default TPE (`optuna-tpe`, Mann-Whitney two-sided p < 0.05 on the best"
+        " values over seeds). `n/a`: the strategy does not apply to the problem (`grid`: finite"
+        " spaces only; `bohb`, `hyperband`: problems with a fidelity; `darts`: the torch MLP,"
+        " whose architecture it relaxes); `-`: it applies but did not run (see *Not run*).",
+        "",
+    ]
+    rows = []
+    for name, p in q["problems"].items():
+        tpe = p["peers"].get(TPE)
+        cells = [_score(tpe), _score(p["peers"].get(RANDOM))]
+        for peer in strategies:
+            s = p["peers"].get(peer)
+            if s is None:
+                cells.append("-" if _applies(peer, p) else "n/a")
+                continue
+            verdict = ""
+            if tpe is not None:
+                verdict = metrics.compare(s["best"], tpe["best"]).verdict
+            cells.append(_score(s) + ("" if verdict in ("", "same") else f" {verdict}"))
+        rows.append([name, *cells])
+    out += _table(["problem", TPE, RANDOM, *strategies], rows)
+    missing = [f"- peer {k}: {v}" for k, v in info.get("unavailable_peers", {}).items()]
+    if missing:
+        out += ["Not run:", "", *missing, ""]
+    return out
+
+
+def _applies(peer: str, problem: dict[str, Any]) -> bool:
+    """Whether a strategy missing from a problem's results would have run there."""
+    if peer in ("kubetune-bohb", "kubetune-hyperband"):
+        return bool(problem.get("max_budget"))
+    return peer not in ("kubetune-grid", "kubetune-darts")  # decided by the space itself
 
 
 def _ttt(q: dict[str, Any], peers: list[str]) -> list[str]:
@@ -290,5 +340,6 @@ def _order(peer: str) -> tuple[int, str]:
         "ray-tune",
         "ray-tune-asha",
         "sklearn-halving",
+        *STRATEGY_PEERS,
     ]
     return (known.index(peer) if peer in known else len(known), peer)

@@ -11,6 +11,7 @@ import kubetune
 from harness.peers.base import Peer
 from harness.problems import Problem
 from harness.trace import RunTrace, from_study
+from kubetune.core.spec import parse_spec
 
 
 class _Objective:
@@ -32,11 +33,42 @@ def study_name(problem: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"bench-{problem}".lower())[:40].strip("-")
 
 
+def finite_space(problem: Problem) -> bool:
+    """Whether every config of the problem's space can be listed (what ``grid`` needs to
+    be a search of the space rather than of a sample of its floats)."""
+    spec = parse_spec(
+        {
+            "name": "b",
+            "objective": {"metric": "v", "direction": "minimize"},
+            "search_space": dict(problem.space),
+        }
+    )
+    return spec.space.cardinality(cap=100_000) is not None
+
+
 class KubetunePeer(Peer):
-    def __init__(self, name: str, strategy: str, scheduler: str = "auto") -> None:
+    """kubetune with one strategy and scheduler. ``fidelity_only``: runs only on problems
+    with a fidelity (BOHB, Hyperband); ``finite_only``: only on finite spaces (grid)."""
+
+    def __init__(
+        self,
+        name: str,
+        strategy: str,
+        scheduler: str = "auto",
+        *,
+        fidelity_only: bool = False,
+        finite_only: bool = False,
+        needs: tuple[str, ...] = (),
+    ) -> None:
         self.name, self.strategy, self.scheduler = name, strategy, scheduler
         # ``auto`` resolves to hyperband when there is a fidelity (core/strategies/auto.py)
         self.early_stopping = scheduler != "none"
+        self.fidelity_only, self.finite_only, self.needs = fidelity_only, finite_only, needs
+
+    def supports(self, problem: Problem) -> bool:
+        if self.fidelity_only and problem.max_budget is None:
+            return False
+        return not self.finite_only or finite_space(problem)
 
     def run(self, problem: Problem, trials: int, seed: int, workdir: Path) -> RunTrace:
         fidelity = None

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 # ``report(step, value)``: feeds a multi-fidelity scheduler; it may raise to stop the trial.
 Report = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class DartsPlan:
+    """What DARTS searches on a problem and how its result becomes the problem's params."""
+
+    space: Mapping[str, Any]  # a darts-relaxable search space (spec words)
+    data: str  # the kubetune data source the supernet trains on (``sklearn:digits``)
+    epochs: int  # supernet epochs
+    #: derived config (structured, as DARTS returns it) -> the problem's params
+    to_params: Callable[[dict[str, Any]], dict[str, Any]] = field(default=dict)
 
 
 class Problem(ABC):
@@ -29,6 +41,8 @@ class Problem(ABC):
     needs: tuple[str, ...] = ()
     #: what one unit of cost is, for the report
     cost_unit: str = "trial"
+    #: the architecture space kubetune's DARTS can search on this problem; None: not one
+    darts: DartsPlan | None = None
 
     @property
     @abstractmethod

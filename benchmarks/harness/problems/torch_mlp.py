@@ -13,9 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from harness.problems.base import Problem, Report
+from harness.problems.base import DartsPlan, Problem, Report
 
 MAX_EPOCHS = 9  # 1, 3, 9: Hyperband's rungs with a reduction factor of 3
+DARTS_DEPTH = 2
+# DARTS searches the architecture only: the other parameters stay at these values
+DARTS_FIXED = {"dropout": 0.1, "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64}
+
+
+def _darts_params(config: dict[str, Any]) -> dict[str, Any]:
+    return {**DARTS_FIXED, "n_layers": DARTS_DEPTH, "units": int(config["units"])}
 
 
 @functools.cache
@@ -36,6 +43,20 @@ class DigitsMLP(Problem):
     max_budget = MAX_EPOCHS
     needs = ("torch",)
     cost_unit = "epoch"
+    # DARTS relaxes the width (one for every layer, as this space has) at a fixed depth;
+    # kubetune's torch-mlp supernet trains on kubetune's digits split (benchmarks/harness/
+    # peers/darts_peer.py)
+    darts = DartsPlan(
+        space={
+            "n_layers": {"type": "int", "low": DARTS_DEPTH, "high": DARTS_DEPTH},
+            "units": {"type": "categorical", "choices": [16, 32, 64, 128]},
+            "activation": "relu",
+            "lr": 0.01,
+        },
+        data="sklearn:digits",
+        epochs=2 * MAX_EPOCHS,
+        to_params=_darts_params,
+    )
 
     @property
     def space(self) -> Mapping[str, Mapping[str, Any]]:

@@ -17,12 +17,19 @@ optuna-dashboard.
 from __future__ import annotations
 
 from kubetune.artifacts.optuna_store import ObjectArtifactStore
-from kubetune.artifacts.trial import CHECKPOINT_NAME, Checkpoint, TrialArtifacts, trial_artifacts
+from kubetune.artifacts.trial import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    StepArtifacts,
+    TrialArtifacts,
+    trial_artifacts,
+)
 
 __all__ = [
     "CHECKPOINT_NAME",
     "Checkpoint",
     "ObjectArtifactStore",
+    "StepArtifacts",
     "TrialArtifacts",
     "trial_artifacts",
 ]

@@ -6,6 +6,8 @@ One folder per trial of a study, in any object store (a local folder, ``s3://...
     studies/<study>/trials/<number>/checkpoints/<seq>/<files...>   its files
     studies/<study>/trials/<number>/files/<name>                   other files
     studies/<study>/trials/<number>/optuna/<artifact id>           optuna artifacts
+    studies/<study>/steps/<name>/...                               a controller step's
+                                                                   (DARTS' supernet search)
 
 A checkpoint is a file or a folder. Its files are uploaded first, under a fresh ``<seq>``,
 and ``checkpoint.json`` (sha256 and size of every file, the step) is replaced last, so a
@@ -36,7 +38,13 @@ from kubetune.storage.base import ObjectNotFoundError, ObjectStore, validate_key
 from kubetune.storage.registry import open_store
 from kubetune.storage.transfer import download_hashed
 
-__all__ = ["CHECKPOINT_NAME", "Checkpoint", "TrialArtifacts", "trial_artifacts"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "Checkpoint",
+    "StepArtifacts",
+    "TrialArtifacts",
+    "trial_artifacts",
+]
 
 CHECKPOINT_NAME = "checkpoint.json"
 _FORMAT = 1
@@ -268,6 +276,28 @@ class TrialArtifacts:
         if record.single_file:
             return dest / next(iter(record.files))
         return dest
+
+
+class StepArtifacts(TrialArtifacts):
+    """The artifact folder of work the controller does itself rather than as a trial
+    (DARTS' supernet search): ``studies/<study>/steps/<name>/``, with the same atomic
+    checkpoints, so a restarted controller (in another pod, with an empty disk) resumes
+    it from the store. Its checkpoint records carry trial number 0: it belongs to no trial."""
+
+    def __init__(self, store: ObjectStore, study: str, name: str) -> None:
+        super().__init__(store, study, 0)
+        self.name = _segment(name, "step name")
+        self.prefix = f"studies/{self.study}/steps/{self.name}/"
+
+    def __repr__(self) -> str:
+        return f"StepArtifacts({self.uri!r})"
+
+    @classmethod
+    def open_step(
+        cls, location: str, study: str, name: str, *, base_dir: Path | None = None
+    ) -> StepArtifacts:
+        """The folder of step ``name`` in the artifact store at ``location``."""
+        return cls(open_store(location, base_dir=base_dir), study, name)
 
 
 def trial_artifacts(request: TrialRequest, *, base_dir: Path | None = None) -> TrialArtifacts:

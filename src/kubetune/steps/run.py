@@ -99,6 +99,11 @@ def run_experiment(
             " earlier runs"
         )
     darts = result.study.user_attrs.get(DARTS)
+    if darts and darts.get("resumed_at"):
+        console.print(
+            f"darts: the supernet search resumed at epoch {darts['resumed_at']} of"
+            f" {darts['epochs']} (a checkpoint of an interrupted run)"
+        )
     if darts:  # what the supernet learned: the softmax weight of every choice per layer
         for name, layers in darts["weights"].items():
             shown = "; ".join(

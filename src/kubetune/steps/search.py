@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kubetune.artifacts import StepArtifacts
 from kubetune.core.events import LoopObserver
 from kubetune.core.run_context import RunContext
 from kubetune.core.search import TuneResult, run_search
@@ -47,7 +48,12 @@ def search(
     if spec.strategy.name == "darts":
         # one-shot: the supernet search derives the architecture, the loop trains it from
         # scratch as its one trial (the options were the supernet's: the loop has none)
-        darts = darts_result(spec, context.run_dir)
+        # its state is checkpointed in the artifact store: a restarted controller (another
+        # pod, an empty disk) resumes the supernet from its last epoch
+        checkpoints = StepArtifacts.open_step(
+            context.artifacts, context.study_name, "darts", base_dir=context.base_dir
+        )
+        darts = darts_result(spec, context.run_dir, checkpoints=checkpoints)
         kind = spec.trainer.kind if spec.trainer is not None else None
         dspace = darts_space(spec.space, kind)
         sampler = DerivedConfigSampler(flat_params(dspace, darts["config"]))

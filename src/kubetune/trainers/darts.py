@@ -10,6 +10,10 @@ weights ``alpha``. Training alternates a weight step on a training batch with an
 architecture step on a validation batch (first-order DARTS: the architecture gradient is
 taken at the current weights). The derived architecture keeps each layer's heaviest width
 and activation; it is trained from scratch afterwards like any other config.
+
+Given :class:`~kubetune.trainers.darts_checkpoint.SupernetCheckpoints`, the search saves
+its whole state after every epoch and starts from the last saved epoch, so a controller
+killed mid-search loses at most one epoch.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from torch import nn
 from kubetune.core.strategies.darts import DartsSpace
 from kubetune.data.dataset import Dataset
 from kubetune.trainers.darts_base import SuperNet
+from kubetune.trainers.darts_checkpoint import SearchState, SupernetCheckpoints
 from kubetune.trainers.metrics import count_classes
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
@@ -45,6 +50,7 @@ class DartsResult:
     weights: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     search_seconds: float = 0.0
     epochs: int = 0
+    resumed_at: int = 0  # the epoch a restarted search continued from (0: from scratch)
 
 
 class _MixedLayer(nn.Module):
@@ -108,9 +114,11 @@ def darts_search(
     seed: int,
     device: str | None = None,
     threads: Any = None,
+    checkpoints: SupernetCheckpoints | None = None,
 ) -> DartsResult:
     """Search ``dspace`` on ``data``: weights on the training split, the architecture on
-    the validation split; returns the derived config and the learned weights."""
+    the validation split; returns the derived config and the learned weights.
+    ``checkpoints``: where the state is saved every epoch and resumed from."""
     started = time.monotonic()
     set_threads(threads)
     dev = pick_device(device)
@@ -144,8 +152,11 @@ def darts_search(
     a_opt = torch.optim.Adam(
         net.arch.parameters(), lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3
     )
+    optimizers = {"weights": w_opt, "arch": a_opt}
+    resumed = checkpoints.restore(net, optimizers, generator) if checkpoints else None
+    first_epoch, spent_before = (resumed.epoch, resumed.seconds) if resumed else (0, 0.0)
     n_train, n_val = len(X_train), len(X_val)
-    for _ in range(epochs):
+    for epoch in range(first_epoch, epochs):
         net.train()
         order = torch.randperm(n_train, generator=generator).to(dev)
         for start in range(0, n_train, batch_size):
@@ -158,5 +169,9 @@ def darts_search(
             loss_fn(net(X_train[idx]), y_train[idx]).backward()
             nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
             w_opt.step()
+        if checkpoints is not None:
+            spent = spent_before + time.monotonic() - started
+            checkpoints.save(SearchState(epoch + 1, spent), net, optimizers, generator)
     config, weights = net.derived()
-    return DartsResult(config, weights, time.monotonic() - started, epochs)
+    seconds = spent_before + time.monotonic() - started
+    return DartsResult(config, weights, seconds, epochs, resumed_at=first_epoch)
