@@ -263,7 +263,12 @@ def _scaling(s: dict[str, Any]) -> list[str]:
         "",
         "ms per no-op trial over the last 10 % of trials before each size (kubetune: the loop with"
         " an in-process executor, so only the controller is timed; optuna: `study.optimize`;"
-        " random sampler, one run per loop and storage)."
+        " random sampler, one run per loop and storage), in wall time and in the controller"
+        " process's CPU time. Wall time includes each journal append's and SQLite commit's"
+        " fsync and the database round trips, and whatever else the machine does; CPU time is"
+        " the controller's own work (for PostgreSQL, the server's work is not in it), and it is"
+        " what the target's verdict reads."
+        + f" Journal and SQLite files on: {s.get('files_on', 'unknown')}."
         + (
             ""
             if s["postgresql"]
@@ -271,11 +276,18 @@ def _scaling(s: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
-    rows = [
-        [r["storage"], r["loop"], *[_f(r["ms_per_trial"][n], 3) for n in sizes], _f(r["growth"])]
-        for r in s["rows"]
-    ]
-    out += _table(["storage", "loop", *[f"{int(n):,}" for n in sizes], "growth"], rows)
+    has_cpu = all("cpu_ms_per_trial" in r for r in s["rows"])
+    header = ["storage", "loop", *[f"wall {int(n):,}" for n in sizes], "wall growth"]
+    if has_cpu:
+        header += [*[f"CPU {int(n):,}" for n in sizes], "CPU growth"]
+    rows = []
+    for r in s["rows"]:
+        row = [r["storage"], r["loop"], *[_f(r["ms_per_trial"][n], 3) for n in sizes]]
+        row.append(_f(r["growth"]))
+        if has_cpu:
+            row += [*[_f(r["cpu_ms_per_trial"][n], 3) for n in sizes], _f(r["cpu_growth"])]
+        rows.append(row)
+    out += _table(header, rows)
     return out
 
 

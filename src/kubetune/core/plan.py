@@ -61,6 +61,7 @@ def plan_search(
                 max_resource=fid.max,
                 reduction_factor=fid.reduction_factor,
                 curve=fid.curve_options(),
+                guard=fid.guard,
             )
             if fid is not None
             else optuna.pruners.NopPruner()
