@@ -92,6 +92,13 @@ def render(
             " runs 10 seeds.",
             "",
         ]
+    elif mode["name"] != "full":
+        out += [
+            f"**This is a `{mode['name']}` run: {len(mode['problems'])} of the full grid's"
+            " problems** (every synthetic and tabular one, the torch MLP, a part of the"
+            " scikit-learn grid); `python benchmarks/run.py` (full) runs all of them.",
+            "",
+        ]
     out += ["## Targets (issue 11)", ""]
     out += _table(
         ["target", "measured", "verdict", "note"],
