@@ -455,10 +455,13 @@ def test_auto_strategy_reported_by_tune(
         assert len(result.study.trials) == 6
 
 
-def test_auto_scheduler_with_a_fidelity_is_hyperband() -> None:
-    assert choose_scheduler("auto", has_fidelity=True) == "hyperband"
+def test_auto_scheduler_with_a_fidelity_is_asha_where_the_guard_watches() -> None:
+    assert choose_scheduler("auto", has_fidelity=True) == "asha"
+    assert choose_scheduler("auto", has_fidelity=True, guarded=False) == "hyperband"
+    assert choose_scheduler("auto", has_fidelity=True, strategy="bohb") == "hyperband"
     assert choose_scheduler("auto", has_fidelity=False) == "none"
     assert choose_scheduler("asha", has_fidelity=True) == "asha"
+    assert choose_scheduler("hyperband", has_fidelity=True) == "hyperband"
     result = kubetune.tune(
         reports_progress,
         {"x": {"type": "float", "low": 0, "high": 1}},
@@ -466,9 +469,9 @@ def test_auto_scheduler_with_a_fidelity_is_hyperband() -> None:
         fidelity={"param": "epochs", "min": 1, "max": 9},
         max_trials=8,
     )
-    assert result.scheduler == "hyperband"
-    assert result.study.user_attrs[SCHEDULER] == "hyperband"
-    assert isinstance(result.study.pruner, optuna.pruners.HyperbandPruner)
+    assert result.scheduler == "asha"
+    assert result.study.user_attrs[SCHEDULER] == "asha"
+    assert isinstance(result.study.pruner.inner, optuna.pruners.SuccessiveHalvingPruner)
     finished = result.study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == 8
     assert any(t.intermediate_values for t in finished)  # the reports reached the study
