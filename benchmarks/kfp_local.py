@@ -101,7 +101,8 @@ def _kubetune(n: int, parallel: int, root: Path) -> tuple[float, float]:
         )
 
     timing = _timed(run)
-    assert runs[0].summary.completed == n, runs[0].summary
+    if runs[0].summary.completed != n:
+        raise RuntimeError(f"looping pipeline: {runs[0].summary.completed} of {n} trials completed")
     return timing
 
 

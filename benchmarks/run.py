@@ -3,6 +3,7 @@ speed-up, per-trial overhead and controller scaling. Writes JSON, RESULTS.md and
 
     python benchmarks/run.py                 # full: every problem, 10 seeds (hours)
     python benchmarks/run.py --quick         # a subset, 3 seeds: about 10 minutes on 2 cores
+    python benchmarks/run.py --standard      # 10 seeds, 30 of the 53 problems: 1-3 hours
     python benchmarks/run.py --smoke --out /tmp/b   # seconds, core dependencies only (CI)
     python benchmarks/run.py --quick --only quality sklearn kubetune optuna-tpe
     python benchmarks/run.py --quick --merge --only quality hartmann6-mf  # add, keep the rest
@@ -54,6 +55,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a subset, 3 seeds (~10 min)")
     size.add_argument("--smoke", action="store_true", help="a few seconds, core deps only")
+    size.add_argument(
+        "--standard", action="store_true", help="10 seeds on 30 of the 53 problems (1-3 hours)"
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -92,7 +96,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    mode_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode_name = next(
+        (name for name in ("smoke", "quick", "standard") if getattr(args, name)), "full"
+    )
     if args.seeds is not None and args.seeds < 1:
         print("--seeds: must be at least 1", file=sys.stderr)
         return 2
@@ -207,7 +213,8 @@ def _merge(
     results["mode"] = earlier["mode"]
     for section in ("overhead", "scaling"):
         if section not in sections:
-            results[section] = earlier.get(section)
+            kept = earlier.get(section)  # a section the earlier run did not run reads as NaN
+            results[section] = kept if isinstance(kept, dict) else None
     if not raw.exists():
         return traces, q_info
     old_traces, old_info = quality.load(raw)
@@ -230,6 +237,9 @@ def _render_again(out: Path, report_path: Path, smoke: bool, say: Any) -> int:
         say(f"--render-only: {summary} not found: run the benchmark first")
         return 2
     results = _from_json(json.loads(summary.read_text()))
+    for section in ("overhead", "scaling"):  # null (not run) reads back as NaN
+        if not isinstance(results.get(section), dict):
+            results[section] = None
     traces, q_info = quality.load(raw) if raw.exists() else ([], None)
     _write(results, traces, q_info, report_path, skip_plots=smoke)
     say(f"wrote {report_path} from {out}")

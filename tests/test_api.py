@@ -126,7 +126,7 @@ def test_a_scheduler_name_is_the_fidelity_scheduler() -> None:
         fidelity={"param": "epochs", "max": 5},
     )
     assert result.scheduler == "asha"
-    assert isinstance(result.study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(result.study.pruner.inner, optuna.pruners.SuccessiveHalvingPruner)
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,9 @@ def test_spec_data_fraction_needs_no_param_and_no_budget_param() -> None:
 def test_auto_scheduler_for_data_fractions_is_asha() -> None:
     assert plan_search(parse_spec({**BASE, "fidelity": FRACTION})).scheduler == "asha"
     steps = {"param": "max_iter", "max": 9}
-    assert plan_search(parse_spec({**BASE, "fidelity": steps})).scheduler == "hyperband"
+    assert plan_search(parse_spec({**BASE, "fidelity": steps})).scheduler == "asha"
+    unguarded = {**steps, "guard": False}
+    assert plan_search(parse_spec({**BASE, "fidelity": unguarded})).scheduler == "hyperband"
 
 
 def test_default_kind_keeps_old_fingerprints() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from kubetune.core import metrics, schedulers
 from kubetune.core.curve_pruner import CurvePruner
+from kubetune.core.fidelity_guard import FidelityGuard, GuardedHyperbandPruner
 from kubetune.core.plan import plan_search
 from kubetune.core.spec import parse_spec
 from kubetune.core.strategies import factory
@@ -76,8 +77,19 @@ def test_a_registered_scheduler_is_a_valid_spec_name(monkeypatch: pytest.MonkeyP
 )
 def test_every_scheduler_name_builds_its_pruner(name: str, pruner: type) -> None:
     assert name in schedulers.SCHEDULER_NAMES
+    plain = schedulers.build_pruner(
+        name, min_resource=1, max_resource=9, reduction_factor=3, guard=False
+    )
+    assert type(plain) is pruner
+    # the rank-based ones come with the fidelity guard by default (Hyperband as a subclass,
+    # so optuna's samplers still see a HyperbandPruner)
     built = schedulers.build_pruner(name, min_resource=1, max_resource=9, reduction_factor=3)
-    assert isinstance(built, pruner)
+    guarded = {"hyperband": GuardedHyperbandPruner, "asha": FidelityGuard, "median": FidelityGuard}
+    if name in guarded:
+        assert type(built) is guarded[name]
+        assert isinstance(getattr(built, "inner", built), pruner)
+    else:
+        assert type(built) is pruner
 
 
 def test_build_pruner_names_the_known_schedulers() -> None:

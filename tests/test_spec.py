@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from optuna.pruners import HyperbandPruner, NopPruner
+from optuna.pruners import HyperbandPruner, NopPruner, SuccessiveHalvingPruner
 
+from kubetune.core.fidelity_guard import FidelityGuard
 from kubetune.core.plan import plan_search
 from kubetune.core.space import CategoricalParam, FixedParam, FloatParam, IntParam
 from kubetune.core.spec import ExperimentSpec, infer_direction, load_spec, parse_spec
@@ -463,10 +464,21 @@ def test_target_is_a_stop_condition() -> None:
     assert reasons == ["TargetReached"]
 
 
-def test_fidelity_makes_auto_scheduler_hyperband() -> None:
+def test_fidelity_makes_auto_scheduler_asha_with_the_guard_and_hyperband_without() -> None:
     with_fid = plan_search(parse_spec(spec_with(fidelity={"param": "epochs", "max": 27})))
-    assert with_fid.scheduler == "hyperband"
-    assert isinstance(with_fid.pruner, HyperbandPruner)
+    assert with_fid.scheduler == "asha"
+    assert isinstance(with_fid.pruner, FidelityGuard)
+    assert isinstance(with_fid.pruner.inner, SuccessiveHalvingPruner)
+    unguarded = plan_search(
+        parse_spec(spec_with(fidelity={"param": "epochs", "max": 27, "guard": False}))
+    )
+    assert unguarded.scheduler == "hyperband"
+    assert type(unguarded.pruner) is HyperbandPruner
+    bohb = plan_search(
+        parse_spec(spec_with(strategy={"name": "bohb"}, fidelity={"param": "epochs", "max": 27}))
+    )
+    assert bohb.scheduler == "hyperband"  # BOHB is defined on Hyperband's brackets
+    assert isinstance(bohb.pruner, HyperbandPruner)
     without = plan_search(parse_spec(BASE))
     assert without.scheduler == "none"
     assert isinstance(without.pruner, NopPruner)

@@ -479,10 +479,13 @@ def test_auto_strategy_reported_by_tune(
         assert len(result.study.trials) == 6
 
 
-def test_auto_scheduler_with_a_fidelity_is_hyperband() -> None:
-    assert choose_scheduler("auto", has_fidelity=True) == "hyperband"
+def test_auto_scheduler_with_a_fidelity_is_asha_where_the_guard_watches() -> None:
+    assert choose_scheduler("auto", has_fidelity=True) == "asha"
+    assert choose_scheduler("auto", has_fidelity=True, guarded=False) == "hyperband"
+    assert choose_scheduler("auto", has_fidelity=True, strategy="bohb") == "hyperband"
     assert choose_scheduler("auto", has_fidelity=False) == "none"
     assert choose_scheduler("asha", has_fidelity=True) == "asha"
+    assert choose_scheduler("hyperband", has_fidelity=True) == "hyperband"
     result = kubetune.tune(
         reports_progress,
         {"x": {"type": "float", "low": 0, "high": 1}},
@@ -490,9 +493,9 @@ def test_auto_scheduler_with_a_fidelity_is_hyperband() -> None:
         fidelity={"param": "epochs", "min": 1, "max": 9},
         max_trials=8,
     )
-    assert result.scheduler == "hyperband"
-    assert result.study.user_attrs[SCHEDULER] == "hyperband"
-    assert isinstance(result.study.pruner, optuna.pruners.HyperbandPruner)
+    assert result.scheduler == "asha"
+    assert result.study.user_attrs[SCHEDULER] == "asha"
+    assert isinstance(result.study.pruner.inner, optuna.pruners.SuccessiveHalvingPruner)
     finished = result.study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == 8
     assert any(t.intermediate_values for t in finished)  # the reports reached the study
@@ -532,7 +535,7 @@ def test_same_seed_same_trials_other_seed_other_trials(strategy: str) -> None:
             "max_trials=500 (> 200, or none: GP would be too slow):"
             " multivariate TPE, grouped per branch",
         ),
-        (SPHERE_SPACE, 100, True, "with a fidelity the scheduler prunes (auto: Hyperband)"),
+        (SPHERE_SPACE, 100, True, "the scheduler prunes (auto: ASHA with the fidelity guard)"),
         ({"a": [1, 2], "b": ["x", "y"]}, 10, False, "strategy: grid (all 4 configs fit"),
     ],
     ids=["gp", "tpe-dims", "tpe-trials", "tpe-conditional", "fidelity", "grid"],
@@ -564,4 +567,4 @@ def test_validate_prints_why_auto_chose_its_strategy(
     out = capsys.readouterr().out
     assert says in out, out
     if fidelity:
-        assert "BOHB was significantly worse" in out and "scheduler hyperband" in out
+        assert "BOHB was significantly worse" in out and "scheduler asha" in out

@@ -1,4 +1,6 @@
-"""How much each mode runs: ``smoke`` (CI, seconds), ``quick`` (~10 min), ``full``.
+"""How much each mode runs: ``smoke`` (CI, seconds), ``quick`` (~10 min), ``standard``
+(the targets' 10 seeds on a part of the problems: an hour or two on 2 cores), ``full``
+(every problem, 10 seeds: many hours).
 
 ``--strategies`` turns any of them into a run of every kubetune strategy (one peer each)
 next to optuna's TPE and random search, on the same problems and seeds
@@ -89,6 +91,22 @@ MODES: dict[str, Mode] = {
         noop_repeats=3,
         sleep_runs=((0.01, 100), (0.1, 30), (1.0, 10)),
         peer_overhead_trials=20,
+    ),
+    "standard": Mode(
+        name="standard",
+        problems=SUITES["standard"],
+        # random-2x and kubetune-tpe add little to the targets and cost a third of the run
+        peers=tuple(p for p in _ALL_PEERS if p not in ("random-2x", "kubetune-tpe")),
+        seeds=10,
+        trials={"default": 100, "torch": 30},
+        ray_problems=("branin-mf",),
+        ray_seeds=1,
+        scaling_sizes=(100, 1_000, 10_000),
+        scaling_storages=None,
+        noop_trials=1_000,
+        noop_repeats=5,
+        sleep_runs=((0.01, 400), (0.1, 100), (1.0, 40)),
+        peer_overhead_trials=50,
     ),
     "full": Mode(
         name="full",

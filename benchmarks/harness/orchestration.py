@@ -58,6 +58,24 @@ def _kfp_per_trial_s(trials: int, workdir: Path) -> float:
     return kfp_local.per_trial_s(trials, workdir, parallelism=WORKERS)
 
 
+#: kubetune's looping pipeline: the slope between this many trials and twice as many, so the
+#: fixed tasks (retrieve, final training, evaluation, push) cancel out
+PIPELINE_TRIALS = 4
+
+
+def _looping_pipeline_per_trial_s(trials: int, workdir: Path) -> float:
+    """Wall seconds per trial of kubetune's looping pipeline under kfp.local (a tiny
+    SGDClassifier-on-iris spec, 2 trials per round; benchmarks/kfp_local.py)."""
+    import kfp_local as pipeline_bench  # benchmarks/kfp_local.py
+
+    for name in ("kfp", "kfp.local"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    n = PIPELINE_TRIALS
+    small, _ = pipeline_bench._kubetune(n, WORKERS, workdir / f"looping-{n}")
+    large, _ = pipeline_bench._kubetune(2 * n, WORKERS, workdir / f"looping-{2 * n}")
+    return (large - small) / n
+
+
 def measure(
     mode: Mode, workdir: Path, unavailable: dict[str, str], say: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -72,6 +90,7 @@ def measure(
     others: dict[str, Callable[[int, Path], float]] = {
         "Ray Tune (local, 2 concurrent)": _ray_per_trial_s,
         "kfp.local ParallelFor (parallelism 2)": _kfp_per_trial_s,
+        "kubetune looping pipeline on kfp.local (2 per round)": _looping_pipeline_per_trial_s,
     }
     for name, fn in others.items():
         needs = "ray-tune" if name.startswith("Ray") else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from harness import metrics
@@ -94,6 +95,13 @@ def render(
             " runs 10 seeds.",
             "",
         ]
+    elif mode["name"] != "full":
+        out += [
+            f"**This is a `{mode['name']}` run: {len(mode['problems'])} of the full grid's"
+            " problems** (every synthetic and tabular one, the torch MLP, a part of the"
+            " scikit-learn grid); `python benchmarks/run.py` (full) runs all of them.",
+            "",
+        ]
     out += ["## Targets (issue 11)", ""]
     out += _table(
         ["target", "measured", "verdict", "note"],
@@ -107,6 +115,7 @@ def render(
         out += _orchestration(orchestration)
     if scaling is not None:
         out += _scaling(scaling)
+    out += _auto_evidence(AUTO_EVIDENCE)
     if plots:
         out += ["## Plots", ""]
         out += [f"- [{title}]({path})" for title, path in plots.items()]
@@ -114,6 +123,29 @@ def render(
         out += [f"![{title}]({path})" for title, path in plots.items()]
         out += [""]
     return "\n".join(out)
+
+
+#: what ``benchmarks/strategies.py`` wrote: the table behind ``auto``'s strategy rule
+AUTO_EVIDENCE = Path(__file__).resolve().parents[1] / "strategies-results.md"
+
+
+def _auto_evidence(path: Path) -> list[str]:
+    """The strategy benchmark's tables (10 seeds, paired CIs against optuna's TPE), as the
+    section that backs ``auto``: a separate script (it runs sampler against sampler on
+    cheap problems), quoted here so that one file holds every figure a claim rests on."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    body = lines[1:] if lines and lines[0].startswith("# ") else lines
+    return [
+        "## The rule behind `auto` (benchmarks/strategies.py)",
+        "",
+        f"Quoted from [`{path.name}`]({path.name}), written by `benchmarks/strategies.py`"
+        " (its own command and date are in the text):",
+        "",
+        *[("#" + line if line.startswith("#") else line) for line in body],
+        "",
+    ]
 
 
 def _load(env: dict[str, Any]) -> str:
@@ -313,7 +345,12 @@ def _scaling(s: dict[str, Any]) -> list[str]:
         "",
         "ms per no-op trial over the last 10 % of trials before each size (kubetune: the loop with"
         " an in-process executor, so only the controller is timed; optuna: `study.optimize`;"
-        " random sampler, one run per loop and storage)."
+        " random sampler, one run per loop and storage), in wall time and in the controller"
+        " process's CPU time. Wall time includes each journal append's and SQLite commit's"
+        " fsync and the database round trips, and whatever else the machine does; CPU time is"
+        " the controller's own work (for PostgreSQL, the server's work is not in it), and it is"
+        " what the target's verdict reads."
+        + f" Journal and SQLite files on: {s.get('files_on', 'unknown')}."
         + (
             ""
             if s["postgresql"]
@@ -321,11 +358,18 @@ def _scaling(s: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
-    rows = [
-        [r["storage"], r["loop"], *[_f(r["ms_per_trial"][n], 3) for n in sizes], _f(r["growth"])]
-        for r in s["rows"]
-    ]
-    out += _table(["storage", "loop", *[f"{int(n):,}" for n in sizes], "growth"], rows)
+    has_cpu = all("cpu_ms_per_trial" in r for r in s["rows"])
+    header = ["storage", "loop", *[f"wall {int(n):,}" for n in sizes], "wall growth"]
+    if has_cpu:
+        header += [*[f"CPU {int(n):,}" for n in sizes], "CPU growth"]
+    rows = []
+    for r in s["rows"]:
+        row = [r["storage"], r["loop"], *[_f(r["ms_per_trial"][n], 3) for n in sizes]]
+        row.append(_f(r["growth"]))
+        if has_cpu:
+            row += [*[_f(r["cpu_ms_per_trial"][n], 3) for n in sizes], _f(r["cpu_growth"])]
+        rows.append(row)
+    out += _table(header, rows)
     return out
 
 

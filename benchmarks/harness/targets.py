@@ -224,10 +224,14 @@ def _orchestration(o: dict[str, Any]) -> list[Verdict]:
 def _scaling(s: dict[str, Any]) -> Verdict:
     sizes = s["sizes"]
     worst = s["worst_kubetune_growth"]
-    growth = ", ".join(
-        f"{r['storage']} {r['growth']:.2f}x" for r in s["rows"] if r["loop"] == "kubetune"
+    kubetune = [r for r in s["rows"] if r["loop"] == "kubetune"]
+    # older results (before CPU time was measured) judged wall time
+    key = "cpu_growth" if all("cpu_growth" in r for r in kubetune) else "growth"
+    growth = ", ".join(f"{r['storage']} {r[key]:.2f}x" for r in kubetune)
+    note = (
+        f"flat read as: {'CPU' if key == 'cpu_growth' else 'wall'} cost per trial at"
+        f" {sizes[-1]:,} <= {FLAT_GROWTH}x that at {sizes[0]:,}"
     )
-    note = f"flat read as: cost per trial at {sizes[-1]:,} <= {FLAT_GROWTH}x that at {sizes[0]:,}"
     if sizes[-1] < 10_000:
         note += f"; measured only up to {sizes[-1]:,} trials in this mode"
     if not s["postgresql"]:

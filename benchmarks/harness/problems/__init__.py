@@ -59,6 +59,23 @@ SUITES: dict[str, tuple[str, ...]] = {
         "sklearn-linear-diabetes",
         "torch-mlp-digits",
     ),
+    # every synthetic and tabular problem (cheap trials), the torch MLP, and the scikit-learn
+    # grid's four cheapest models on its three smallest data sets (the rest of the grid is
+    # what makes ``full`` take many hours on 2 cores)
+    "standard": (
+        "branin",
+        "hartmann6",
+        "branin-mf",
+        "hartmann6-mf",
+        "branin-misleading",
+        *(name for name in PROBLEMS if name.split("-")[0] in _TABULAR),
+        *(
+            f"sklearn-{model}-{dataset}"
+            for model in ("svm", "dt", "knn", "linear")
+            for dataset in ("wine", "iris", "breast_cancer")
+        ),
+        "torch-mlp-digits",
+    ),
     "full": tuple(PROBLEMS),
 }
 

@@ -53,6 +53,8 @@ def plan_search(
             fid.scheduler if fid else "none",
             has_fidelity=fid is not None,
             data_fraction=fid is not None and fid.kind == "data_fraction",
+            strategy=spec.strategy.name,
+            guarded=fid is not None and fid.guard,
         )
         pruner = (
             build_pruner(
@@ -61,6 +63,7 @@ def plan_search(
                 max_resource=fid.max,
                 reduction_factor=fid.reduction_factor,
                 curve=fid.curve_options(),
+                guard=fid.guard,
             )
             if fid is not None
             else optuna.pruners.NopPruner()

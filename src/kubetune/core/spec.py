@@ -142,6 +142,8 @@ class FidelitySpec(_Section):
     reduction_factor: int = Field(3, ge=2)
     scheduler: str = "auto"
     curve: CurveSpec | None = None
+    #: stop early stopping at a step whose ranking turns out opposite to the full budget's
+    guard: bool = True
 
     @model_validator(mode="before")
     @classmethod

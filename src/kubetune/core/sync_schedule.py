@@ -51,7 +51,10 @@ def schedule_for(spec: ExperimentSpec) -> SyncSchedule:
     fid = spec.fidelity
     if fid is None:
         return SyncSchedule(((None,),), 2, "none")
-    scheduler = choose_scheduler(fid.scheduler, has_fidelity=True)
+    # the rounds do not apply the fidelity guard: auto keeps Hyperband's hedge here
+    scheduler = choose_scheduler(
+        fid.scheduler, has_fidelity=True, strategy=spec.strategy.name, guarded=False
+    )
     if scheduler not in _SYNC_SCHEDULERS:
         raise SpecError(
             f"fidelity.scheduler: '{scheduler}' needs asynchronous reports; the looping"
