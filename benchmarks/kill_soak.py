@@ -17,6 +17,8 @@ Then one run goes to the end undisturbed and the round is checked (see :func:`ch
 - ``stuck``: a trial left RUNNING or WAITING after the undisturbed run;
 - ``retries_lost``: a completed trial whose attempt counter grew, i.e. a retry spent on a
   controller death;
+- ``deaths_in_a_row``: the most controller deaths one config sat through in a row (the loop
+  lets ``MAX_CONTROLLER_DEATHS`` go free; this shows the margin left);
 - ``wrong_best``: the study's or the summary's best is not the best completed value;
 - ``bad_models``: a visible model version that does not pull (every file checked).
 
@@ -55,7 +57,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from kubetune.core.attrs import ATTEMPT, RETRIED, RETRY_OF
+from kubetune.core.attrs import ATTEMPT, CONTROLLER_DEATHS, RETRIED, RETRY_OF
 from kubetune.core.storage import journal_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -152,6 +154,7 @@ class RoundResult:
     duplicated: int = 0
     stuck: int = 0
     retries_lost: int = 0
+    deaths_in_a_row: int = 0
     wrong_best: int = 0
     bad_models: int = 0
     completed: int = 0
@@ -284,6 +287,9 @@ def check_round(exp: Experiment, result: RoundResult) -> None:
         lineages.setdefault(int(trial.user_attrs.get(RETRY_OF, trial.number)), []).append(trial)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     result.completed = len(completed)
+    result.deaths_in_a_row = max(
+        (int(t.user_attrs.get(CONTROLLER_DEATHS, 0)) for t in trials), default=0
+    )
     if result.completed != exp.max_trials:
         result.problems.append(f"{result.completed} trials completed, want {exp.max_trials}")
     for root, chain in lineages.items():
@@ -390,13 +396,21 @@ def _run_round(
     return result
 
 
-def soak(executors: list[str], kills: int, per_round: int, seed: int, root: Path) -> dict[str, Any]:
+def soak(
+    executors: list[str],
+    kills: int,
+    per_round: int,
+    seed: int,
+    root: Path,
+    json_path: Path | None = None,
+) -> dict[str, Any]:
     rng = random.Random(seed)
-    report: dict[str, Any] = {"seed": seed, "executors": {}}
+    report: dict[str, Any] = {"seed": seed, "kills_asked": kills, "executors": {}}
     for executor in executors:
         totals: Counter[str] = Counter()
         problems: list[str] = []
         done, round_no = 0, 0
+        began = time.monotonic()
         while done < kills:
             round_no += 1
             batch = min(per_round, kills - done)
@@ -416,13 +430,23 @@ def soak(executors: list[str], kills: int, per_round: int, seed: int, root: Path
             ):
                 totals[key] += getattr(result, key)
             totals.update({f"phase_{k}": v for k, v in result.phases.items()})
+            totals["deaths_in_a_row"] = max(totals["deaths_in_a_row"], result.deaths_in_a_row)
             problems += [f"round {round_no}: {p}" for p in result.problems]
             print(
                 f"{executor} round {round_no}: {result.kills} kills {dict(result.phases)}, "
-                f"{'clean' if result.clean else 'PROBLEMS: ' + '; '.join(result.problems)}",
+                f"{result.running_at_kill} running at a kill, {result.trials} trials for "
+                f"{result.completed} completed, {result.deaths_in_a_row} deaths in a row at "
+                f"most: {'clean' if result.clean else 'PROBLEMS: ' + '; '.join(result.problems)}",
                 flush=True,
             )
-        report["executors"][executor] = {"rounds": round_no, **totals, "problems": problems}
+            report["executors"][executor] = {
+                "rounds": round_no,
+                "seconds": round(time.monotonic() - began, 1),
+                **totals,
+                "problems": problems,
+            }
+            if json_path is not None:  # after every round: a stopped soak still tells its counts
+                json_path.write_text(json.dumps(report, indent=2, default=dict) + "\n")
     return report
 
 
@@ -437,15 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     executors = args.executor or list(EXECUTORS)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kubetune-soak-") as tmp:
-        report = soak(executors, args.kills, args.per_round, args.seed, Path(tmp))
+        report = soak(executors, args.kills, args.per_round, args.seed, Path(tmp), args.json)
     report["seconds"] = round(time.monotonic() - started, 1)
+    report["finished"] = True
     for executor, counts in report["executors"].items():
         print(
             f"{executor}: {counts['kills']} controller kills "
             f"(startup {counts.get('phase_startup', 0)}, search {counts.get('phase_search', 0)}, "
             f"push {counts.get('phase_push', 0)}; {counts['running_at_kill']} trials running "
             f"at a kill): {counts['lost']} lost, {counts['duplicated']} duplicated, "
-            f"{counts['stuck']} stuck, {counts['retries_lost']} retries lost, "
+            f"{counts['stuck']} stuck, {counts['retries_lost']} retries lost "
+            f"(at most {counts['deaths_in_a_row']} deaths in a row on one config), "
             f"{counts['wrong_best']} wrong best, {counts['bad_models']} bad models"
         )
     if args.json:
