@@ -26,12 +26,15 @@ Then one run goes to the end undisturbed and the round is checked (see :func:`ch
 emulator (:mod:`kubetune.testing.k8s_emulator`) and kubelet (:mod:`kubetune.testing.kubelet`,
 each pod a local ``kubetune trial`` process) live in this process, so they outlive every killed
 controller, as a real cluster does: the Jobs a killed controller created keep running and the
-next controller must adopt them (one cluster per round).
+next controller must adopt them (one cluster per round). ``worker-pool`` is the same executor
+and simulated cluster in ``mode: worker-pool``: two warm worker pods (``kubetune worker``
+processes) outlive every killed controller, wait for the next one, and the trials they ran
+meanwhile must be adopted or read from their results, never run twice.
 
 CI runs a few kills per executor (``tests/test_reliability_kills.py``); the soak runs 200::
 
     python benchmarks/kill_soak.py --kills 200 --executor local --executor subprocess \
-        --executor kubernetes
+        --executor kubernetes --executor worker-pool
 """
 
 from __future__ import annotations
@@ -115,7 +118,9 @@ TRAINER = textwrap.dedent(
 VALIDATION_ROWS = 30  # iris: 150 rows, a fifth for validation
 
 
-EXECUTORS = ("local", "subprocess", "kubernetes")
+EXECUTORS = ("local", "subprocess", "kubernetes", "worker-pool")
+# on the SIMULATED cluster: the executor section's mode
+_CLUSTER_MODES = {"kubernetes": "job-per-trial", "worker-pool": "worker-pool"}
 
 
 def spec_text(executor: str, max_trials: int, parallel: int) -> str:
@@ -169,9 +174,11 @@ class RoundResult:
 
 @contextmanager
 def executor_section(executor: str, root: Path) -> Iterator[str]:
-    """The spec's ``executor`` section; for ``kubernetes``, a SIMULATED cluster that lives as
-    long as this context (every controller of the round talks to the same one)."""
-    if executor != "kubernetes":
+    """The spec's ``executor`` section; for ``kubernetes`` and ``worker-pool``, a SIMULATED
+    cluster that lives as long as this context (every controller of the round talks to the
+    same one)."""
+    mode = _CLUSTER_MODES.get(executor)
+    if mode is None:
         yield f"{{kind: {executor}}}"
         return
     from kubetune.testing.k8s_emulator import KubernetesEmulator
@@ -183,8 +190,8 @@ def executor_section(executor: str, root: Path) -> Iterator[str]:
         kubeconfig.write_text(emulator.kubeconfig())
         # a fixed report port: the pods a killed controller started report to its successor
         yield (
-            f"{{kind: kubernetes, kubeconfig: {kubeconfig}, report_host: 127.0.0.1,"
-            f" report_port: {_free_port()}}}"
+            f"{{kind: kubernetes, mode: {mode}, kubeconfig: {kubeconfig},"
+            f" report_host: 127.0.0.1, report_port: {_free_port()}}}"
         )
 
 
