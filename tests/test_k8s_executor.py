@@ -50,6 +50,7 @@ def _jobs(emulator: Any) -> list[dict[str, Any]]:
     return emulator.list_objects("jobs", "default")
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_preempted_pod_is_replaced_and_not_counted(tmp_path: Path) -> None:
     """podFailurePolicy Ignore on DisruptionTarget: the Job starts a new pod; the trial
     completes in attempt 1, not charged with a failure."""
@@ -64,6 +65,7 @@ def test_preempted_pod_is_replaced_and_not_counted(tmp_path: Path) -> None:
         assert [trial_of(j) for j in _jobs(emulator)] == [(0, 1)]
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_lost_node_is_an_infrastructure_failure(tmp_path: Path) -> None:
     lost = Fault(node_loss_after_s=0.5)
     with (
@@ -76,6 +78,7 @@ def test_lost_node_is_an_infrastructure_failure(tmp_path: Path) -> None:
     assert "NodeLost" in outcome.message
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_invalid_config_fails_the_job_at_once_by_pod_failure_policy(tmp_path: Path) -> None:
     with simulated_cluster(tmp_path) as (emulator, _, kc):
         with make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor:
@@ -113,6 +116,7 @@ def test_a_pod_that_cannot_run_is_reported_with_its_reason(
         assert emulator.requests["list events"] == 1  # asked once, for the message
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_a_job_deleted_by_hand_fails_its_trial_as_infrastructure(tmp_path: Path) -> None:
     with (
         simulated_cluster(tmp_path) as (emulator, _, kc),
