@@ -52,6 +52,34 @@ def test_a_slot_asking_again_has_lost_its_trial_with_the_exit_code_it_gives() ->
     assert queue.assignments() == []
 
 
+def test_a_repeated_work_request_whose_answer_was_lost_gets_the_same_trial_again() -> None:
+    """A controller killed between recording an assignment and its answer reaching the
+    worker: the worker repeats the request (same id); the trial never ran, so it must not be
+    failed as lost (that would cost it a retry). Its successor answers from the record."""
+    recorded: list[Assignment] = []
+    queue = _queue(recorded)
+    queue.put(3, 1, {"number": 3})
+    queue.put(4, 1, {"number": 4})
+    first = queue.handle_work({"worker": "w0/0", "request": "a1"})
+    assert first == (HTTPStatus.OK, {"trial": {"number": 3}})
+    assert queue.handle_work({"worker": "w0/0", "request": "a1"}) == first  # the repeat
+    assert recorded == [Assignment(3, 1, "w0/0", "a1")]  # recorded once, with the id
+    assert queue.events.empty()
+    # a new request (another id) while trial 3 is held: the slot lost it after all
+    assert queue.handle_work({"worker": "w0/0", "request": "a2"})[1] == {"trial": {"number": 4}}
+    assert queue.events.get_nowait().assignment == Assignment(3, 1, "w0/0", "a1")
+
+    successor = _queue([])  # a restarted controller, from the durable record
+    successor.adopt(Assignment(3, 1, "w0/0", "a1"), {"number": 3})
+    assert successor.handle_work({"worker": "w0/0", "request": "a1"}) == first
+    assert successor.events.empty() and successor.assignment(3) is not None
+    # a restarted slot process (an exit code, a new id) has lost it
+    successor.handle_work({"worker": "w0/0", "previous_exit": -9, "request": "b1"})
+    event = successor.events.get_nowait()
+    assert (event.kind, event.exit_code) == ("lost", -9)
+    assert successor.handle_work({"worker": "w0/0", "request": 5})[0] is HTTPStatus.BAD_REQUEST
+
+
 def test_a_failed_record_gives_the_trial_back_and_stop_ends_long_polls() -> None:
     def refuse(assignment: Assignment) -> None:
         raise OSError("object store down")

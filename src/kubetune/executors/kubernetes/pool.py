@@ -206,7 +206,7 @@ class WorkerPoolExecutor(ClusterExecutor):
         """Before a worker gets a trial (server thread): the durable assignment record."""
         _, study = self._pool()
         name = job_name(self._experiment, study, assignment.number, assignment.attempt)
-        self._files.write_assignment(name, assignment.worker)
+        self._files.write_assignment(name, assignment.worker, assignment.ask)
 
     # --- submit and events ---------------------------------------------------------------
 
@@ -219,16 +219,16 @@ class WorkerPoolExecutor(ClusterExecutor):
         self._files.write_request(name, request)
         self._trials[request.number] = _Trial(request, name)
         self._server.expect(request.number, request.attempt)
-        self._queue.put(
-            request.number,
-            request.attempt,
-            {
-                "number": request.number,
-                "attempt": request.attempt,
-                "request": self._files.request_uri(name),
-                "result": self._files.result_uri(name),
-            },
-        )
+        self._queue.put(request.number, request.attempt, self._work_item(request, name))
+
+    def _work_item(self, request: TrialRequest, name: str) -> dict[str, Any]:
+        """What a worker is sent for a trial (the protocol's ``trial``)."""
+        return {
+            "number": request.number,
+            "attempt": request.attempt,
+            "request": self._files.request_uri(name),
+            "result": self._files.result_uri(name),
+        }
 
     def poll(self, timeout: float) -> list[ExecutorEvent]:
         deadline = time.monotonic() + timeout
@@ -376,13 +376,17 @@ class WorkerPoolExecutor(ClusterExecutor):
                 self._ready.append(FinishedEvent(request.number, result))
                 adopted.append(request.number)
                 continue
-            worker = self._files.read_assignment(name)
-            job = jobs.get(worker.rsplit("/", 1)[0]) if worker else None
-            if worker is None or job is None or job_condition(job) is not None:
+            record = self._files.read_assignment(name)
+            job = jobs.get(record[0].rsplit("/", 1)[0]) if record else None
+            if record is None or job is None or job_condition(job) is not None:
                 continue  # not running anywhere: the loop retries it
+            worker, ask = record
             self._trials[request.number] = _Trial(request, name, started=time.monotonic())
             self._server.expect(request.number, request.attempt)
-            self._queue.adopt(Assignment(request.number, request.attempt, worker))
+            self._queue.adopt(
+                Assignment(request.number, request.attempt, worker, ask),
+                self._work_item(request, name),
+            )
             adopted.append(request.number)
         return adopted
 
