@@ -79,6 +79,23 @@ def test_lost_node_is_an_infrastructure_failure(tmp_path: Path) -> None:
 
 
 @pytest.mark.reliability  # part of the suite: pytest -m reliability
+def test_an_oom_killed_pod_is_an_infrastructure_failure_that_says_so(tmp_path: Path) -> None:
+    """The container runtime's reason (OOMKilled) reaches the trial's failure message, not
+    only the log tail that FallbackToLogsOnError puts in the termination message."""
+    oom = Fault(oom_kill_after_log="epoch 1")
+    with (
+        simulated_cluster(tmp_path, faults=lambda job: oom) as (_, _, kc),
+        make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor,
+    ):
+        finished, _ = run_all(executor, [request(0, sleep=60.0, say="epoch 1: loss 0.7")])
+    outcome = only_outcome(finished, 0)
+    assert outcome.failure is TrialFailure.INFRASTRUCTURE and outcome.failure.retryable
+    message = outcome.message
+    assert "OOMKilled" in message and "exit code 137" in message, message
+    assert "epoch 1: loss 0.7" in message  # and the log tail, as before
+
+
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_invalid_config_fails_the_job_at_once_by_pod_failure_policy(tmp_path: Path) -> None:
     with simulated_cluster(tmp_path) as (emulator, _, kc):
         with make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor:
