@@ -4,12 +4,17 @@ report server routes to), and ``kubetune worker``'s refusal without its controll
 from __future__ import annotations
 
 import argparse
+import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
-from kubetune.cli.worker_cmd import run_worker
+from kubetune.cli.worker_cmd import _Slot, run_worker
 from kubetune.executors.kubernetes.work_queue import Assignment, WorkQueue
 
 
@@ -106,3 +111,44 @@ def test_kubetune_worker_refuses_to_start_without_its_controller_env(
     assert run_worker(args) == 2
     err = capsys.readouterr().err
     assert "KUBETUNE_REPORT_URL" in err and "secret-token-value" not in err
+
+
+@contextmanager
+def _controller_losing_its_first_answer() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback stand-in for a controller: it reads the first work request and dies
+    without answering (the connection closes); it answers the next one with stop."""
+    bodies: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            if len(bodies) == 1:
+                self.close_connection = True  # no answer: what a killed controller leaves
+                return
+            data = json.dumps({"stop": True}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_worker_repeats_a_work_request_whose_answer_was_lost_with_the_same_id() -> None:
+    args = argparse.Namespace(function=None, idle_timeout=30.0, previous_exit=None)
+    with _controller_losing_its_first_answer() as (base, bodies):
+        assert _Slot(base, "token", "w0/0", args).serve() == 0
+    assert len(bodies) == 2
+    first, repeat = bodies
+    assert isinstance(first["request"], str) and first["request"]
+    assert repeat == first  # the same request, id included: the controller can answer it
