@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -37,6 +37,7 @@ from kubetune.storage import open_store
 __all__ = [
     "SYNC_TIMEOUT_S",
     "UNAVAILABLE",
+    "ClusterArgs",
     "ClusterExecutor",
     "CreateRetry",
     "api_reason",
@@ -71,6 +72,20 @@ class CreateRetry:
         self.at = now + wait
         self.wait_s = min(wait * 2, _CREATE_BACKOFF_S[1])
         return wait
+
+
+class ClusterArgs(TypedDict):
+    """The arguments of both executor modes (``from_context`` builds them from the spec)."""
+
+    options: KubernetesOptions
+    api_client: client.ApiClient
+    namespace: str
+    experiment: str
+    spec_data: dict[str, Any]
+    spec_dir: str
+    capacity: int
+    trials_uri: str
+    token_dir: NotRequired[Path | None]
 
 
 class ClusterExecutor(Executor):

@@ -16,7 +16,7 @@ import queue
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -33,6 +33,7 @@ from kubetune.errors import SpecError, StorageError
 from kubetune.executors.kubernetes.client import connect
 from kubetune.executors.kubernetes.cluster import (
     UNAVAILABLE,
+    ClusterArgs,
     ClusterExecutor,
     CreateRetry,
     api_reason,
@@ -124,8 +125,8 @@ class KubernetesExecutor(ClusterExecutor):
             token_dir=context.work_dir,
         )
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)  # see ClusterExecutor for the arguments
+    def __init__(self, **kwargs: Unpack[ClusterArgs]) -> None:
+        super().__init__(**kwargs)
         self._trials: dict[int, _Trial] = {}
         self._ready: list[FinishedEvent] = []
         self._selector: str | None = None  # set on first use: it names the study

@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Unpack
 
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -42,6 +42,7 @@ from kubetune.core.executor import ExecutorEvent, FinishedEvent
 from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, outcome_from_exit
 from kubetune.executors.kubernetes.cluster import (
     UNAVAILABLE,
+    ClusterArgs,
     ClusterExecutor,
     CreateRetry,
     api_reason,
@@ -80,9 +81,9 @@ class WorkerPoolExecutor(ClusterExecutor):
         " (executor.worker_idle_timeout_s); running the experiment again adopts them"
     )
 
-    def __init__(self, **kwargs: Any) -> None:
-        # see ClusterExecutor for the arguments; the report server also speaks the worker
-        # protocol (the queue wakes poll through the base's event, set up before any request)
+    def __init__(self, **kwargs: Unpack[ClusterArgs]) -> None:
+        # the report server also speaks the worker protocol (the queue wakes poll through
+        # the base's event, which exists before the server takes its first request)
         self._queue = WorkQueue(self._record, self._changed)
         super().__init__(
             **kwargs,
