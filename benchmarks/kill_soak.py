@@ -17,6 +17,8 @@ Then one run goes to the end undisturbed and the round is checked (see :func:`ch
 - ``stuck``: a trial left RUNNING or WAITING after the undisturbed run;
 - ``retries_lost``: a completed trial whose attempt counter grew, i.e. a retry spent on a
   controller death;
+- ``deaths_in_a_row``: the most controller deaths one config sat through in a row (the loop
+  lets ``MAX_CONTROLLER_DEATHS`` go free; this shows the margin left);
 - ``wrong_best``: the study's or the summary's best is not the best completed value;
 - ``bad_models``: a visible model version that does not pull (every file checked).
 
@@ -24,12 +26,15 @@ Then one run goes to the end undisturbed and the round is checked (see :func:`ch
 emulator (:mod:`kubetune.testing.k8s_emulator`) and kubelet (:mod:`kubetune.testing.kubelet`,
 each pod a local ``kubetune trial`` process) live in this process, so they outlive every killed
 controller, as a real cluster does: the Jobs a killed controller created keep running and the
-next controller must adopt them (one cluster per round).
+next controller must adopt them (one cluster per round). ``worker-pool`` is the same executor
+and simulated cluster in ``mode: worker-pool``: two warm worker pods (``kubetune worker``
+processes) outlive every killed controller, wait for the next one, and the trials they ran
+meanwhile must be adopted or read from their results, never run twice.
 
 CI runs a few kills per executor (``tests/test_reliability_kills.py``); the soak runs 200::
 
     python benchmarks/kill_soak.py --kills 200 --executor local --executor subprocess \
-        --executor kubernetes
+        --executor kubernetes --executor worker-pool
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from kubetune.core.attrs import ATTEMPT, RETRIED, RETRY_OF
+from kubetune.core.attrs import ATTEMPT, CONTROLLER_DEATHS, RETRIED, RETRY_OF
 from kubetune.core.storage import journal_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -113,7 +118,9 @@ TRAINER = textwrap.dedent(
 VALIDATION_ROWS = 30  # iris: 150 rows, a fifth for validation
 
 
-EXECUTORS = ("local", "subprocess", "kubernetes")
+EXECUTORS = ("local", "subprocess", "kubernetes", "worker-pool")
+# on the SIMULATED cluster: the executor section's mode
+_CLUSTER_MODES = {"kubernetes": "job-per-trial", "worker-pool": "worker-pool"}
 
 
 def spec_text(executor: str, max_trials: int, parallel: int) -> str:
@@ -152,6 +159,7 @@ class RoundResult:
     duplicated: int = 0
     stuck: int = 0
     retries_lost: int = 0
+    deaths_in_a_row: int = 0
     wrong_best: int = 0
     bad_models: int = 0
     completed: int = 0
@@ -166,9 +174,11 @@ class RoundResult:
 
 @contextmanager
 def executor_section(executor: str, root: Path) -> Iterator[str]:
-    """The spec's ``executor`` section; for ``kubernetes``, a SIMULATED cluster that lives as
-    long as this context (every controller of the round talks to the same one)."""
-    if executor != "kubernetes":
+    """The spec's ``executor`` section; for ``kubernetes`` and ``worker-pool``, a SIMULATED
+    cluster that lives as long as this context (every controller of the round talks to the
+    same one)."""
+    mode = _CLUSTER_MODES.get(executor)
+    if mode is None:
         yield f"{{kind: {executor}}}"
         return
     from kubetune.testing.k8s_emulator import KubernetesEmulator
@@ -180,8 +190,8 @@ def executor_section(executor: str, root: Path) -> Iterator[str]:
         kubeconfig.write_text(emulator.kubeconfig())
         # a fixed report port: the pods a killed controller started report to its successor
         yield (
-            f"{{kind: kubernetes, kubeconfig: {kubeconfig}, report_host: 127.0.0.1,"
-            f" report_port: {_free_port()}}}"
+            f"{{kind: kubernetes, mode: {mode}, kubeconfig: {kubeconfig},"
+            f" report_host: 127.0.0.1, report_port: {_free_port()}}}"
         )
 
 
@@ -284,6 +294,9 @@ def check_round(exp: Experiment, result: RoundResult) -> None:
         lineages.setdefault(int(trial.user_attrs.get(RETRY_OF, trial.number)), []).append(trial)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     result.completed = len(completed)
+    result.deaths_in_a_row = max(
+        (int(t.user_attrs.get(CONTROLLER_DEATHS, 0)) for t in trials), default=0
+    )
     if result.completed != exp.max_trials:
         result.problems.append(f"{result.completed} trials completed, want {exp.max_trials}")
     for root, chain in lineages.items():
@@ -390,13 +403,21 @@ def _run_round(
     return result
 
 
-def soak(executors: list[str], kills: int, per_round: int, seed: int, root: Path) -> dict[str, Any]:
+def soak(
+    executors: list[str],
+    kills: int,
+    per_round: int,
+    seed: int,
+    root: Path,
+    json_path: Path | None = None,
+) -> dict[str, Any]:
     rng = random.Random(seed)
-    report: dict[str, Any] = {"seed": seed, "executors": {}}
+    report: dict[str, Any] = {"seed": seed, "kills_asked": kills, "executors": {}}
     for executor in executors:
         totals: Counter[str] = Counter()
         problems: list[str] = []
         done, round_no = 0, 0
+        began = time.monotonic()
         while done < kills:
             round_no += 1
             batch = min(per_round, kills - done)
@@ -416,13 +437,23 @@ def soak(executors: list[str], kills: int, per_round: int, seed: int, root: Path
             ):
                 totals[key] += getattr(result, key)
             totals.update({f"phase_{k}": v for k, v in result.phases.items()})
+            totals["deaths_in_a_row"] = max(totals["deaths_in_a_row"], result.deaths_in_a_row)
             problems += [f"round {round_no}: {p}" for p in result.problems]
             print(
                 f"{executor} round {round_no}: {result.kills} kills {dict(result.phases)}, "
-                f"{'clean' if result.clean else 'PROBLEMS: ' + '; '.join(result.problems)}",
+                f"{result.running_at_kill} running at a kill, {result.trials} trials for "
+                f"{result.completed} completed, {result.deaths_in_a_row} deaths in a row at "
+                f"most: {'clean' if result.clean else 'PROBLEMS: ' + '; '.join(result.problems)}",
                 flush=True,
             )
-        report["executors"][executor] = {"rounds": round_no, **totals, "problems": problems}
+            report["executors"][executor] = {
+                "rounds": round_no,
+                "seconds": round(time.monotonic() - began, 1),
+                **totals,
+                "problems": problems,
+            }
+            if json_path is not None:  # after every round: a stopped soak still tells its counts
+                json_path.write_text(json.dumps(report, indent=2, default=dict) + "\n")
     return report
 
 
@@ -437,15 +468,17 @@ def main(argv: list[str] | None = None) -> int:
     executors = args.executor or list(EXECUTORS)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kubetune-soak-") as tmp:
-        report = soak(executors, args.kills, args.per_round, args.seed, Path(tmp))
+        report = soak(executors, args.kills, args.per_round, args.seed, Path(tmp), args.json)
     report["seconds"] = round(time.monotonic() - started, 1)
+    report["finished"] = True
     for executor, counts in report["executors"].items():
         print(
             f"{executor}: {counts['kills']} controller kills "
             f"(startup {counts.get('phase_startup', 0)}, search {counts.get('phase_search', 0)}, "
             f"push {counts.get('phase_push', 0)}; {counts['running_at_kill']} trials running "
             f"at a kill): {counts['lost']} lost, {counts['duplicated']} duplicated, "
-            f"{counts['stuck']} stuck, {counts['retries_lost']} retries lost, "
+            f"{counts['stuck']} stuck, {counts['retries_lost']} retries lost "
+            f"(at most {counts['deaths_in_a_row']} deaths in a row on one config), "
             f"{counts['wrong_best']} wrong best, {counts['bad_models']} bad models"
         )
     if args.json:

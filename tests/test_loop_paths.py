@@ -28,7 +28,7 @@ from kubetune.core.attrs import (
     RETRY_OF,
 )
 from kubetune.core.events import LoopProgress
-from kubetune.core.loop import LoopResult, TuningLoop, trial_seed
+from kubetune.core.loop import MAX_CONTROLLER_DEATHS, LoopResult, TuningLoop, trial_seed
 from kubetune.core.space import SearchSpace
 from kubetune.core.spec import parse_spec
 from kubetune.core.stop_reason import INTERRUPTED, StopKind, StopReason
@@ -390,7 +390,9 @@ def test_the_lease_is_released_on_every_exit(tmp_path: Path, storage: str) -> No
 
 @pytest.mark.parametrize(
     ("deaths_before", "attempt_after", "deaths_after"),
-    [(0, 1, 1), (2, 1, 3), (3, 2, None)],  # the 4th death in a row spends a retry
+    # up to MAX_CONTROLLER_DEATHS (10) in a row are free; each one past it spends a retry
+    # and the row goes on counting
+    [(0, 1, 1), (3, 1, 4), (9, 1, 10), (10, 2, 11), (12, 2, 13)],
 )
 def test_a_controller_death_costs_no_retry_up_to_a_cap(
     deaths_before: int, attempt_after: int, deaths_after: int | None
@@ -409,6 +411,41 @@ def test_a_controller_death_costs_no_retry_up_to_a_cap(
     assert retry.params == trials[stale].params
     assert retry.user_attrs[ATTEMPT] == attempt_after
     assert retry.user_attrs.get(CONTROLLER_DEATHS) == deaths_after
+
+
+class _ControllerDied(BaseException):
+    """The controller process dying with the trial (what a SIGKILL leaves: no cleanup)."""
+
+
+class TakesControllerDown(FakeExecutor):
+    """Every run of the config of trial 0 takes the controller down with it."""
+
+    def submit(self, request: TrialRequest) -> None:
+        if (request.retry_of if request.retry_of is not None else request.number) == 0:
+            raise _ControllerDied
+        super().submit(request)
+
+
+def test_a_config_that_takes_the_controller_down_every_time_ends_after_a_bounded_number() -> None:
+    """The free controller deaths must not let such a config loop forever: past the cap
+    each death spends a retry, so it ends as a final failure after cap + retries + 1."""
+    study = _study()
+    deaths = 0
+    while True:
+        try:
+            _run(study, TakesControllerDown(), max_trials=3, retries=2)
+            break
+        except _ControllerDied:
+            deaths += 1
+            assert deaths < 100, "the config keeps taking the controller down"
+    assert deaths == MAX_CONTROLLER_DEATHS + 2 + 1
+    trials = study.get_trials(deepcopy=False)
+    chain = [t for t in trials if int(t.user_attrs.get(RETRY_OF, t.number)) == 0]
+    assert [t.state for t in chain] == [TrialState.FAIL] * deaths
+    assert [t.user_attrs[RETRIED] for t in chain] == [True] * (deaths - 1) + [False]
+    assert [t.user_attrs.get(ATTEMPT, 1) for t in chain][-4:] == [1, 1, 2, 3]
+    # the study went on with other configs
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
 
 
 class InterruptedSubmit(FakeExecutor):

@@ -156,12 +156,14 @@ def pod_bearing(objects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return [o for o in objects if any(True for _ in pod_specs(o))]
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_the_namespace_enforces_the_restricted_standard(render: Any) -> None:
     for overlay in OVERLAYS:
         labels = named(render(overlay), "Namespace", NAMESPACE)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_template_meets_the_restricted_standard(render: Any, overlay: str) -> None:
     workloads = pod_bearing(render(overlay))
@@ -173,6 +175,7 @@ def test_every_pod_template_meets_the_restricted_standard(render: Any, overlay: 
         assert restricted_violations(obj, read_only_root=True) == []
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_a_trial_job_from_the_pod_template_is_valid_and_restricted(
     render: Any, overlay: str
@@ -190,6 +193,7 @@ def test_a_trial_job_from_the_pod_template_is_valid_and_restricted(
     assert restricted_violations(job) == []
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_the_pod_security_check_catches_violations(render: Any) -> None:
     statefulset = copy.deepcopy(named(render("dev"), "StatefulSet", "kubetune-minio"))
     pod = statefulset["spec"]["template"]["spec"]
@@ -240,6 +244,7 @@ def test_the_pod_security_check_reads_kubernetes_client_models() -> None:
 # --- least privilege -------------------------------------------------------------------------
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 def test_the_controller_role_holds_only_what_it_needs(render: Any) -> None:
     for overlay in OVERLAYS:
         objects = render(overlay)

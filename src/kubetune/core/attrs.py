@@ -33,8 +33,8 @@ __all__ = [
 ATTEMPT = "kubetune:attempt"
 #: On a retry: the number of the config's first trial (its seed derives from it).
 RETRY_OF = "kubetune:retry_of"
-#: How many controllers died while this config ran, since its last real attempt. Their
-#: deaths cost it no retry, up to ``MAX_CONTROLLER_DEATHS`` in a row (see the loop).
+#: How many controllers died in a row while this config ran. Their deaths cost it no retry,
+#: up to ``MAX_CONTROLLER_DEATHS`` in a row; each one past it costs one (see the loop).
 CONTROLLER_DEATHS = "kubetune:controller_deaths"
 #: On a failed trial: True when the same config is queued again (not a final failure).
 RETRIED = "kubetune:retried"

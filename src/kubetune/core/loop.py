@@ -61,8 +61,16 @@ __all__ = [
 ]
 
 _POLL_S = 0.5
-# Controller deaths in a row a config may sit through without spending a retry.
-MAX_CONTROLLER_DEATHS = 3
+# Controller deaths in a row a config may sit through without spending a retry. A random
+# controller death (a node drained, the pod evicted, an operator's restart, a kill in the
+# soak) hits a config only when it happens to be in flight, so long runs of deaths on one
+# config are rare; a config that takes the controller down with it (the node out of memory)
+# is in flight at every death. The 200-kill soak (kills every few seconds, far more often
+# than a real cluster restarts a controller) once saw 4 in a row, which the former cap of 3
+# charged a retry; 10 leaves a wide margin. Past the cap the count goes on (it is not reset
+# by the retry spent), so such a config spends a retry at every further death and ends as a
+# final failure after MAX_CONTROLLER_DEATHS + retries + 1 deaths (13 with the default 2).
+MAX_CONTROLLER_DEATHS = 10
 _log = logging.getLogger(__name__)
 
 
@@ -293,12 +301,11 @@ class TuningLoop:
             # the run stopped, the trial did not fail: it costs no retry, it just runs again
             retry, next_attempt = True, attempt
         elif controller_died and deaths <= MAX_CONTROLLER_DEATHS:
-            # Not the config's fault either. The cap keeps a config that takes the whole
-            # machine down with it (and the controller too) from looping forever.
+            # Not the config's fault either (see MAX_CONTROLLER_DEATHS for the cap).
             retry, next_attempt = True, attempt
         else:
+            # a failure of its own ends the row of deaths; a death past the cap continues it
             retry, next_attempt = failure.retryable and attempt <= self.retries, attempt + 1
-            deaths = 0
         compat.set_trial_user_attr(self.study, trial_id, FAILURE, failure.value)
         compat.set_trial_user_attr(self.study, trial_id, MESSAGE, outcome.message[:2000])
         compat.set_trial_user_attr(self.study, trial_id, RETRIED, retry)

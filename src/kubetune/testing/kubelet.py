@@ -12,7 +12,8 @@ pod (a Job deleted with background propagation) kills the process group.
 Faults, chosen per Job by ``faults(job) -> Fault | None``: a start delay, an unschedulable
 pod, an image pull error, a preemption (the pod gets ``DisruptionTarget`` and, as
 ``podFailurePolicy: Ignore`` says, the Job starts a new pod), a node loss (the pod fails
-without an exit code).
+without an exit code), an out-of-memory kill (the process is SIGKILLed and its container
+ends with exit code 137 and reason ``OOMKilled``, as a container runtime reports it).
 
 ``runtime="simulated"`` runs no process: the "container" sleeps ``trial_s`` and writes a
 completed result to its ``--output``; the benchmark uses it for 1,000 trials. A
@@ -55,6 +56,9 @@ class Fault:
     image_pull_error: bool = False  # the image cannot be pulled; the pod never runs
     preempt_after_s: float | None = None  # the first pod is preempted after this long
     node_loss_after_s: float | None = None  # the node of the first pod goes away
+    # the first pod's container is OOM-killed once its log shows this text (a training step
+    # that blows the memory limit: deterministic, however long the interpreter takes to start)
+    oom_kill_after_log: str | None = None
     then: Fault | None = None  # what happens to the Job's next pod (default: nothing)
 
 
@@ -266,14 +270,20 @@ class SimulatedKubelet:
                     "BackoffLimitExceeded",
                     "Job has reached the specified backoff limit",
                 )
+            if fault.oom_kill_after_log is not None and fault.oom_kill_after_log in self.log(pod):
+                self._stop(process, graceful=False)
+                return self._exited(pod, container, 137, reason="OOMKilled")
             if deadline is not None and now - job_started > deadline:
                 self._stop(process, graceful=True)
                 self._pod_status(pod, phase="Failed", reason="DeadlineExceeded")
                 return "Failed", "DeadlineExceeded", "Job was active longer than specified deadline"
 
-    def _exited(self, pod: str, container: Obj, code: int) -> tuple[str, str, str]:
+    def _exited(
+        self, pod: str, container: Obj, code: int, reason: str | None = None
+    ) -> tuple[str, str, str]:
         code = 128 - code if code < 0 else code  # killed by signal N: the runtime says 128+N
-        state: Obj = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+        reason = reason or ("Completed" if code == 0 else "Error")
+        state: Obj = {"exitCode": code, "reason": reason}
         if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             state["message"] = self.log(pod)[-2048:]  # the kubelet's cap is 2048 bytes
         terminated = {"terminated": state}

@@ -19,6 +19,8 @@
                  (its ``cgroup.procs`` file) and allocate until the kernel's OOM killer ends it
     memory_error cap its own address space (RLIMIT_AS) and allocate past it: MemoryError
 
+With ``say``, it first prints that line to stderr (a training log, as its pod's log shows).
+
 It is importable by name (``kubetune.testing.trial_functions:scripted``), so executors that
 run ``kubetune trial --function`` in another process run exactly what a local worker runs.
 """
@@ -47,6 +49,8 @@ def scripted(request: TrialRequest, reporter: Reporter) -> dict[str, Any] | floa
     params = request.params
     action = params.get("action", "complete")
     start = time.time()
+    if "say" in params:
+        print(params["say"], file=sys.stderr, flush=True)
     if action == "report":
         for step in range(1, int(params.get("steps", 3)) + 1):
             time.sleep(float(params.get("step_sleep", 0.0)))

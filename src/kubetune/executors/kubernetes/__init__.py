@@ -4,6 +4,8 @@
     naming      deterministic Job names and labels          job       the Job manifest
     client      in-cluster / kubeconfig configuration       informer  list + watch caches
     pods        what a pod's status means                   results   request/result objects
+    cluster     what both modes share (:class:`ClusterExecutor`: clients, report server,
+                deletes, the ``api_outage_s`` bound)
     executor    :class:`KubernetesExecutor` (Job per trial)
     pool        :class:`WorkerPoolExecutor` (``mode: worker-pool``: warm worker pods)
     work_queue  the controller side of the worker protocol (``kubetune worker``)

@@ -11,20 +11,13 @@ costs one ``create`` request, plus one ``delete`` when it is stopped early, plus
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import secrets
-import socket
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Unpack
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -36,8 +29,18 @@ from kubetune.core.trial import (
     TrialStatus,
     outcome_from_exit,
 )
-from kubetune.errors import KubetuneError, SpecError, StorageError
+from kubetune.errors import SpecError, StorageError
 from kubetune.executors.kubernetes.client import connect
+from kubetune.executors.kubernetes.cluster import (
+    UNAVAILABLE,
+    ClusterArgs,
+    ClusterExecutor,
+    CreateRetry,
+    api_reason,
+    refused,
+    report_token,
+    report_url,
+)
 from kubetune.executors.kubernetes.informer import Informer
 from kubetune.executors.kubernetes.job import TrialJob, build_job, selector_labels
 from kubetune.executors.kubernetes.naming import LABEL_ATTEMPT, LABEL_TRIAL, job_name
@@ -49,28 +52,20 @@ from kubetune.executors.kubernetes.pods import (
     running,
     waiting_reason,
 )
-from kubetune.executors.kubernetes.results import TrialFiles
-from kubetune.executors.report_channel import ReportServer
-from kubetune.storage import open_store, path_to_uri
+from kubetune.storage import path_to_uri
 
 if TYPE_CHECKING:
     from kubetune.executors.kubernetes.pool import WorkerPoolExecutor
 
+# api_reason, report_token, report_url: re-exported from .cluster, where they now live
 __all__ = ["KubernetesExecutor", "api_reason", "report_token", "report_url"]
 
 _log = logging.getLogger(__name__)
-_TOKEN_FILE = "report-token"  # noqa: S105 - a file name
 # After a Job is seen finished, how long to wait for its pod's final status (two watches
 # deliver independently) before judging by the Job alone.
 _POD_STATUS_WAIT_S = 5.0
 # A created Job not seen by the watch after this long was lost (deleted at once).
 _UNSEEN_S = 60.0
-# How long the first list of Jobs and pods may take (the API server is unreachable else).
-SYNC_TIMEOUT_S = 30.0
-# Between two creates of a Job the API could not be reached for (at most; doubling).
-_CREATE_BACKOFF_S = (0.5, 8.0)
-# Answers of an API server that is restarting or overloaded: wait and try again.
-_UNAVAILABLE = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -90,13 +85,10 @@ class _Trial:
     finished_since: float | None = None  # the Job finished; waiting for the pod's status
     # the Job to create while the API cannot be reached (None once it was created)
     manifest: dict[str, Any] | None = None
-    create_at: float = 0.0  # when to try the create again
-    create_backoff_s: float = _CREATE_BACKOFF_S[0]
+    create: CreateRetry = field(default_factory=CreateRetry)  # while the API is out of reach
 
 
-class KubernetesExecutor(Executor):
-    kind = "kubernetes"
-
+class KubernetesExecutor(ClusterExecutor):
     @classmethod
     def from_context(cls, options: dict[str, Any], context: ExecutorContext) -> Executor:
         parsed = KubernetesOptions.parse(options)
@@ -133,48 +125,13 @@ class KubernetesExecutor(Executor):
             token_dir=context.work_dir,
         )
 
-    def __init__(
-        self,
-        *,
-        options: KubernetesOptions,
-        api_client: client.ApiClient,
-        namespace: str,
-        experiment: str,
-        spec_data: dict[str, Any],
-        spec_dir: str,
-        capacity: int,
-        trials_uri: str,
-        token_dir: Path | None = None,
-    ) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be >= 1")
-        self._options = options
-        self._api = client.BatchV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-        self._api_client = api_client
-        self._namespace = namespace
-        self._experiment = experiment
-        self._spec_data = spec_data
-        self._spec_dir = spec_dir
-        self._capacity = capacity
-        self._files = TrialFiles(open_store(trials_uri))
-        self.cancel_grace_s = options.cancel_grace_s
-        self._server = ReportServer(
-            report_token(token_dir), host=options.report_host, port=options.report_port
-        )
-        self._report_url = report_url(options, self._server.url)
+    def __init__(self, **kwargs: Unpack[ClusterArgs]) -> None:
+        super().__init__(**kwargs)
         self._trials: dict[int, _Trial] = {}
         self._ready: list[FinishedEvent] = []
-        self._wake = threading.Event()
         self._selector: str | None = None  # set on first use: it names the study
         self._jobs: Informer | None = None
         self._pods: Informer | None = None
-        self._create_failing_since: float | None = None  # creates cannot reach the API
-        self._api_lost = False  # stopped by an outage longer than options.api_outage_s
-
-    @property
-    def capacity(self) -> int:
-        return self._capacity
 
     # --- watches -------------------------------------------------------------------------
 
@@ -194,19 +151,12 @@ class KubernetesExecutor(Executor):
             self._changed, watch_timeout_s=timeout, kind="pods", index_label="job-name",
         )  # fmt: skip
         try:
-            self._jobs.start(SYNC_TIMEOUT_S)
-            self._pods.start(SYNC_TIMEOUT_S)
-        except ConnectionError as exc:
+            self._start_informer(self._jobs)
+            self._start_informer(self._pods)
+        except BaseException:
             self._jobs.stop()
-            self._pods.stop()
             self._jobs = self._pods = None
-            host = self._api_client.configuration.host
-            raise KubetuneError(
-                f"kubernetes executor: namespace {self._namespace} at {host}: {exc}"
-            ) from None
-
-    def _changed(self, name: str) -> None:
-        self._wake.set()  # a watch thread saw a change: poll looks at its trials again
+            raise
 
     def _pods_of(self, trial: _Trial) -> list[dict[str, Any]]:
         if self._pods is None:  # set by _watch before any trial is followed
@@ -258,13 +208,14 @@ class KubernetesExecutor(Executor):
         try:
             self._api.create_namespaced_job(self._namespace, trial.manifest, _request_timeout=30)
         except ApiException as exc:
-            if exc.status in _UNAVAILABLE:
-                return self._create_later(trial, now, api_reason(exc))
-            self._create_failing_since = None  # the API answered
+            if exc.status in UNAVAILABLE:
+                return self._create_failed(trial.name, trial.create, now, api_reason(exc))
+            self._create_answered()
             if exc.status != 409:  # 409: this attempt's Job exists already: adopt it
                 del self._trials[trial.request.number]
                 self._server.forget(trial.request.number)
-                _refused(exc, trial.name)  # the options or permissions are wrong: stop the run
+                # the options or permissions are wrong: stop the run
+                refused(exc, f"trial Job {trial.name}")
                 return self._finish_now(
                     trial,
                     TrialFailure.INFRASTRUCTURE,
@@ -272,22 +223,10 @@ class KubernetesExecutor(Executor):
                 )
             _log.info("Job %s exists already; adopting it", trial.name)
         except (HTTPError, OSError) as exc:
-            return self._create_later(trial, now, type(exc).__name__)
-        self._create_failing_since = None
+            return self._create_failed(trial.name, trial.create, now, type(exc).__name__)
+        self._create_answered()
         trial.manifest = None
         trial.submitted = now  # the unseen-Job clock starts when it was created
-
-    def _create_later(self, trial: _Trial, now: float, why: str) -> None:
-        """The API is unreachable or unavailable: try the create again after a backoff."""
-        if self._create_failing_since is None:
-            self._create_failing_since = now
-        wait = trial.create_backoff_s
-        trial.create_at = now + wait
-        trial.create_backoff_s = min(wait * 2, _CREATE_BACKOFF_S[1])
-        _log.warning(
-            "cannot reach the Kubernetes API to create Job %s (%s); trying again in %.1fs",
-            trial.name, why, wait,
-        )  # fmt: skip
 
     def _track(self, trial: _Trial) -> None:
         self._trials[trial.request.number] = trial
@@ -307,10 +246,10 @@ class KubernetesExecutor(Executor):
             self._ready.clear()
             events.extend(self._drain_reports())
             now = time.monotonic()
-            self._check_api(now)
+            self._check_api(now, (self._jobs, self._pods))
             for trial in list(self._trials.values()):
                 if trial.manifest is not None:  # not created yet: the API was unreachable
-                    if now >= trial.create_at:
+                    if trial.create.due(now):
                         self._create(trial, now)
                     continue
                 outcome = self._check(trial, now)
@@ -321,27 +260,6 @@ class KubernetesExecutor(Executor):
                 return events
             # Woken by a watch change; reports arrive on the server's queue: short slices.
             self._wake.wait(min(0.05, left))
-
-    def _check_api(self, now: float) -> None:
-        """Raise once the API has been unreachable longer than ``api_outage_s``: a clear end
-        instead of a run that waits forever. Shorter outages are waited out (the watches
-        list again with backoff, creates are retried); the Jobs run on meanwhile."""
-        down, why = 0.0, ""
-        for informer in (self._jobs, self._pods):
-            if informer is not None and informer.down_for(now) > down:
-                down, why = informer.down_for(now), informer.last_error or ""
-        if self._create_failing_since is not None and now - self._create_failing_since > down:
-            down, why = now - self._create_failing_since, "creating a Job failed"
-        bound = self._options.api_outage_s
-        if down <= bound:
-            return
-        self._api_lost = True
-        host = self._api_client.configuration.host
-        raise KubetuneError(
-            f"kubernetes executor: the Kubernetes API at {host} has been unreachable for"
-            f" {down:.0f}s, longer than executor.api_outage_s ({bound:g}s; last error: {why});"
-            " its Jobs keep running, and running the experiment again adopts them"
-        )
 
     def _drain_reports(self) -> list[ExecutorEvent]:
         events: list[ExecutorEvent] = []
@@ -464,13 +382,6 @@ class KubernetesExecutor(Executor):
         self._delete(trial.name)
         return TrialOutcome.failed(failure, message)
 
-    def _delete(self, name: str) -> None:
-        """Delete the Job and (background propagation) its pods; a Job gone already is fine."""
-        with contextlib.suppress(ApiException, HTTPError, OSError):
-            self._api.delete_namespaced_job(
-                name, self._namespace, propagation_policy="Background", _request_timeout=30
-            )
-
     def _done(self, trial: _Trial, outcome: TrialOutcome) -> TrialOutcome:
         del self._trials[trial.request.number]
         self._server.forget(trial.request.number)
@@ -546,58 +457,3 @@ class KubernetesExecutor(Executor):
                 informer.stop()
         self._server.close()
         self._api_client.close()
-
-
-def report_token(folder: Path | None) -> str:
-    """This run's report token, kept in the run folder (mode 0600) so that a restarted
-    controller accepts the reports of the pods it adopts."""
-    if folder is None:
-        return secrets.token_urlsafe(24)
-    path = folder / _TOKEN_FILE
-    with contextlib.suppress(OSError):
-        token = path.read_text().strip()
-        if token:
-            return token
-    token = secrets.token_urlsafe(24)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)
-    return token
-
-
-def report_url(options: KubernetesOptions, bound: str) -> str:
-    """The report URL the pods use: ``controller_url`` (a Service) when given, else this
-    host's address (in a cluster: the controller pod's IP) and the bound port."""
-    path = bound[bound.index("/", len("http://")) :]
-    if options.controller_url:
-        return options.controller_url.rstrip("/") + path
-    host = options.report_host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
-        host = socket.gethostbyname(socket.gethostname())
-    port = bound.split("/")[2].rsplit(":", 1)[1]
-    return f"http://{host}:{port}{path}"
-
-
-def _refused(exc: ApiException, name: str) -> None:
-    """Raise when every Job would be refused the same way: an invalid manifest (from the
-    executor options) or missing permissions. A quota that is full is not that: it passes."""
-    reason = api_reason(exc)
-    if exc.status in (400, 422):
-        raise SpecError(f"executor: the cluster refused the trial Job {name}: {reason}")
-    if exc.status in (401, 403) and "quota" not in reason.lower():
-        raise KubetuneError(
-            f"kubernetes executor: not allowed to create Job {name} ({reason}); the"
-            " controller's service account needs create, list, watch and delete on jobs,"
-            " list and watch on pods, list on events"
-        )
-
-
-def api_reason(exc: ApiException) -> str:
-    import json
-
-    with contextlib.suppress(TypeError, ValueError):
-        body = json.loads(exc.body or "")
-        if isinstance(body, dict) and body.get("message"):
-            return f"HTTP {exc.status} {body.get('reason') or ''}: {body['message']}"
-    return f"HTTP {exc.status} {exc.reason}"

@@ -86,7 +86,13 @@ def pod_end(pods: Iterable[Obj]) -> PodEnd | None:
             continue
         terminated = (_container(pod).get("state") or {}).get("terminated")
         if terminated and terminated.get("exitCode") is not None:
-            detail = _tail(terminated.get("message") or "") or terminated.get("reason") or ""
+            log = _tail(terminated.get("message") or "")
+            reason = terminated.get("reason") or ""
+            # the runtime's reason (OOMKilled, ContainerCannotRun) says more than "Error"
+            if reason in ("", "Error", "Completed"):
+                detail = log or reason
+            else:
+                detail = f"{reason}: {log}" if log else reason
             return PodEnd(int(terminated["exitCode"]), detail)
         reason = status.get("reason") or "pod failed"
         return PodEnd(None, f"{reason}: {status.get('message') or ''}".strip(": "))

@@ -16,40 +16,42 @@ a Job of the next generation. Stopping one trial (cancel, deadline) deletes its 
 running in-process can only be stopped with its process. A restarted controller adopts
 the worker Jobs it finds and the trials they run (from the assignment record each trial
 leaves in the store); finished trials are read from their results, never run again.
+
+The Kubernetes API going away stops little here: workers ask for trials and hand in results
+over HTTP to this controller, not through the API, so trials go on being run and recorded.
+Only what needs the API waits until it answers again: no worker Job is judged (ended,
+vanished, past a deadline) from a cache that may be stale, a worker Job's create is tried
+again with doubling waits, and past ``executor.api_outage_s`` the run ends with one error,
+leaving the workers to finish their trials and wait for the next run, which adopts them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from kubetune.core.executor import Executor, ExecutorEvent, FinishedEvent
+from kubetune.core.executor import ExecutorEvent, FinishedEvent
 from kubetune.core.trial import TrialFailure, TrialOutcome, TrialRequest, outcome_from_exit
-from kubetune.errors import KubetuneError, SpecError
-from kubetune.executors.kubernetes.executor import (
-    SYNC_TIMEOUT_S,
+from kubetune.executors.kubernetes.cluster import (
+    UNAVAILABLE,
+    ClusterArgs,
+    ClusterExecutor,
+    CreateRetry,
     api_reason,
-    report_token,
-    report_url,
+    refused,
 )
 from kubetune.executors.kubernetes.informer import Informer
 from kubetune.executors.kubernetes.job import WorkerJob, build_worker_job, selector_labels
 from kubetune.executors.kubernetes.naming import LABEL_WORKER, job_name, worker_job_name
-from kubetune.executors.kubernetes.options import KubernetesOptions
 from kubetune.executors.kubernetes.pods import job_condition, waiting_reason
-from kubetune.executors.kubernetes.results import TrialFiles
 from kubetune.executors.kubernetes.work_queue import (
     DONE_PATH,
     WORK_PATH,
@@ -57,8 +59,6 @@ from kubetune.executors.kubernetes.work_queue import (
     WorkEvent,
     WorkQueue,
 )
-from kubetune.executors.report_channel import ReportServer
-from kubetune.storage import open_store
 
 __all__ = ["WorkerPoolExecutor"]
 
@@ -75,60 +75,34 @@ class _Trial:
     started: float | None = None  # adopted trials: counted from adoption
 
 
-class WorkerPoolExecutor(Executor):
-    kind = "kubernetes"
+class WorkerPoolExecutor(ClusterExecutor):
+    LEFT_RUNNING = (
+        "its worker pods finish the trials they run and wait for a controller"
+        " (executor.worker_idle_timeout_s); running the experiment again adopts them"
+    )
 
-    def __init__(
-        self,
-        *,
-        options: KubernetesOptions,
-        api_client: client.ApiClient,
-        namespace: str,
-        experiment: str,
-        spec_data: dict[str, Any],
-        spec_dir: str,
-        capacity: int,
-        trials_uri: str,
-        token_dir: Path | None = None,
-    ) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be >= 1")
-        self._options = options
-        self._slots = options.trials_per_gpu
-        self._pods = options.workers or math.ceil(capacity / self._slots)
-        # never more than limits.parallel at once, even with spare worker slots
-        self._capacity = min(capacity, self._pods * self._slots)
-        self._api = client.BatchV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-        self._api_client = api_client
-        self._namespace = namespace
-        self._experiment = experiment
-        self._spec_data = spec_data
-        self._spec_dir = spec_dir
-        self._files = TrialFiles(open_store(trials_uri))
-        self.cancel_grace_s = options.cancel_grace_s
-        self._wake = threading.Event()
-        self._queue = WorkQueue(self._record, self._wake.set)
-        self._server = ReportServer(
-            report_token(token_dir),
-            host=options.report_host,
-            port=options.report_port,
+    def __init__(self, **kwargs: Unpack[ClusterArgs]) -> None:
+        # the report server also speaks the worker protocol (the queue wakes poll through
+        # the base's event, which exists before the server takes its first request)
+        self._queue = WorkQueue(self._record, self._changed)
+        super().__init__(
+            **kwargs,
             routes={WORK_PATH: self._queue.handle_work, DONE_PATH: self._queue.handle_done},
         )
-        self._report_url = report_url(options, self._server.url)
+        self._slots = self._options.trials_per_gpu
+        self._pods = self._options.workers or math.ceil(self._capacity / self._slots)
+        # never more than limits.parallel at once, even with spare worker slots
+        self._capacity = min(self._capacity, self._pods * self._slots)
         self._trials: dict[int, _Trial] = {}
         self._ready: list[FinishedEvent] = []
         self._study: str | None = None
         self._jobs: Informer | None = None
         self._generation: dict[int, int] = {}  # worker index -> newest generation known
         self._created: dict[int, tuple[str, float]] = {}  # index -> (name, when), not yet seen
+        self._create_retry: dict[int, CreateRetry] = {}  # index -> its create's next try
         self._deleted: set[str] = set()
         self._selector = ""  # set by _start: this study's worker Jobs and pods
         self._stuck_since = time.monotonic()  # trials queued and no worker has checked in
-
-    @property
-    def capacity(self) -> int:
-        return self._capacity
 
     @property
     def worker_jobs(self) -> list[str]:
@@ -149,23 +123,13 @@ class WorkerPoolExecutor(Executor):
             "app.kubernetes.io/component": "worker",
         }
         self._selector = selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        self._jobs = Informer(
+        jobs = Informer(
             self._api.list_namespaced_job, self._namespace, selector, self._changed,
             watch_timeout_s=self._options.watch_timeout_s, kind="worker jobs",
         )  # fmt: skip
-        try:
-            self._jobs.start(SYNC_TIMEOUT_S)
-        except ConnectionError as exc:
-            self._jobs.stop()
-            self._jobs = None
-            host = self._api_client.configuration.host
-            raise KubetuneError(
-                f"kubernetes executor: namespace {self._namespace} at {host}: {exc}"
-            ) from None
+        self._start_informer(jobs)
+        self._jobs = jobs
         self._keep_pool()
-
-    def _changed(self, name: str) -> None:
-        self._wake.set()
 
     def _keep_pool(self) -> None:
         """One live Job per worker index: finished ones are deleted and replaced by the
@@ -197,16 +161,20 @@ class WorkerPoolExecutor(Executor):
                 and now - created[1] < _UNSEEN_S
             ):
                 continue  # created, not in the watch yet
-            self._create_worker(index, study)
+            retry = self._create_retry.setdefault(index, CreateRetry())
+            if retry.due(now):
+                self._create_worker(index, study, retry, now)
 
     def _pool(self) -> tuple[Informer, str]:
         if self._jobs is None or self._study is None:  # _start runs before anything else
             raise RuntimeError("the worker pool is not started yet")
         return self._jobs, self._study
 
-    def _create_worker(self, index: int, study: str) -> None:
+    def _create_worker(self, index: int, study: str, retry: CreateRetry, now: float) -> None:
+        """Create the next generation of worker ``index``. While the API cannot be reached
+        it is tried again after a doubling wait (a repeated create is safe: the name is
+        deterministic, 409 means it is there); the outage bound counts from the first miss."""
         generation = self._generation.get(index, 0) + 1
-        self._generation[index] = generation
         name = worker_job_name(self._experiment, study, index, generation)
         manifest = build_worker_job(
             self._options,
@@ -217,31 +185,29 @@ class WorkerPoolExecutor(Executor):
             ),
         )  # fmt: skip
         try:
-            self._api.create_namespaced_job(self._namespace, manifest)
+            self._api.create_namespaced_job(self._namespace, manifest, _request_timeout=30)
         except ApiException as exc:
-            if exc.status in (400, 422):
-                raise SpecError(
-                    f"executor: the cluster refused the worker Job {name}: {api_reason(exc)}"
-                ) from None
-            if exc.status != 409:  # 409: it exists already (adopted); else retried next poll
+            if exc.status in UNAVAILABLE:
+                return self._create_failed(name, retry, now, api_reason(exc))
+            self._create_answered()
+            if exc.status != 409:  # 409: it exists already (adopted)
+                refused(exc, f"worker Job {name}")  # wrong options or permissions: stop
+                # anything else (a full quota): the API answered; try again after a wait
                 _log.warning("cannot create worker Job %s: %s", name, api_reason(exc))
+                retry.later(now)
                 return
         except (HTTPError, OSError) as exc:
-            _log.warning("cannot create worker Job %s: %s", name, exc)
-            return
-        self._created[index] = (name, time.monotonic())
-
-    def _delete(self, name: str) -> None:
-        with contextlib.suppress(ApiException, HTTPError, OSError):
-            self._api.delete_namespaced_job(
-                name, self._namespace, propagation_policy="Background", _request_timeout=30
-            )
+            return self._create_failed(name, retry, now, type(exc).__name__)
+        self._create_answered()
+        self._generation[index] = generation
+        self._created[index] = (name, now)
+        self._create_retry.pop(index, None)
 
     def _record(self, assignment: Assignment) -> None:
         """Before a worker gets a trial (server thread): the durable assignment record."""
         _, study = self._pool()
         name = job_name(self._experiment, study, assignment.number, assignment.attempt)
-        self._files.write_assignment(name, assignment.worker)
+        self._files.write_assignment(name, assignment.worker, assignment.ask)
 
     # --- submit and events ---------------------------------------------------------------
 
@@ -254,16 +220,16 @@ class WorkerPoolExecutor(Executor):
         self._files.write_request(name, request)
         self._trials[request.number] = _Trial(request, name)
         self._server.expect(request.number, request.attempt)
-        self._queue.put(
-            request.number,
-            request.attempt,
-            {
-                "number": request.number,
-                "attempt": request.attempt,
-                "request": self._files.request_uri(name),
-                "result": self._files.result_uri(name),
-            },
-        )
+        self._queue.put(request.number, request.attempt, self._work_item(request, name))
+
+    def _work_item(self, request: TrialRequest, name: str) -> dict[str, Any]:
+        """What a worker is sent for a trial (the protocol's ``trial``)."""
+        return {
+            "number": request.number,
+            "attempt": request.attempt,
+            "request": self._files.request_uri(name),
+            "result": self._files.result_uri(name),
+        }
 
     def poll(self, timeout: float) -> list[ExecutorEvent]:
         deadline = time.monotonic() + timeout
@@ -280,8 +246,10 @@ class WorkerPoolExecutor(Executor):
                 if finished is not None:
                     events.append(finished)
             if self._jobs is not None:
-                events.extend(self._check(time.monotonic()))
-                events.extend(self._check_stuck(time.monotonic()))
+                now = time.monotonic()
+                self._check_api(now, (self._jobs,))
+                events.extend(self._check(now))
+                events.extend(self._check_stuck(now))
                 self._keep_pool()
             left = deadline - time.monotonic()
             if events or left <= 0:
@@ -309,16 +277,20 @@ class WorkerPoolExecutor(Executor):
         return FinishedEvent(trial.request.number, self._done(trial, outcome))
 
     def _check(self, now: float) -> list[FinishedEvent]:
-        """Trials whose worker Job ended or vanished; trials past their deadline."""
+        """Trials whose worker Job ended or vanished; trials past their deadline. Nothing is
+        judged while the watch is down: its cache may be stale, and stopping a trial past its
+        deadline needs the API (its worker pod is deleted) as much as seeing it end."""
         jobs, _ = self._pool()
-        events = []
+        events: list[FinishedEvent] = []
+        if not jobs.healthy:
+            return events
         for assignment in self._queue.assignments():
             trial = self._trials.get(assignment.number)
             if trial is None:
                 continue
             job = jobs.get(assignment.job)
             outcome: TrialOutcome | None = None
-            if job is None and jobs.healthy and assignment.job not in self._pending_names():
+            if job is None and assignment.job not in self._pending_names():
                 outcome = self._lost(trial, f"worker Job {assignment.job} disappeared")
             elif job is not None and (ended := job_condition(job)) is not None:
                 detail = f"{ended[1]}: {ended[2]}".strip(": ")
@@ -343,7 +315,9 @@ class WorkerPoolExecutor(Executor):
         work within ``pending_timeout_s``, they fail as infrastructure failures with the
         reason the pods give (one list of pods)."""
         waiting = self._queue.waiting()
-        if not waiting or self._queue.checked_in:
+        jobs, _ = self._pool()
+        # while the API cannot be reached, the outage bound (_check_api) governs instead
+        if not waiting or self._queue.checked_in or not jobs.healthy:
             self._stuck_since = now
             return []
         limit = self._options.pending_timeout_s
@@ -403,13 +377,17 @@ class WorkerPoolExecutor(Executor):
                 self._ready.append(FinishedEvent(request.number, result))
                 adopted.append(request.number)
                 continue
-            worker = self._files.read_assignment(name)
-            job = jobs.get(worker.rsplit("/", 1)[0]) if worker else None
-            if worker is None or job is None or job_condition(job) is not None:
+            record = self._files.read_assignment(name)
+            job = jobs.get(record[0].rsplit("/", 1)[0]) if record else None
+            if record is None or job is None or job_condition(job) is not None:
                 continue  # not running anywhere: the loop retries it
+            worker, ask = record
             self._trials[request.number] = _Trial(request, name, started=time.monotonic())
             self._server.expect(request.number, request.attempt)
-            self._queue.adopt(Assignment(request.number, request.attempt, worker))
+            self._queue.adopt(
+                Assignment(request.number, request.attempt, worker, ask),
+                self._work_item(request, name),
+            )
             adopted.append(request.number)
         return adopted
 
@@ -429,9 +407,12 @@ class WorkerPoolExecutor(Executor):
         self._ready.append(FinishedEvent(number, self._done(trial, outcome)))
 
     def close(self) -> None:
-        self._queue.stop()  # idle workers are told to stop; then their Jobs go
+        # After an outage the API cannot take the deletes: the workers are left waiting for
+        # the next run (which adopts them) instead of being told to stop.
+        if not self._api_lost:
+            self._queue.stop()  # idle workers are told to stop; then their Jobs go
         if self._jobs is not None:
-            for job in self._jobs.items():
+            for job in [] if self._api_lost else self._jobs.items():
                 self._delete(job["metadata"]["name"])
             self._jobs.stop()
         self._trials.clear()

@@ -33,16 +33,23 @@ class TrialFiles:
         data = json.dumps(replace(request, report=None).to_dict(), indent=2).encode()
         self._store.put_bytes(f"{job}/request.json", data)
 
-    def write_assignment(self, job: str, worker: str) -> None:
-        """Which warm worker runs the attempt: a restarted controller re-attaches to it."""
-        self._store.put_bytes(f"{job}/worker.json", json.dumps({"worker": worker}).encode())
+    def write_assignment(self, job: str, worker: str, ask: str | None = None) -> None:
+        """Which warm worker runs the attempt, and the id of the work request it answered:
+        a restarted controller re-attaches to the worker (and answers a repeat of that
+        request with the same trial)."""
+        record = {"worker": worker, "request": ask}
+        self._store.put_bytes(f"{job}/worker.json", json.dumps(record).encode())
 
-    def read_assignment(self, job: str) -> str | None:
+    def read_assignment(self, job: str) -> tuple[str, str | None] | None:
+        """``(worker, request id)`` from the record, or None (none, or unreadable)."""
         try:
-            worker = json.loads(self._store.get_bytes(f"{job}/worker.json")).get("worker")
+            record = json.loads(self._store.get_bytes(f"{job}/worker.json"))
+            worker, ask = record.get("worker"), record.get("request")
         except (StorageError, OSError, ValueError, AttributeError):
             return None
-        return worker if isinstance(worker, str) else None
+        if not isinstance(worker, str):
+            return None
+        return worker, ask if isinstance(ask, str) else None
 
     def read_result(self, job: str) -> TrialOutcome | None:
         """The result the pod wrote, or None (none yet, or unreadable: judged by exit code)."""

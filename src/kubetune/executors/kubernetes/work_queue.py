@@ -3,7 +3,7 @@ runs what.
 
 Two endpoints on the controller's report server (same bearer token as reports):
 
-    POST /v1/work  {"worker": "<job>/<slot>", "previous_exit": null | int}
+    POST /v1/work  {"worker": "<job>/<slot>", "previous_exit": null | int, "request": id}
         -> {"trial": {...}} | {"wait": true} (nothing queued within the long poll)
            | {"stop": true} (the controller is closing)
     POST /v1/done  {"worker": ..., "number": n, "attempt": a}   (result is in the store)
@@ -11,7 +11,12 @@ Two endpoints on the controller's report server (same bearer token as reports):
 A worker slot that asks for work while the controller still has a trial assigned to it
 has lost that trial (its process died and was restarted, or its pod was replaced):
 ``previous_exit`` is the exit code its supervisor saw, if any. Both that and a finished
-trial become :class:`WorkEvent` for the executor's ``poll``.
+trial become :class:`WorkEvent` for the executor's ``poll``. Except when the slot repeats
+the very request (same ``request`` id, which a worker keeps while it retries one call) that
+got the trial: the answer was lost on its way (the controller that gave it was killed, the
+connection broke), the trial never ran, and the repeat gets the same trial again. The id
+is in the durable assignment record, so a restarted controller answers the repeat too;
+without it a controller death at that moment would cost the trial a retry.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Assignment:
     number: int
     attempt: int
     worker: str  # "<worker Job name>/<slot>"
+    ask: str | None = None  # the id of the work request it answered (see the module doc)
 
     @property
     def job(self) -> str:
@@ -70,6 +76,7 @@ class WorkQueue:
             collections.OrderedDict()
         )
         self._assigned: dict[int, Assignment] = {}
+        self._handed: dict[int, dict[str, Any]] = {}  # what each assigned trial was sent as
         self._by_worker: dict[str, int] = {}
         self._stopping = False
         self.checked_in: set[str] = set()  # worker Jobs whose workers have asked for work
@@ -85,16 +92,18 @@ class WorkQueue:
             self._waiting[number] = (attempt, trial)
             self._cond.notify()
 
-    def adopt(self, assignment: Assignment) -> None:
-        """A trial a previous controller handed out (read from its record)."""
+    def adopt(self, assignment: Assignment, trial: dict[str, Any]) -> None:
+        """A trial a previous controller handed out as ``trial`` (read from its record)."""
         with self._cond:
             self._assigned[assignment.number] = assignment
+            self._handed[assignment.number] = trial
             self._by_worker[assignment.worker] = assignment.number
 
     def remove(self, number: int) -> Assignment | None:
         """Forget the trial: unqueue it, or release its worker (returned)."""
         with self._cond:
             self._waiting.pop(number, None)
+            self._handed.pop(number, None)
             assignment = self._assigned.pop(number, None)
             if assignment is not None and self._by_worker.get(assignment.worker) == number:
                 del self._by_worker[assignment.worker]
@@ -123,16 +132,24 @@ class WorkQueue:
     def handle_work(self, body: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
         worker = body.get("worker")
         previous = body.get("previous_exit")
+        ask = body.get("request")
         if not isinstance(worker, str) or "/" not in worker:
             return HTTPStatus.BAD_REQUEST, {"error": "expected worker: '<job>/<slot>'"}
         if previous is not None and not isinstance(previous, int):
             return HTTPStatus.BAD_REQUEST, {"error": "previous_exit must be an integer"}
+        if ask is not None and not isinstance(ask, str):
+            return HTTPStatus.BAD_REQUEST, {"error": "request must be a string"}
         deadline = time.monotonic() + self.long_poll_s
         with self._cond:
             self.checked_in.add(worker.rsplit("/", 1)[0])
-            lost = self._by_worker.pop(worker, None)
-            if lost is not None:
-                assignment = self._assigned.pop(lost)
+            held = self._by_worker.get(worker)
+            if held is not None:
+                assignment = self._assigned[held]
+                if ask is not None and previous is None and assignment.ask == ask:
+                    # a repeat of the request that got it: the answer was lost, send it again
+                    return HTTPStatus.OK, {"trial": self._handed[held]}
+                del self._by_worker[worker], self._assigned[held]
+                self._handed.pop(held, None)
                 self.events.put(WorkEvent("lost", assignment, previous))
                 self._on_event()
             while not self._waiting and not self._stopping:
@@ -143,14 +160,16 @@ class WorkQueue:
             if self._stopping:
                 return HTTPStatus.OK, {"stop": True}
             number, (attempt, trial) = self._waiting.popitem(last=False)
-            assignment = Assignment(number, attempt, worker)
+            assignment = Assignment(number, attempt, worker, ask)
             self._assigned[number] = assignment
+            self._handed[number] = trial
             self._by_worker[worker] = number
         try:
             self._on_assign(assignment)
         except Exception:  # could not record it: give it to another worker
             with self._cond:
                 self._assigned.pop(number, None)
+                self._handed.pop(number, None)
                 self._by_worker.pop(worker, None)
                 self._waiting[number] = (attempt, trial)
                 self._waiting.move_to_end(number, last=False)
@@ -168,6 +187,7 @@ class WorkQueue:
                 error = f"trial {number} is not assigned to {worker}"
                 return HTTPStatus.NOT_FOUND, {"error": error}
             del self._assigned[number]
+            self._handed.pop(number, None)
             self._by_worker.pop(worker, None)
         self.events.put(WorkEvent("done", assignment))
         self._on_event()
