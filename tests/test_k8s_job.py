@@ -289,7 +289,7 @@ def test_an_unreachable_api_server_is_a_clear_error(
     import socket
 
     from kubetune.errors import KubetuneError
-    from kubetune.executors.kubernetes import executor as module
+    from kubetune.executors.kubernetes import cluster as module  # where the sync wait lives
     from kubetune.testing.executors import request
 
     with socket.socket() as sock:  # a port nothing listens on

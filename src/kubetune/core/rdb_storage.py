@@ -117,9 +117,17 @@ class ReconnectingRDBStorage(RDBStorage):
         _retrying(RDBStorage.__init__)(self, url, engine_kwargs=engine_kwargs, **kwargs)
 
 
-# optuna's cache in front of an RDBStorage reads trials through this private method, not a
-# public one (optuna 4 and 5); tests/test_reliability_postgres.py fails if it goes away.
-PRIVATE_CALLS = ("_get_trials",)
+# optuna's cache in front of an RDBStorage calls these private methods, not the public ones
+# (optuna 4 and 5): a connection cut during one of them must be retried like any other call;
+# tests/test_reliability_postgres.py fails if one goes away. (``_create_new_trial`` is the
+# one write that is not idempotent; see the module docstring.)
+PRIVATE_CALLS = (
+    "_get_trials",
+    "_set_trial_param",
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+)
 # Every public storage call, as BaseStorage declares them (reads and writes alike).
 _CALLS = [n for n, m in vars(BaseStorage).items() if callable(m) and not n.startswith("_")]
 for _name in (*_CALLS, *PRIVATE_CALLS):
