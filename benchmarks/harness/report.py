@@ -364,7 +364,7 @@ def _scaling(s: dict[str, Any]) -> list[str]:
         + (
             ""
             if s["postgresql"]
-            else " PostgreSQL: not measured (KUBETUNE_TEST_POSTGRES_URL unset)."
+            else " PostgreSQL: not in this measurement (needs KUBETUNE_TEST_POSTGRES_URL)."
         ),
         "",
     ]

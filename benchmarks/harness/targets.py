@@ -235,7 +235,7 @@ def _scaling(s: dict[str, Any]) -> Verdict:
     if sizes[-1] < 10_000:
         note += f"; measured only up to {sizes[-1]:,} trials in this mode"
     if not s["postgresql"]:
-        note += "; PostgreSQL not measured (KUBETUNE_TEST_POSTGRES_URL unset)"
+        note += "; PostgreSQL not in this measurement (needs KUBETUNE_TEST_POSTGRES_URL)"
     return Verdict(
         "controller cost per trial flat up to 10,000 trials on every storage",
         f"growth {sizes[0]:,} -> {sizes[-1]:,} trials: {growth}",
