@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,23 @@ def _trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.slow  # trial pods are `kubetune trial` processes
+def _cut_until_the_run_ends(
+    run: subprocess.Popen[str], proxy: TcpProxy, wait_busy: Callable[[], object]
+) -> tuple[str, float]:
+    """Once ``wait_busy()`` returns, cut the API and wait for ``run`` to give up: its
+    stderr and the seconds it took after the cut (``run`` is killed if it hangs)."""
+    try:
+        wait_busy()
+        proxy.cut()
+        cut_at = time.monotonic()
+        _, err = run.communicate(timeout=60)
+        return err, time.monotonic() - cut_at
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+
+
 def test_a_search_survives_an_api_outage_of_several_seconds(tmp_path: Path) -> None:
     with cluster_behind_proxy(tmp_path) as (emulator, kubelet, proxy, kubeconfig):
         command = _spec(tmp_path, kubeconfig, "outage-short", trials=4, hold=1.5)
@@ -230,16 +247,9 @@ def test_an_outage_past_api_outage_s_ends_the_run_clearly_and_the_next_run_adopt
     with cluster_behind_proxy(tmp_path) as (emulator, kubelet, proxy, kubeconfig):
         command = _spec(tmp_path, kubeconfig, "outage-long", trials=2, hold=6.0, outage_bound=2)
         first = _start(command, tmp_path)
-        try:
-            _wait_running_pods(emulator, first, 2)
-            proxy.cut()
-            cut_at = time.monotonic()
-            _, err = first.communicate(timeout=60)
-            ended_after = time.monotonic() - cut_at
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.communicate()
+        err, ended_after = _cut_until_the_run_ends(
+            first, proxy, lambda: _wait_running_pods(emulator, first, 2)
+        )
         jobs_after_error = {j["metadata"]["name"] for j in emulator.list_objects("jobs", "default")}
         proxy.restore()
         second = _start(command, tmp_path)
@@ -367,16 +377,9 @@ def test_a_worker_pool_outage_past_api_outage_s_ends_the_run_and_the_next_run_ad
             tmp_path, kubeconfig, name, trials=2, hold=6.0, outage_bound=2, mode="worker-pool"
         )
         first = _start(command, tmp_path)
-        try:
-            _wait_assigned(tmp_path, name, first, 2)
-            proxy.cut()
-            cut_at = time.monotonic()
-            _, err = first.communicate(timeout=60)
-            ended_after = time.monotonic() - cut_at
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.communicate()
+        err, ended_after = _cut_until_the_run_ends(
+            first, proxy, lambda: _wait_assigned(tmp_path, name, first, 2)
+        )
         jobs_after_error = {j["metadata"]["name"] for j in emulator.list_objects("jobs", "default")}
         proxy.restore()
         second = _start(command, tmp_path)
