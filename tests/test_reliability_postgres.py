@@ -135,14 +135,10 @@ def _completed(storage: optuna.storages.BaseStorage, name: str) -> int:
 
 
 @pytest.mark.slow
-def test_run_reconnects_after_its_postgres_connections_are_cut(
-    admin: object, tmp_path: Path
-) -> None:
-    name = f"pg-cut-{uuid.uuid4().hex[:8]}"
-    application_name = f"kubetune-test-{name}"
-    storage = _with_application_name(_postgres_url(), application_name)
-    (tmp_path / "pg_trainer.py").write_text(TRAINER)
-    (tmp_path / "spec.yaml").write_text(
+def _write_experiment(folder: Path, name: str) -> None:
+    """The spec (random search over one float, 2 trials at a time) and its custom trainer."""
+    (folder / "pg_trainer.py").write_text(TRAINER)
+    (folder / "spec.yaml").write_text(
         textwrap.dedent(
             f"""
             name: {name}
@@ -155,6 +151,15 @@ def test_run_reconnects_after_its_postgres_connections_are_cut(
             """
         )
     )
+
+
+def test_run_reconnects_after_its_postgres_connections_are_cut(
+    admin: object, tmp_path: Path
+) -> None:
+    name = f"pg-cut-{uuid.uuid4().hex[:8]}"
+    application_name = f"kubetune-test-{name}"
+    storage = _with_application_name(_postgres_url(), application_name)
+    _write_experiment(tmp_path, name)
     run = subprocess.Popen(
         [sys.executable, "-m", "kubetune", "run", "spec.yaml", "--storage", storage],
         cwd=tmp_path,
@@ -291,20 +296,7 @@ def test_run_goes_on_after_the_postgres_server_restarts(tmp_path: Path) -> None:
     version, cluster = _cluster()
     _postgres_url()  # fails under CI when the URL is missing
     name = f"pg-restart-{uuid.uuid4().hex[:8]}"
-    (tmp_path / "pg_trainer.py").write_text(TRAINER)
-    (tmp_path / "spec.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            name: {name}
-            objective: {{metric: val_accuracy, direction: maximize}}
-            data: {{source: "sklearn:iris"}}
-            trainer: {{kind: custom, function: "pg_trainer:train"}}
-            search_space: {{x: {{type: float, low: 0.0, high: 1.0}}}}
-            strategy: {{name: random}}
-            limits: {{max_trials: {MAX_TRIALS}, parallel: 2, trial_timeout: 1m}}
-            """
-        )
-    )
+    _write_experiment(tmp_path, name)
     run = subprocess.Popen(
         [sys.executable, "-m", "kubetune", "run", "spec.yaml", "--storage", _postgres_url()],
         cwd=tmp_path,
