@@ -117,3 +117,22 @@ def test_a_user_attr_set_before_trial_is_seen_by_the_live_trial(study: optuna.St
     trial = study.ask()
     assert trial.user_attrs.get("kubetune:parent") == 3, HINT  # the live handle sees it
     assert study.get_trials(deepcopy=False)[0].user_attrs["kubetune:parent"] == 3, HINT
+
+
+def test_journal_replay_accessors(tmp_path: Path) -> None:
+    """The journal internals core/journal_index.py reads: lock, sync, trial ids, trials."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({"x": 1.0})
+    study.ask()
+    study.ask()
+    with compat.journal_lock(storage):
+        compat.journal_sync(storage)
+        ids = compat.journal_trial_ids(storage, compat.study_id(study))
+        states = [compat.journal_trial(storage, i).state for i in ids]
+    assert len(ids) == 2, HINT
+    assert states == [TrialState.RUNNING, TrialState.RUNNING], HINT
+    with pytest.raises(KeyError):
+        compat.journal_trial_ids(storage, compat.study_id(study) + 1)

@@ -11,11 +11,13 @@ that changes them fails there with a clear message instead of somewhere in the l
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, InMemoryStorage
+from optuna.storages.journal import JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial
 
@@ -23,6 +25,10 @@ __all__ = [
     "BaseJournalFileLock",
     "distribution_contains",
     "is_in_memory",
+    "journal_lock",
+    "journal_sync",
+    "journal_trial",
+    "journal_trial_ids",
     "live_trial",
     "set_study_system_attr",
     "set_trial_system_attr",
@@ -98,3 +104,29 @@ def distribution_contains(distribution: BaseDistribution, value: Any) -> bool:
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError):
         return False
+
+
+# A journal storage's replayed state, for the WAITING-trial index in core/journal_index.py.
+
+
+def journal_lock(storage: JournalStorage) -> threading.Lock:
+    """The lock every public ``JournalStorage`` method holds while it reads or writes."""
+    lock: threading.Lock = storage._thread_lock
+    return lock
+
+
+def journal_sync(storage: JournalStorage) -> None:
+    """Replay the records other processes appended since the last read (hold the lock)."""
+    storage._sync_with_backend()
+
+
+def journal_trial_ids(storage: JournalStorage, study_id: int) -> list[int]:
+    """The study's trial ids in creation order (raises ``KeyError`` for an unknown study)."""
+    ids: list[int] = storage._replay_result._study_id_to_trial_ids[study_id]
+    return ids
+
+
+def journal_trial(storage: JournalStorage, trial_id: int) -> FrozenTrial:
+    """The replayed trial itself, not a copy: read it, never change it."""
+    trial: FrozenTrial = storage._replay_result._trials[trial_id]
+    return trial

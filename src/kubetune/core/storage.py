@@ -18,6 +18,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from kubetune.core.journal_index import WaitingIndexedJournalStorage
 from kubetune.core.optuna_compat import BaseJournalFileLock
 from kubetune.core.redact import redact_url, url_password
 from kubetune.errors import SpecError, StorageError
@@ -135,7 +136,7 @@ def journal_storage(path: Path) -> JournalStorage:
         repair_torn_tail(path)
     finally:
         lock.release()
-    return JournalStorage(_AllOrNothingJournal(str(path), lock))
+    return WaitingIndexedJournalStorage(_AllOrNothingJournal(str(path), lock))
 
 
 class _AllOrNothingJournal(JournalFileBackend):
