@@ -13,6 +13,11 @@
    Hyperband), not significantly different on the other 2 (rosen6, mlp-arch), never
    significantly worse. The limits bound its cost: one GP suggestion took 0.1-0.3 s on 2
    cores at 100 trials, growing with the trials.
+   In a space of categorical parameters only, the GP fits the ranks of the values (their
+   normal scores, ``core/strategies/rank_gp.py``) instead of the values: with one
+   diverged configuration the standardised values squeeze the good ones together, and
+   optuna's plain GP was significantly worse than its TPE on HPOLib naval propulsion
+   (``benchmarks/run.py --standard``; the tabular rows of benchmarks/RESULTS.md).
 3. Anything larger                                                    -> ``tpe``
    (multivariate; grouped per branch in a conditional space): optuna's TPE itself, so
    never worse than it (cond12, cond12 under Hyperband, sphere4 with 300 trials: not
@@ -43,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubetune.core.space import SearchSpace
+from kubetune.core.strategies.rank_gp import only_categorical
 
 GP_MAX_DIMS = 8  # any space
 GP_MAX_FLAT_DIMS = 12  # a space without conditional or per-layer parameters
@@ -55,6 +61,11 @@ _GP_EVIDENCE = (
     " on and was never significantly worse"
 )
 
+_RANKS_REASON = (
+    "; every parameter is categorical, so the GP fits the values' ranks (normal scores), not"
+    " the values: on the 12 tabular benchmarks the plain GP was significantly worse than"
+    " optuna's TPE where a few configs diverge (HPOLib naval propulsion)"
+)
 
 # why a fidelity changes the scheduler, not the strategy (what ``kubetune validate`` adds)
 _FIDELITY_EVIDENCE = (
@@ -96,10 +107,11 @@ def _model_based(space: SearchSpace, max_trials: int | None) -> StrategyChoice:
     dims_limit = GP_MAX_FLAT_DIMS if flat else GP_MAX_DIMS
     kind = "a space without conditional parameters" if flat else "a conditional/per-layer space"
     if dims <= dims_limit and max_trials is not None and max_trials <= GP_MAX_TRIALS:
+        ranks = _RANKS_REASON if only_categorical(space) else ""
         return StrategyChoice(
             "gp",
             f"{dims} searched dimensions (<= {dims_limit} in {kind}) and"
-            f" max_trials={max_trials} (<= {GP_MAX_TRIALS}): {_GP_EVIDENCE}",
+            f" max_trials={max_trials} (<= {GP_MAX_TRIALS}): {_GP_EVIDENCE}{ranks}",
         )
     limit = (
         f"{dims} searched dimensions (> {dims_limit} in {kind})"

@@ -18,6 +18,7 @@ from kubetune.core.strategies.darts import DerivedConfigSampler, darts_space
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.core.strategies.pbt import PopulationBasedSampler
+from kubetune.core.strategies.rank_gp import RankGPSampler, only_categorical
 from kubetune.core.strategies.rl import ReinforceSampler
 from kubetune.errors import SpecError
 
@@ -66,8 +67,20 @@ def _tpe(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     )
 
 
+GP_VALUE_MODELS = ("auto", "values", "ranks")
+
+
+def gp_models_ranks(space: SearchSpace, opts: dict[str, Any]) -> bool:
+    """``strategy.model``: what the GP fits; ``auto`` fits ranks in categorical-only spaces."""
+    model = opts.get("model", "auto")
+    if model not in GP_VALUE_MODELS:
+        raise SpecError(f"strategy.model: one of {', '.join(GP_VALUE_MODELS)} (got {model!r})")
+    return model == "ranks" or (model == "auto" and only_categorical(space))
+
+
 def _gp(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
-    return optuna.samplers.GPSampler(
+    sampler = RankGPSampler if gp_models_ranks(ctx.space, opts) else optuna.samplers.GPSampler
+    return sampler(
         seed=ctx.seed,
         n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
         deterministic_objective=_bool_opt(opts, "deterministic_objective", False),
@@ -228,7 +241,7 @@ _Builder = Callable[[SamplerContext, dict[str, Any]], BaseSampler]
 BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "random": (_random, frozenset()),
     "tpe": (_tpe, frozenset({"n_startup_trials", "multivariate", "group", "constant_liar"})),
-    "gp": (_gp, frozenset({"n_startup_trials", "deterministic_objective"})),
+    "gp": (_gp, frozenset({"n_startup_trials", "deterministic_objective", "model"})),
     "cmaes": (_cmaes, frozenset({"n_startup_trials", "popsize"})),
     "qmc": (_qmc, frozenset({"qmc_type", "scramble"})),
     "evolution": (_evolution, frozenset({"population_size", "sample_size"})),
