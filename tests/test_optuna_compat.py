@@ -120,7 +120,7 @@ def test_a_user_attr_set_before_trial_is_seen_by_the_live_trial(study: optuna.St
 
 
 def test_journal_replay_accessors(tmp_path: Path) -> None:
-    """The journal internals core/journal_index.py reads: lock, sync, trial ids, trials."""
+    """The journal internals core/waiting_index.py reads: lock, sync, trial ids, trials."""
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
@@ -136,3 +136,20 @@ def test_journal_replay_accessors(tmp_path: Path) -> None:
     assert states == [TrialState.RUNNING, TrialState.RUNNING], HINT
     with pytest.raises(KeyError):
         compat.journal_trial_ids(storage, compat.study_id(study) + 1)
+
+
+def test_cached_storage_accessors(tmp_path: Path) -> None:
+    """The database cache internals core/waiting_index.py reads: refresh, lock, trials."""
+    backend = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    cache = compat.CachedStorage(backend)
+    study = optuna.create_study(storage=cache)
+    assert compat.storage_of(study) is cache, HINT  # optuna does not wrap a cache again
+    study.enqueue_trial({"x": 1.0})
+    study.ask()
+    # a second writer's trial, which this cache has not read yet
+    optuna.load_study(study_name=study.study_name, storage=backend).enqueue_trial({"x": 2.0})
+    compat.cached_refresh(cache, compat.study_id(study))
+    with compat.cached_lock(cache):
+        trials = compat.cached_trials_by_number(cache, compat.study_id(study))
+        states = {number: trial.state for number, trial in trials.items()}
+    assert states == {0: TrialState.RUNNING, 1: TrialState.WAITING}, HINT

@@ -7,6 +7,11 @@ when ``KUBETUNE_TEST_POSTGRES_URL`` is set), one run of ``max(sizes)`` no-op tri
   executor that completes each trial on the next poll), so only the controller is timed;
 * optuna: ``study.optimize`` on the same sampler (random, same seed) and storage.
 
+Both loops use the storage kubetune opens for that kind (``core/storage.py``: the journal
+file and optuna's database cache with kubetune's WAITING-trial index, the database behind
+it reconnecting), so "optuna" here is optuna's loop on kubetune's storage; optuna's own
+storages are measured by ``tests/test_waiting_index.py`` only for the same answers.
+
 The cost per trial at size ``n`` is the mean over the ``max(10, n // 10)`` trials before the
 ``n``-th finished: a loop that re-reads the whole study per event shows up as growth. It is
 measured twice: in wall time (what a user waits, fsync and database round trips included, but
@@ -38,7 +43,7 @@ from optuna.trial import FrozenTrial
 from kubetune.core.events import LoopProgress
 from kubetune.core.loop import TuningLoop
 from kubetune.core.spec import parse_spec
-from kubetune.core.storage import journal_storage
+from kubetune.core.storage import database_storage, journal_storage
 from kubetune.core.termination import MaxTrials
 from kubetune.testing.fake_executor import FakeExecutor
 
@@ -61,16 +66,13 @@ def _storage(kind: str, tmp: Path) -> Iterator[Any]:
     elif kind == "journal":
         yield journal_storage(tmp / f"{uuid.uuid4().hex}.journal")
     elif kind == "sqlite":
-        yield f"sqlite:///{tmp / uuid.uuid4().hex}.db"
+        yield database_storage(f"sqlite:///{tmp / uuid.uuid4().hex}.db")
     elif kind == "postgresql":
-        url = os.environ[POSTGRES_ENV]
-        storage = optuna.storages.RDBStorage(url)
+        storage = database_storage(os.environ[POSTGRES_ENV])
         yield storage
         for summary in optuna.get_all_study_summaries(storage):
             if summary.study_name.startswith("bench-scaling-"):
                 optuna.delete_study(study_name=summary.study_name, storage=storage)
-        storage.remove_session()
-        storage.engine.dispose()
     else:
         raise ValueError(f"storage: unknown kind {kind!r}")
 

@@ -16,13 +16,19 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.storages import BaseStorage, InMemoryStorage
+from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
+from optuna.storages._cached_storage import _CachedStorage as CachedStorage
 from optuna.storages.journal import JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial
 
 __all__ = [
     "BaseJournalFileLock",
+    "CachedStorage",
+    "RDBStorage",
+    "cached_lock",
+    "cached_refresh",
+    "cached_trials_by_number",
     "distribution_contains",
     "is_in_memory",
     "journal_lock",
@@ -106,7 +112,7 @@ def distribution_contains(distribution: BaseDistribution, value: Any) -> bool:
         return False
 
 
-# A journal storage's replayed state, for the WAITING-trial index in core/journal_index.py.
+# The storages' own state, for the WAITING-trial index in core/waiting_index.py.
 
 
 def journal_lock(storage: JournalStorage) -> threading.Lock:
@@ -130,3 +136,20 @@ def journal_trial(storage: JournalStorage, trial_id: int) -> FrozenTrial:
     """The replayed trial itself, not a copy: read it, never change it."""
     trial: FrozenTrial = storage._replay_result._trials[trial_id]
     return trial
+
+
+def cached_refresh(storage: CachedStorage, study_id: int) -> None:
+    """Read the trials created or changed since the last read into optuna's cache."""
+    storage._read_trials_from_remote_storage(study_id)
+
+
+def cached_lock(storage: CachedStorage) -> threading.Lock:
+    """The lock the cache holds while it reads or changes its trials."""
+    lock: threading.Lock = storage._lock
+    return lock
+
+
+def cached_trials_by_number(storage: CachedStorage, study_id: int) -> dict[int, FrozenTrial]:
+    """The cache's own trials of a study by number (hold the lock; never change them)."""
+    trials: dict[int, FrozenTrial] = storage._studies[study_id].trials
+    return trials

@@ -18,9 +18,9 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from kubetune.core.journal_index import WaitingIndexedJournalStorage
 from kubetune.core.optuna_compat import BaseJournalFileLock
 from kubetune.core.redact import redact_url, url_password
+from kubetune.core.waiting_index import WaitingIndexedCachedStorage, WaitingIndexedJournalStorage
 from kubetune.errors import SpecError, StorageError
 
 GRPC_SCHEME = "grpc://"
@@ -82,7 +82,8 @@ def database_storage(url: str) -> BaseStorage:
     from kubetune.core.rdb_storage import ReconnectingRDBStorage
 
     try:
-        return ReconnectingRDBStorage(url)
+        # optuna would put its trial cache in front of the database; this is that cache
+        return WaitingIndexedCachedStorage(ReconnectingRDBStorage(url))
     except StorageError:
         raise
     except Exception as exc:  # sqlalchemy's and the driver's errors: no common base
