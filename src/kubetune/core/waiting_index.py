@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Container
 
+from optuna.storages import BaseStorage
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -50,12 +51,12 @@ def scan_waiting(
     return waiting, next_start
 
 
-class WaitingIndexedJournalStorage(JournalStorage):
-    """``JournalStorage`` that scans for WAITING trials from a watermark per study."""
+class _WaitingIndex(BaseStorage):
+    """Answers ``get_all_trials(states=(WAITING,))`` from a watermark per study; every other
+    question, and an unknown study, goes to the storage it is mixed into."""
 
-    def __init__(self, backend: BaseJournalBackend) -> None:
-        super().__init__(backend)
-        # study id -> position in its trial list before which no trial can be WAITING
+    def __init__(self) -> None:
+        # study id -> position before which no trial can be WAITING
         self._first_maybe_waiting: dict[int, int] = {}
 
     def get_all_trials(
@@ -64,48 +65,60 @@ class WaitingIndexedJournalStorage(JournalStorage):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
-        if not asks_for_waiting(states):
-            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        waiting: list[FrozenTrial] | None = None
+        waiting = self._scan(study_id) if asks_for_waiting(states) else None
+        if waiting is None:
+            # the storage this is mixed into (journal or cache) answers: it comes next in the MRO
+            return super().get_all_trials(  # type: ignore[safe-super]
+                study_id, deepcopy=deepcopy, states=states
+            )
+        return copy.deepcopy(waiting) if deepcopy else waiting
+
+    def _scan(self, study_id: int) -> list[FrozenTrial] | None:
+        """The study's WAITING trials (moving the watermark), or None for an unknown study."""
+        raise NotImplementedError
+
+    def _scan_from_watermark(
+        self, study_id: int, trial_at: Callable[[int], FrozenTrial | None], stop: int
+    ) -> list[FrozenTrial]:
+        waiting, self._first_maybe_waiting[study_id] = scan_waiting(
+            trial_at, self._first_maybe_waiting.get(study_id, 0), stop
+        )
+        return waiting
+
+
+class WaitingIndexedJournalStorage(_WaitingIndex, JournalStorage):
+    """``JournalStorage`` that scans for WAITING trials from a watermark per study."""
+
+    def __init__(self, backend: BaseJournalBackend) -> None:
+        JournalStorage.__init__(self, backend)
+        _WaitingIndex.__init__(self)
+
+    def _scan(self, study_id: int) -> list[FrozenTrial] | None:
         with compat.journal_lock(self):
             compat.journal_sync(self)
             try:
                 trial_ids = compat.journal_trial_ids(self, study_id)
             except KeyError:
-                pass  # optuna's own scan raises its error for an unknown study, below
-            else:
-                waiting, self._first_maybe_waiting[study_id] = scan_waiting(
-                    lambda position: compat.journal_trial(self, trial_ids[position]),
-                    self._first_maybe_waiting.get(study_id, 0),
-                    len(trial_ids),
-                )
-        if waiting is None:
-            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        return copy.deepcopy(waiting) if deepcopy else waiting
+                return None  # optuna's own scan raises its error for an unknown study
+            return self._scan_from_watermark(
+                study_id,
+                lambda position: compat.journal_trial(self, trial_ids[position]),
+                len(trial_ids),
+            )
 
 
-class WaitingIndexedCachedStorage(CachedStorage):
+class WaitingIndexedCachedStorage(_WaitingIndex, CachedStorage):
     """optuna's trial cache in front of a database, scanning for WAITING trials from a
     watermark per study (trials are cached by number; a number not read yet stops it)."""
 
     def __init__(self, backend: compat.RDBStorage) -> None:
-        super().__init__(backend)
-        self._first_maybe_waiting: dict[int, int] = {}
+        CachedStorage.__init__(self, backend)
+        _WaitingIndex.__init__(self)
 
-    def get_all_trials(
-        self,
-        study_id: int,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-    ) -> list[FrozenTrial]:
-        if not asks_for_waiting(states):
-            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+    def _scan(self, study_id: int) -> list[FrozenTrial] | None:
         compat.cached_refresh(self, study_id)
         with compat.cached_lock(self):
             by_number = compat.cached_trials_by_number(self, study_id)
-            waiting, self._first_maybe_waiting[study_id] = scan_waiting(
-                by_number.get,
-                self._first_maybe_waiting.get(study_id, 0),
-                max(by_number, default=-1) + 1,
+            return self._scan_from_watermark(
+                study_id, by_number.get, max(by_number, default=-1) + 1
             )
-        return copy.deepcopy(waiting) if deepcopy else waiting
