@@ -191,6 +191,7 @@ def _write(
             orchestration=o_data,
             scaling=s_data,
             plots=plots,
+            report_dir=report_path.parent,
         )
     )
     return verdicts

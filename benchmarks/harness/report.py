@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ def render(
     orchestration: dict[str, Any] | None,
     scaling: dict[str, Any] | None,
     plots: dict[str, str],
+    report_dir: Path | None = None,
 ) -> str:
+    """The report's Markdown; ``report_dir``: where it will be written (for its links)."""
     out = [
         "# kubetune benchmark results",
         "",
@@ -122,7 +125,7 @@ def render(
         out += _orchestration(orchestration)
     if scaling is not None:
         out += _scaling(scaling)
-    out += _auto_evidence(AUTO_EVIDENCE)
+    out += _auto_evidence(AUTO_EVIDENCE, report_dir or AUTO_EVIDENCE.parent)
     if plots:
         out += ["## Plots", ""]
         out += [f"- [{title}]({path})" for title, path in plots.items()]
@@ -139,18 +142,19 @@ FULL_PROBLEMS = len(PROBLEMS)
 AUTO_EVIDENCE = Path(__file__).resolve().parents[1] / "strategies-results.md"
 
 
-def _auto_evidence(path: Path) -> list[str]:
+def _auto_evidence(path: Path, report_dir: Path) -> list[str]:
     """The strategy benchmark's tables (10 seeds, paired CIs against optuna's TPE), as the
     section that backs ``auto``: a separate script (it runs sampler against sampler on
     cheap problems), quoted here so that one file holds every figure a claim rests on."""
     if not path.exists():
         return []
     lines = path.read_text().splitlines()
+    link = Path(os.path.relpath(path, report_dir.resolve())).as_posix()
     body = lines[1:] if lines and lines[0].startswith("# ") else lines
     return [
         "## The rule behind `auto` (benchmarks/strategies.py)",
         "",
-        f"Quoted from [`{path.name}`]({path.name}), written by `benchmarks/strategies.py`"
+        f"Quoted from [`{path.name}`]({link}), written by `benchmarks/strategies.py`"
         " (its own command and date are in the text):",
         "",
         *[("#" + line if line.startswith("#") else line) for line in body],
