@@ -92,22 +92,6 @@ MODES: dict[str, Mode] = {
         sleep_runs=((0.01, 100), (0.1, 30), (1.0, 10)),
         peer_overhead_trials=20,
     ),
-    "standard": Mode(
-        name="standard",
-        problems=SUITES["standard"],
-        # random-2x and kubetune-tpe add little to the targets and cost a third of the run
-        peers=tuple(p for p in _ALL_PEERS if p not in ("random-2x", "kubetune-tpe")),
-        seeds=10,
-        trials={"default": 100, "torch": 30},
-        ray_problems=("branin-mf",),
-        ray_seeds=1,
-        scaling_sizes=(100, 1_000, 10_000),
-        scaling_storages=None,
-        noop_trials=1_000,
-        noop_repeats=5,
-        sleep_runs=((0.01, 400), (0.1, 100), (1.0, 40)),
-        peer_overhead_trials=50,
-    ),
     "full": Mode(
         name="full",
         problems=SUITES["full"],
@@ -124,6 +108,16 @@ MODES: dict[str, Mode] = {
         peer_overhead_trials=50,
     ),
 }
+# ``full``'s budgets and overhead set on a part of the problems, without the peers that add
+# least to the targets (random-2x, kubetune-tpe: a third of the run), Ray on one problem
+MODES["standard"] = replace(
+    MODES["full"],
+    name="standard",
+    problems=SUITES["standard"],
+    peers=tuple(p for p in _ALL_PEERS if p not in ("random-2x", "kubetune-tpe")),
+    ray_problems=("branin-mf",),
+    ray_seeds=1,
+)
 
 
 def every_strategy(mode: Mode) -> Mode:
