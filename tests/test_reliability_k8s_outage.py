@@ -271,7 +271,9 @@ def test_an_outage_past_api_outage_s_ends_the_run_clearly_and_the_next_run_adopt
 
 
 @pytest.mark.slow  # trial pods are `kubetune trial` processes
-def test_a_create_answered_503_by_a_restarting_api_server_is_tried_again(tmp_path: Path) -> None:
+def _refuse_two_creates(emulator: KubernetesEmulator) -> list[str]:
+    """Answer the next two creates 503, as a restarting API server does; the list fills with
+    the name of every object the executor asked to create."""
     refusals = [(503, "ServiceUnavailable", "the API server is shutting down")] * 2
     asked: list[str] = []
 
@@ -279,14 +281,25 @@ def test_a_create_answered_503_by_a_restarting_api_server_is_tried_again(tmp_pat
         asked.append(obj["metadata"]["name"])
         return refusals.pop() if refusals else None
 
+    emulator.admission = admission
+    return asked
+
+
+def _run_one_trial(executor: Any) -> list[Any]:
+    """Submit trial 0 and poll until its first events (or 60 s)."""
+    executor.submit(TrialRequest(study="s", number=0, params={}, seed=0, deadline_s=60))
+    events: list[Any] = []
+    deadline = time.monotonic() + 60
+    while not events and time.monotonic() < deadline:
+        events = executor.poll(timeout=0.5)
+    return events
+
+
+def test_a_create_answered_503_by_a_restarting_api_server_is_tried_again(tmp_path: Path) -> None:
     with simulated_cluster(tmp_path) as (emulator, kubelet, kubeconfig):
-        emulator.admission = admission
+        asked = _refuse_two_creates(emulator)
         with make_executor(kubeconfig, tmp_path, capacity=1, function=SCRIPTED) as executor:
-            executor.submit(TrialRequest(study="s", number=0, params={}, seed=0, deadline_s=60))
-            events: list[Any] = []
-            deadline = time.monotonic() + 60
-            while not events and time.monotonic() < deadline:
-                events = executor.poll(timeout=0.5)
+            events = _run_one_trial(executor)
         seen = list(kubelet.jobs_seen)
     assert len(asked) == 3 and len(set(asked)) == 1  # refused twice, then admitted
     assert len(seen) == 1
@@ -407,22 +420,11 @@ def test_a_worker_pool_outage_past_api_outage_s_ends_the_run_and_the_next_run_ad
 def test_a_worker_job_create_answered_503_is_tried_again(tmp_path: Path) -> None:
     from test_k8s_pool import make_pool
 
-    refusals = [(503, "ServiceUnavailable", "the API server is shutting down")] * 2
-    asked: list[str] = []
-
-    def admission(resource: str, obj: dict[str, Any]) -> tuple[int, str, str] | None:
-        asked.append(obj["metadata"]["name"])
-        return refusals.pop() if refusals else None
-
     with simulated_cluster(tmp_path) as (emulator, kubelet, kubeconfig):
-        emulator.admission = admission
+        asked = _refuse_two_creates(emulator)
         pool = make_pool(kubeconfig, tmp_path, capacity=1)
         try:
-            pool.submit(TrialRequest(study="s", number=0, params={}, seed=0, deadline_s=60))
-            events: list[Any] = []
-            deadline = time.monotonic() + 60
-            while not events and time.monotonic() < deadline:
-                events = pool.poll(timeout=0.5)
+            events = _run_one_trial(pool)
         finally:
             pool.close()
         seen = list(kubelet.jobs_seen)
