@@ -113,6 +113,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _assert_each_completed_once(trials: list[Any], count: int) -> None:
+    """``count`` trials, all COMPLETE, none a retry of another (nothing ran twice)."""
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * count, [
+        (t.number, t.state, t.user_attrs.get("message")) for t in trials
+    ]
+    assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]
+
+
+def _the_outage_error(run: subprocess.Popen[str], err: str, ended_after: float, proxy: Any) -> str:
+    """The run ended soon after api_outage_s with one ``error:`` line naming the bound and
+    the API server, and no traceback; returns that line."""
+    assert run.returncode != 0
+    assert ended_after < 30, "the run did not stop soon after api_outage_s"
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "executor.api_outage_s (2s" in lines[0] and proxy.url in lines[0], lines[0]
+    return lines[0]
+
+
 def _spec(tmp_path: Path, kubeconfig: Path, name: str, **fields: Any) -> list[str]:
     (tmp_path / "outage_trainer.py").write_text(TRAINER)
     values = {
@@ -208,10 +227,7 @@ def test_a_search_survives_an_api_outage_of_several_seconds(tmp_path: Path) -> N
     assert "watching jobs failed" in err  # the executor did see the outage, and waited
     assert len(seen) == len(set(seen)) == 4, seen  # every Job created once
     trials = _trials(tmp_path, "outage-short")
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4, [
-        (t.number, t.state, t.user_attrs.get("message")) for t in trials
-    ]
-    assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]
+    _assert_each_completed_once(trials, 4)
 
 
 @pytest.mark.slow  # trial pods are `kubetune trial` processes
@@ -256,11 +272,7 @@ def test_an_outage_past_api_outage_s_ends_the_run_clearly_and_the_next_run_adopt
         _, err2 = second.communicate(timeout=120)
         seen = list(kubelet.jobs_seen)
 
-    assert first.returncode != 0
-    assert ended_after < 30, "the run did not stop soon after api_outage_s"
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert "executor.api_outage_s (2s" in lines[0] and proxy.url in lines[0], lines[0]
+    _the_outage_error(first, err, ended_after, proxy)
     assert len(jobs_after_error) == 2  # left running, for the next run to adopt
     assert second.returncode == 0, err2
     assert len(seen) == len(set(seen)) == 2, seen  # adopted, not created again
@@ -374,10 +386,7 @@ def test_a_worker_pool_search_goes_on_through_an_api_outage(tmp_path: Path) -> N
     assert sorted(seen) == [f"kt-{name}-w0-g1", f"kt-{name}-w1-g1"], seen
     assert left == []  # and the run's end deleted them once the API was back
     trials = _trials(tmp_path, name)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 10, [
-        (t.number, t.state, t.user_attrs.get("message")) for t in trials
-    ]
-    assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]
+    _assert_each_completed_once(trials, 10)
 
 
 @pytest.mark.slow  # worker pods are `kubetune worker` processes
@@ -399,21 +408,14 @@ def test_a_worker_pool_outage_past_api_outage_s_ends_the_run_and_the_next_run_ad
         _, err2 = second.communicate(timeout=120)
         seen = list(kubelet.jobs_seen)
 
-    assert first.returncode != 0
-    assert ended_after < 30, "the run did not stop soon after api_outage_s"
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert "executor.api_outage_s (2s" in lines[0] and proxy.url in lines[0], lines[0]
-    assert "worker pods finish the trials they run" in lines[0], lines[0]
+    error = _the_outage_error(first, err, ended_after, proxy)
+    assert "worker pods finish the trials they run" in error, error
     # the workers were left running (not told to stop), for the next run to adopt
     assert jobs_after_error == {f"kt-{name}-w0-g1", f"kt-{name}-w1-g1"}, jobs_after_error
     assert second.returncode == 0, err2
     assert sorted(seen) == sorted(jobs_after_error), seen  # adopted, not created again
     trials = _trials(tmp_path, name)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [
-        (t.number, t.state, t.user_attrs.get("message")) for t in trials
-    ]
-    assert not [t for t in trials if "kubetune:retry_of" in t.user_attrs]  # none run twice
+    _assert_each_completed_once(trials, 2)
 
 
 @pytest.mark.slow  # the worker pod is a `kubetune worker` process
