@@ -123,6 +123,7 @@ ALL = (
     "rl",
     "smac",
     "darts",
+    "portfolio",
     "auto",
 )
 
@@ -161,8 +162,8 @@ run_arch = functools.cache(tune_arch)  # the reproducibility tests run it once m
 def test_strategy_completes_and_respects_the_space(strategy: str) -> None:
     space = make_space(ARCH_SPACE)
     result = run_arch(strategy, 3)
-    # 7 searched dimensions, 12 trials: auto picks GP (see core/strategies/auto.py)
-    assert result.strategy == ("gp" if strategy == "auto" else strategy)
+    # 7 searched dimensions with numbers, 12 trials: auto picks the GP/TPE portfolio
+    assert result.strategy == ("portfolio" if strategy == "auto" else strategy)
     assert result.stop_reason == "max_trials reached (12 trials finished)"
     trials = completed(result)
     assert len(trials) == len(result.study.trials) == 12  # no config handed out was invalid
@@ -381,7 +382,7 @@ AUTO_CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
     ("finite-too-big-conditional", OPTIMIZER_GRID, 7, "gp"),
     ("finite-too-big-plain", {"a": [1, 2, 3], "b": ["x", "y"]}, 5, "gp"),
     ("finite-no-trial-limit", {"a": [1, 2, 3]}, None, "tpe"),
-    ("conditional-small", ARCH_SPACE, 50, "gp"),  # 7 flat dims: n_layers, 3 units, 3 more
+    ("conditional-small", ARCH_SPACE, 50, "portfolio"),  # 7 flat dims: n_layers, 3 units, 3 more
     (
         "conditional-large",
         {
@@ -393,16 +394,16 @@ AUTO_CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
         "tpe",
     ),
     ("conditional-many-trials", ARCH_SPACE, 201, "tpe"),
-    ("numeric-small", SPHERE_SPACE, 100, "gp"),
-    ("numeric-int", {"n": {"type": "int", "low": 1, "high": 100}}, 30, "gp"),
-    ("numeric-with-fixed", {**SPHERE_SPACE, "seed": 3}, 200, "gp"),
+    ("numeric-small", SPHERE_SPACE, 100, "portfolio"),
+    ("numeric-int", {"n": {"type": "int", "low": 1, "high": 100}}, 30, "portfolio"),
+    ("numeric-with-fixed", {**SPHERE_SPACE, "seed": 3}, 200, "portfolio"),
     ("numeric-too-many-trials", SPHERE_SPACE, 201, "tpe"),
     ("numeric-no-trial-limit", SPHERE_SPACE, None, "tpe"),
     (
         "numeric-12-params",  # flat spaces: GP up to 12 dimensions
         {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(12)},
         50,
-        "gp",
+        "portfolio",
     ),
     (
         "numeric-too-many-params",
@@ -426,8 +427,9 @@ AUTO_CASES: list[tuple[str, dict[str, Any], int | None, str]] = [
         50,
         "tpe",
     ),
-    ("mixed", MIXED_SPACE, 50, "gp"),
-    ("per-layer-counts-every-layer", NAS_SPACE, 60, "gp"),  # 1 + 5 + 1 = 7 dims
+    ("mixed", MIXED_SPACE, 50, "portfolio"),
+    ("per-layer-counts-every-layer", NAS_SPACE, 60, "portfolio"),  # 1 + 5 + 1 = 7 dims
+    ("categorical-only", {f"c{i}": ["a", "b", "c"] for i in range(6)}, 50, "gp"),  # ranks
 ]
 
 
@@ -444,6 +446,7 @@ def test_auto_rule(raw: dict[str, Any], max_trials: int | None, expected: str) -
 
 def test_auto_reasons_name_the_limits_and_the_evidence() -> None:
     gp = choose_strategy(make_space(NAS_SPACE), 60)
+    assert gp.name == "portfolio" and "GP and TPE take turns" in gp.reason
     assert gp.reason.startswith(
         "7 searched dimensions (<= 8 in a conditional/per-layer space) and max_trials=60 (<= 200)"
     )
@@ -462,10 +465,10 @@ def test_auto_grid_reason_names_the_count() -> None:
     ("raw", "max_trials", "expected"),
     [
         ({"a": [1, 2, 3], "b": ["x", "y"]}, 10, "grid"),
-        ({"x0": SPHERE_SPACE["x0"], "x1": SPHERE_SPACE["x1"]}, 11, "gp"),
+        ({"x0": SPHERE_SPACE["x0"], "x1": SPHERE_SPACE["x1"]}, 11, "portfolio"),
         ({f"x{i}": SPHERE_SPACE["x0"] for i in range(13)}, 6, "tpe"),
     ],
-    ids=["grid", "gp", "tpe"],
+    ids=["grid", "portfolio", "tpe"],
 )
 def test_auto_strategy_reported_by_tune(
     raw: dict[str, Any], max_trials: int, expected: str
@@ -519,7 +522,13 @@ def test_same_seed_same_trials_other_seed_other_trials(strategy: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "max_trials", "fidelity", "says"),
     [
-        (SPHERE_SPACE, 100, False, "strategy: gp (4 searched dimensions (<= 12 in a space"),
+        (SPHERE_SPACE, 100, False, "strategy: portfolio (4 searched dimensions (<= 12 in a"),
+        (
+            {f"c{i}": ["a", "b", "c"] for i in range(6)},
+            100,
+            False,
+            "strategy: gp (6 searched dimensions (<= 12 in a space",
+        ),
         (
             {f"x{i}": {"type": "float", "low": 0, "high": 1} for i in range(13)},
             100,
@@ -538,7 +547,7 @@ def test_same_seed_same_trials_other_seed_other_trials(strategy: str) -> None:
         (SPHERE_SPACE, 100, True, "the scheduler prunes (auto: ASHA with the fidelity guard)"),
         ({"a": [1, 2], "b": ["x", "y"]}, 10, False, "strategy: grid (all 4 configs fit"),
     ],
-    ids=["gp", "tpe-dims", "tpe-trials", "tpe-conditional", "fidelity", "grid"],
+    ids=["portfolio", "gp", "tpe-dims", "tpe-trials", "tpe-conditional", "fidelity", "grid"],
 )
 def test_validate_prints_why_auto_chose_its_strategy(
     tmp_path: Any,

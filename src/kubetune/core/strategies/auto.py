@@ -68,6 +68,12 @@ _RANKS_REASON = (
     " optuna's TPE where a few configs diverge (HPOLib naval propulsion)"
 )
 
+_PORTFOLIO_REASON = (
+    "; a space with numbers, so GP and TPE take turns (strategy portfolio): on a plateau"
+    " objective (benchmarks/run.py --standard, sklearn-dt-wine) GP alone was significantly"
+    " worse than optuna's TPE, the two in turn were not"
+)
+
 # why a fidelity changes the scheduler, not the strategy (what ``kubetune validate`` adds)
 _FIDELITY_EVIDENCE = (
     "; with a fidelity the scheduler prunes (auto: ASHA with the fidelity guard) and {name}"
@@ -108,12 +114,13 @@ def _model_based(space: SearchSpace, max_trials: int | None) -> StrategyChoice:
     dims_limit = GP_MAX_FLAT_DIMS if flat else GP_MAX_DIMS
     kind = "a space without conditional parameters" if flat else "a conditional/per-layer space"
     if dims <= dims_limit and max_trials is not None and max_trials <= GP_MAX_TRIALS:
-        ranks = _RANKS_REASON if only_categorical(space) else ""
-        return StrategyChoice(
-            "gp",
+        small = (
             f"{dims} searched dimensions (<= {dims_limit} in {kind}) and"
-            f" max_trials={max_trials} (<= {GP_MAX_TRIALS}): {_GP_EVIDENCE}{ranks}",
+            f" max_trials={max_trials} (<= {GP_MAX_TRIALS}): {_GP_EVIDENCE}"
         )
+        if only_categorical(space):
+            return StrategyChoice("gp", small + _RANKS_REASON)
+        return StrategyChoice("portfolio", small + _PORTFOLIO_REASON)
     limit = (
         f"{dims} searched dimensions (> {dims_limit} in {kind})"
         if dims > dims_limit

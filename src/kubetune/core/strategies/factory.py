@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -18,6 +18,7 @@ from kubetune.core.strategies.darts import DerivedConfigSampler, darts_space
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.core.strategies.pbt import PopulationBasedSampler
+from kubetune.core.strategies.portfolio import PORTFOLIO_MEMBERS, PortfolioSampler
 from kubetune.core.strategies.rank_gp import RankGPSampler, only_categorical
 from kubetune.core.strategies.rl import ReinforceSampler
 from kubetune.errors import SpecError
@@ -235,6 +236,26 @@ def _darts(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     return DerivedConfigSampler(None, seed=ctx.seed)  # the search step supplies the config
 
 
+def _portfolio(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
+    members = opts.get("members", ["gp", "tpe"])
+    if (
+        not isinstance(members, list)
+        or not members
+        or any(m not in PORTFOLIO_MEMBERS for m in members)
+    ):
+        raise SpecError(
+            f"strategy.members: a list of {', '.join(PORTFOLIO_MEMBERS)} (got {members!r})"
+        )
+    seeds = [None if ctx.seed is None else ctx.seed + 1 + i for i in range(len(members))]
+    return PortfolioSampler(
+        # each member its own seed: seeded like the start-up, a member's own random
+        # start-up (too few trials finished yet, with parallel trials) would repeat its draws
+        [build_sampler(m, {}, replace(ctx, seed=s)) for m, s in zip(members, seeds, strict=True)],
+        n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
+        seed=ctx.seed,
+    )
+
+
 _Builder = Callable[[SamplerContext, dict[str, Any]], BaseSampler]
 
 # name -> (builder, accepted options)
@@ -263,6 +284,7 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "rl": (_rl, frozenset({"lr", "baseline_decay", "bins"})),
     "smac": (_smac, frozenset({"facade", "n_trials"})),
     "darts": (_darts, DARTS_OPTIONS),
+    "portfolio": (_portfolio, frozenset({"members", "n_startup_trials"})),
 }
 
 
