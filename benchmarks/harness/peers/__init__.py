@@ -46,6 +46,7 @@ KUBETUNE_VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "kubetune-random": ("random", "none", {}),
     "kubetune-grid": ("grid", "none", {"finite_only": True}),
     "kubetune-gp": ("gp", "none", {}),
+    "kubetune-portfolio": ("portfolio", "none", {}),  # GP and TPE in turn
     "kubetune-cmaes": ("cmaes", "none", {}),
     "kubetune-qmc": ("qmc", "none", {}),
     "kubetune-evolution": ("evolution", "none", {}),
