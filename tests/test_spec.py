@@ -267,7 +267,7 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
         "unknown-strategy",
         spec_with(strategy={"name": "bayes"}),
         "strategy.name: unknown strategy 'bayes' (known: auto, random, tpe, gp, cmaes, qmc,"
-        " evolution, grid, pbt, bohb, rl, smac, darts)",
+        " evolution, grid, pbt, bohb, rl, smac, darts, portfolio)",
     ),
     (
         "fidelity-min-above-max",
