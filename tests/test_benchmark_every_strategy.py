@@ -88,6 +88,12 @@ def test_report_has_every_strategy_on_every_problem() -> None:
     assert cells["kubetune-bohb"] == "n/a" and cells["kubetune-grid"] == "n/a"  # no fidelity
     assert cells["kubetune-evolution"] == "-"  # applies, did not run
     assert "peer kubetune-smac: not installed: smac" in text
+    # a problem random search already solves has no scores, so no verdicts either
+    solved = [_trace("solved", peer, seed, 0.0) for peer in bests for seed in range(5)]
+    info["problems"]["solved"] = {"family": "synthetic", "optimum": 0.0, "max_budget": None}
+    text = "\n".join(report._every_strategy(analysis.summarize(traces + solved, info), info))
+    row = next(line for line in text.splitlines() if line.startswith("| solved"))
+    assert "degenerate: random's median is the optimum" in row and "better" not in row
     # a run of the default peers only has no such section
     default_only = [t for t in traces if t.peer in (TPE, RANDOM, "kubetune")]
     assert report._every_strategy(analysis.summarize(default_only, info), info) == []

@@ -19,6 +19,8 @@ NOISE_NOTE = (
     " depend on the load."
 )
 
+DEGENERATE = "degenerate: random's median is the optimum"
+
 
 # How to read figures that look odd; true of every run, so written once here.
 READING_NOTES = (
@@ -185,7 +187,7 @@ def _quality(q: dict[str, Any], info: dict[str, Any]) -> list[str]:
         opt = _f(p["optimum"], 4) + ("" if p["optimum_known"] else " (best known)")
         cells = [_score(p["peers"].get(peer)) for peer in peers]
         if p["degenerate"]:
-            cells = ["degenerate: random's median is the optimum"] + [""] * (len(peers) - 1)
+            cells = [DEGENERATE] + [""] * (len(peers) - 1)
         rows.append([name, opt, *cells])
     out += _table(["problem", "optimum", *peers], rows)
     out += ["### Per family (mean of the problems' mean scores [CI over every problem x seed])", ""]
@@ -245,6 +247,9 @@ def _every_strategy(q: dict[str, Any], info: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for name, p in q["problems"].items():
+        if p["degenerate"]:  # no score: every peer would read 0 / 0
+            rows.append([name, DEGENERATE] + [""] * (len(strategies) + 1))
+            continue
         tpe = p["peers"].get(TPE)
         cells = [_score(tpe), _score(p["peers"].get(RANDOM))]
         for peer in strategies:
