@@ -369,16 +369,22 @@ def test_smac_config_space_keeps_the_conditions() -> None:
 
 @pytest.mark.slow
 def test_smac_beats_random_on_a_conditional_architecture_space() -> None:
-    """Random-forest BO suits large conditional spaces (per-layer choices); ~0.4 s a trial."""
+    """Random-forest BO suits large conditional spaces (per-layer choices); ~0.4 s a trial.
+
+    SMAC's proposals for a seed also depend on Python's string hash seed (inside
+    ConfigSpace), so each run of the suite draws other ones: 6 seeds and a margin that held
+    for every hash seed tried (0-7: SMAC's mean 0.83-1.33 against random search's 2.17);
+    with 3 seeds and a margin of 0.7 one hash seed in a few failed."""
     from kubetune.core.strategies.smac3 import SmacSampler
 
     space = make_space(NAS)
+    seeds = range(6)
     smac = [
         run_plain(SmacSampler(space, n_trials=30, seed=s), space, 30, nas_loss).best_value
-        for s in range(3)
+        for s in seeds
     ]
     rnd = [
         run_plain(optuna.samplers.RandomSampler(seed=s), space, 30, nas_loss).best_value
-        for s in range(3)
+        for s in seeds
     ]
-    assert statistics.mean(smac) < statistics.mean(rnd) - 0.7, (smac, rnd)
+    assert statistics.mean(smac) < statistics.mean(rnd) - 0.5, (smac, rnd)
