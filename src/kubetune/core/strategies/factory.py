@@ -246,10 +246,10 @@ def _portfolio(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
         raise SpecError(
             f"strategy.members: a list of {', '.join(PORTFOLIO_MEMBERS)} (got {members!r})"
         )
+    # each member its own seed: seeded like the start-up, a member's own random start-up
+    # (too few trials finished yet, with parallel trials) would repeat the start-up's draws
     seeds = [None if ctx.seed is None else ctx.seed + 1 + i for i in range(len(members))]
     return PortfolioSampler(
-        # each member its own seed: seeded like the start-up, a member's own random
-        # start-up (too few trials finished yet, with parallel trials) would repeat its draws
         [build_sampler(m, {}, replace(ctx, seed=s)) for m, s in zip(members, seeds, strict=True)],
         n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
         seed=ctx.seed,
