@@ -7,6 +7,7 @@ speed-up, per-trial overhead and controller scaling. Writes JSON, RESULTS.md and
     python benchmarks/run.py --smoke --out /tmp/b   # seconds, core dependencies only (CI)
     python benchmarks/run.py --quick --only quality sklearn kubetune optuna-tpe
     python benchmarks/run.py --quick --merge --only quality hartmann6-mf  # add, keep the rest
+    python benchmarks/run.py --standard --merge --first-seed 10 --only quality hpolib  # more seeds
     python benchmarks/run.py --quick --render-only   # RESULTS.md again from OUT's JSON
     python benchmarks/run.py --quick --strategies --out benchmarks/results-strategies \
         --report benchmarks/RESULTS-strategies.md   # every kubetune strategy, quality only
@@ -75,7 +76,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--merge",
         action="store_true",
         help="keep OUT's earlier results for whatever this run does not redo (runs of other"
-        " problem/peer pairs, sections not run); RESULTS.md lists both commands",
+        " problem/peer/seed triples, sections not run); RESULTS.md lists both commands",
     )
     parser.add_argument(
         "--render-only",
@@ -84,6 +85,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--seeds", type=int, help="seeds per problem and peer (default: the mode's)"
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run seeds N, N+1, ... (with --merge: add seeds to an earlier run's)",
     )
     parser.add_argument("--out", type=Path, help="folder for JSON (default benchmarks/results)")
     parser.add_argument(
@@ -102,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is not None and args.seeds < 1:
         print("--seeds: must be at least 1", file=sys.stderr)
         return 2
+    if args.first_seed < 0:
+        print("--first-seed: must be at least 0", file=sys.stderr)
+        return 2
     only = tuple(o for item in args.only for o in item.split(","))
     default_sections = ["quality"] if args.strategies else list(SECTIONS)
     sections = [s for s in SECTIONS if s in only] or default_sections
@@ -111,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seeds,
             tuple(o for o in only if o not in SECTIONS),
             strategies=args.strategies,
+            first_seed=args.first_seed,
         )
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
@@ -204,14 +216,19 @@ def _merge(
     q_info: dict[str, Any] | None,
     sections: list[str],
 ) -> tuple[list[Any], dict[str, Any] | None]:
-    """This run's results over an earlier run's in ``out``: runs of the (problem, peer)
-    pairs redone and the sections run replace the earlier ones; the rest is kept."""
+    """This run's results over an earlier run's in ``out``: the (problem, peer, seed) runs
+    redone and the sections run replace the earlier ones; the rest is kept, so a run with
+    ``--first-seed`` adds seeds to the earlier ones."""
     summary, raw = out / "summary.json", out / "traces.json"
     if not summary.exists():
         return traces, q_info
     earlier = _from_json(json.loads(summary.read_text()))
     results["command"] = f"{earlier['command']}, then {results['command']}"
-    results["mode"] = earlier["mode"]
+    results["mode"] = {
+        **earlier["mode"],
+        "seeds": max(earlier["mode"]["seeds"], _seeds(results)),
+        "first_seed": min(earlier["mode"].get("first_seed", 0), results["mode"]["first_seed"]),
+    }
     for section in ("overhead", "scaling"):
         if section not in sections:
             kept = earlier.get(section)  # a section the earlier run did not run reads as NaN
@@ -219,8 +236,8 @@ def _merge(
     if not raw.exists():
         return traces, q_info
     old_traces, old_info = quality.load(raw)
-    redone = {(t.problem, t.peer) for t in traces}
-    merged = [t for t in old_traces if (t.problem, t.peer) not in redone] + traces
+    redone = {(t.problem, t.peer, t.seed) for t in traces}
+    merged = [t for t in old_traces if (t.problem, t.peer, t.seed) not in redone] + traces
     info = old_info
     if q_info is not None:
         info = {
@@ -229,6 +246,12 @@ def _merge(
             "skipped": sorted(set(old_info["skipped"]) | set(q_info["skipped"])),
         }
     return merged, info
+
+
+def _seeds(results: dict[str, Any]) -> int:
+    """How many seeds this run's mode reaches up to (its first seed included)."""
+    mode = results["mode"]
+    return int(mode.get("first_seed", 0)) + int(mode["seeds"])
 
 
 def _render_again(out: Path, report_path: Path, smoke: bool, say: Any) -> int:
@@ -295,6 +318,7 @@ def _mode_dict(mode: modes.Mode) -> dict[str, Any]:
     return {
         "name": mode.name,
         "seeds": mode.seeds,
+        "first_seed": mode.first_seed,
         "trials": mode.trials,
         "problems": list(mode.problems),
         "peers": list(mode.peers),

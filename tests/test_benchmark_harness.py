@@ -180,6 +180,24 @@ def test_smoke_run_end_to_end_on_core_dependencies(tmp_path: Path) -> None:
     assert set(merged["quality"]["problems"]) == set(problems)
     assert ", then python benchmarks/run.py --smoke" in merged["command"]
 
+    # --first-seed with --merge adds seeds to the earlier runs instead of replacing them
+    def seeds_of(path: Path, problem: str, peer: str) -> list[int]:
+        traces = json.loads(path.read_text())["traces"]
+        return sorted(t["seed"] for t in traces if (t["problem"], t["peer"]) == (problem, peer))
+
+    kubetune_seeds = seeds_of(tmp_path / "traces.json", "branin", "kubetune")
+    more = ["--only", "quality", "branin", "optuna-random", "--first-seed", "2", "--seeds", "2"]
+    done = subprocess.run([*merge, *more], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert seeds_of(tmp_path / "traces.json", "branin", "optuna-random") == [0, 1, 2, 3]
+    assert seeds_of(tmp_path / "traces.json", "branin-mf", "optuna-random") == [0, 1, 2, 3]
+    assert seeds_of(tmp_path / "traces.json", "branin", "kubetune") == kubetune_seeds == [0, 1]
+    added = json.loads((tmp_path / "summary.json").read_text())
+    assert added["mode"]["seeds"] == 4 and added["mode"]["first_seed"] == 0
+    assert added["quality"]["problems"]["branin"]["peers"]["optuna-random"]["seeds"] == 4
+    assert added["quality"]["problems"]["branin"]["peers"]["kubetune"]["seeds"] == 2
+    assert "branin / optuna-random: 4" in (tmp_path / "RESULTS.md").read_text()
+
     # --render-only: RESULTS.md again from the JSON, running nothing
     (tmp_path / "RESULTS.md").unlink()
     done = subprocess.run(

@@ -36,6 +36,12 @@ class Mode:
     sleep_runs: tuple[tuple[float, int], ...]
     #: peers compared on per-trial overhead: trials each
     peer_overhead_trials: int
+    #: seeds run are ``first_seed .. first_seed + seeds - 1`` (``--first-seed``: add seeds to
+    #: an earlier run with ``--merge`` without redoing its own)
+    first_seed: int = 0
+
+    def seed_range(self, seeds: int | None = None) -> range:
+        return range(self.first_seed, self.first_seed + (self.seeds if seeds is None else seeds))
 
     def trials_for(self, family: str) -> int:
         return self.trials.get(family, self.trials["default"])
@@ -139,14 +145,17 @@ def resolve(
     only: tuple[str, ...] = (),
     *,
     strategies: bool = False,
+    first_seed: int = 0,
 ) -> Mode:
-    """The mode, with ``--strategies``, ``--seeds`` and ``--only`` (problem or peer names,
-    or families) applied."""
+    """The mode, with ``--strategies``, ``--seeds``, ``--first-seed`` and ``--only``
+    (problem or peer names, or families) applied."""
     mode = MODES[name]
     if strategies:
         mode = every_strategy(mode)
     if seeds is not None:
         mode = replace(mode, seeds=seeds, ray_seeds=min(mode.ray_seeds, seeds))
+    if first_seed:
+        mode = replace(mode, first_seed=first_seed)
     if only:
         problems = _pick(only, mode.problems, SUITES["full"])
         peers = _pick(only, mode.peers, (*_ALL_PEERS, *STRATEGY_PEERS))

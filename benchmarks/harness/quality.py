@@ -54,13 +54,13 @@ def run_matrix(
             peer = make_peer(peer_name)
             if not peer.supports(problem):
                 continue
-            seeds = mode.seeds
+            seeds = mode.seed_range()
             if peer_name.startswith("ray-"):
                 if problem_name not in mode.ray_problems:
                     continue
-                seeds = mode.ray_seeds
+                seeds = mode.seed_range(mode.ray_seeds)
             n = peer.trials_for(problem, trials)
-            for seed in range(seeds):
+            for seed in seeds:
                 say(f"{problem_name}: {peer_name}, seed {seed}, {n} trials")
                 try:
                     trace = peer.run(problem, n, seed, workdir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,20 @@ def _load(env: dict[str, Any]) -> str:
     return "unknown" if not load else " / ".join(f"{x:.2f}" for x in load) + " (1/5/15 min)"
 
 
+def _seed_note(q: dict[str, Any]) -> list[str]:
+    """Which cells have another number of seeds than most (runs added with --first-seed)."""
+    counts = {
+        (name, peer): s["seeds"]
+        for name, p in q["problems"].items()
+        for peer, s in p["peers"].items()
+    }
+    if len(set(counts.values())) <= 1:
+        return []
+    usual = Counter(counts.values()).most_common(1)[0][0]
+    others = [f"{name} / {peer}: {n}" for (name, peer), n in counts.items() if n != usual]
+    return [f"Seeds per cell: {usual}, except {'; '.join(others)}.", ""]
+
+
 def _quality(q: dict[str, Any], info: dict[str, Any]) -> list[str]:
     peers = sorted({p for prob in q["problems"].values() for p in prob["peers"]}, key=_order)
     out = [
@@ -190,6 +205,7 @@ def _quality(q: dict[str, Any], info: dict[str, Any]) -> list[str]:
             cells = [DEGENERATE] + [""] * (len(peers) - 1)
         rows.append([name, opt, *cells])
     out += _table(["problem", "optimum", *peers], rows)
+    out += _seed_note(q)
     out += ["### Per family (mean of the problems' mean scores [CI over every problem x seed])", ""]
     fam_rows = [
         [family, *[_score(per.get(peer)) for peer in peers]]
