@@ -4,6 +4,7 @@
     python benchmarks/darts.py --seeds 3 --trials 20
     python benchmarks/darts.py --space cnn --seeds 2
     python benchmarks/darts.py --space mlp --seeds 5 --json benchmarks/darts-results-mlp.json
+    python benchmarks/darts.py --strategies darts,darts-2nd-order --seeds 10   # first vs second
 
 The MLP space: 2 hidden layers, per layer a width in {8, 32, 128} and an activation in
 {relu, tanh, gelu} (81 architectures), lr 0.01, 20 epochs per trial. The CNN space (digits
@@ -82,22 +83,36 @@ def bootstrap_ci(values: list[float], seed: int = 0, n: int = 5000) -> tuple[flo
     return float(low), float(high)
 
 
+# report name -> the spec's strategy
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "darts": {"name": "darts", "epochs": 20},
+    "darts-2nd-order": {"name": "darts", "epochs": 20, "order": 2},
+    "tpe": {"name": "tpe"},
+    "evolution": {"name": "evolution", "population_size": 6, "sample_size": 3},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--space", choices=sorted(SPACES), default="mlp")
+    parser.add_argument(
+        "--strategies",
+        default="darts,tpe,evolution",
+        help=f"comma-separated, of {', '.join(STRATEGIES)} (darts is the paired baseline)",
+    )
     parser.add_argument("--json", type=Path, help="also write every run as JSON here")
     args = parser.parse_args()
+    names = [n for n in args.strategies.split(",") if n]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or "darts" not in names:
+        parser.error(f"--strategies: darts and any of {', '.join(STRATEGIES)} (got {names})")
     here = Path.cwd()
-    strategies = [
-        {"name": "darts", "epochs": 20},
-        {"name": "tpe"},
-        {"name": "evolution", "population_size": 6, "sample_size": 3},
-    ]
     rows: dict[str, list[tuple[float, float, Any]]] = {}
     for seed in range(args.seeds):
-        for strategy in strategies:
+        for label in names:
+            strategy = STRATEGIES[label]
             with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as quiet:
                 os.chdir(tmp)
                 started = time.monotonic()
@@ -106,8 +121,8 @@ def main() -> None:
                 )
                 seconds = time.monotonic() - started
             acc = summary.test_metrics["accuracy"]
-            rows.setdefault(strategy["name"], []).append((acc, seconds, summary.best_params))
-            print(strategy["name"], seed, round(acc, 4), round(seconds, 1), summary.best_params)
+            rows.setdefault(label, []).append((acc, seconds, summary.best_params))
+            print(label, seed, round(acc, 4), round(seconds, 1), summary.best_params)
     os.chdir(here)
     print(
         f"| strategy | trainings | test accuracy, mean [95% CI] over {args.seeds} seeds |"
@@ -116,7 +131,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     darts_acc = [v[0] for v in rows["darts"]]
     for name, values in rows.items():
-        trainings = "1 supernet + 1" if name == "darts" else str(args.trials)
+        trainings = "1 supernet + 1" if name.startswith("darts") else str(args.trials)
         accs = [v[0] for v in values]
         low, high = bootstrap_ci(accs)
         diff = ""

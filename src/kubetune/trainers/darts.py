@@ -7,8 +7,9 @@ Each hidden layer computes ``Linear(in, max(widths))`` and mixes, with softmax w
 ``beta``, the outputs masked to each candidate width (the weights are shared: a narrower
 layer is a prefix of the widest), then mixes the candidate activations with softmax
 weights ``alpha``. Training alternates a weight step on a training batch with an
-architecture step on a validation batch (first-order DARTS: the architecture gradient is
-taken at the current weights). The derived architecture keeps each layer's heaviest width
+architecture step on a validation batch: first-order DARTS by default (the architecture
+gradient taken at the current weights), second order with ``order=2``
+(:mod:`kubetune.trainers.darts_step`). The derived architecture keeps each layer's heaviest width
 and activation; it is trained from scratch afterwards like any other config.
 
 Given :class:`~kubetune.trainers.darts_checkpoint.SupernetCheckpoints`, the search saves
@@ -30,6 +31,7 @@ from kubetune.core.strategies.darts import DartsSpace
 from kubetune.data.dataset import Dataset
 from kubetune.trainers.darts_base import SuperNet
 from kubetune.trainers.darts_checkpoint import SearchState, SupernetCheckpoints
+from kubetune.trainers.darts_step import architecture_gradients
 from kubetune.trainers.metrics import count_classes
 from kubetune.trainers.torch_common import (
     ACTIVATIONS,
@@ -115,10 +117,13 @@ def darts_search(
     device: str | None = None,
     threads: Any = None,
     checkpoints: SupernetCheckpoints | None = None,
+    order: int = 1,
 ) -> DartsResult:
     """Search ``dspace`` on ``data``: weights on the training split, the architecture on
     the validation split; returns the derived config and the learned weights.
-    ``checkpoints``: where the state is saved every epoch and resumed from."""
+    ``checkpoints``: where the state is saved every epoch and resumed from; ``order``: 1
+    (the architecture gradient at the current weights) or 2 (one virtual weight step
+    ahead)."""
     started = time.monotonic()
     set_threads(threads)
     dev = pick_device(device)
@@ -158,15 +163,16 @@ def darts_search(
     n_train, n_val = len(X_train), len(X_val)
     for epoch in range(first_epoch, epochs):
         net.train()
-        order = torch.randperm(n_train, generator=generator).to(dev)
+        perm = torch.randperm(n_train, generator=generator).to(dev)
         for start in range(0, n_train, batch_size):
-            idx = order[start : start + batch_size]
+            idx = perm[start : start + batch_size]
             vidx = torch.randint(n_val, (min(batch_size, n_val),), generator=generator).to(dev)
-            a_opt.zero_grad(set_to_none=True)  # architecture step on validation rows
-            loss_fn(net(X_val[vidx]), y_val[vidx]).backward()
+            val, train = (X_val[vidx], y_val[vidx]), (X_train[idx], y_train[idx])
+            # architecture step on validation rows
+            architecture_gradients(net, loss_fn, val, train, order=order, xi=weight_lr)
             a_opt.step()
             w_opt.zero_grad(set_to_none=True)  # weight step on training rows
-            loss_fn(net(X_train[idx]), y_train[idx]).backward()
+            loss_fn(net(train[0]), train[1]).backward()
             nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
             w_opt.step()
         if checkpoints is not None:

@@ -217,17 +217,25 @@ def _smac(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     )
 
 
-DARTS_OPTIONS = frozenset({"epochs", "arch_lr", "weight_lr", "batch_size"})
+DARTS_OPTIONS = frozenset({"epochs", "arch_lr", "weight_lr", "batch_size", "order"})
 
 
 def darts_options(opts: dict[str, Any]) -> dict[str, Any]:
     """The supernet search's settings, checked (shared with the search step)."""
-    return {
+    options = {
         "epochs": _int_opt(opts, "epochs", 30, 1),
         "arch_lr": _float_opt(opts, "arch_lr", 3e-3, 1e-6, 10.0),
         "weight_lr": _float_opt(opts, "weight_lr", 1e-2, 1e-6, 10.0),
         "batch_size": _int_opt(opts, "batch_size", 64, 2),
     }
+    order = opts.get("order", 1)
+    if isinstance(order, bool) or order not in (1, 2):
+        raise SpecError(f"strategy.order: 1 (first-order DARTS) or 2 (got {order!r})")
+    # Only a second-order search names its order: a first-order one keeps the options (and
+    # so the saved result and checkpoint key) that earlier versions wrote.
+    if order == 2:
+        options["order"] = 2
+    return options
 
 
 def _darts(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
