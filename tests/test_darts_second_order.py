@@ -194,3 +194,29 @@ def test_second_order_leaves_batch_norm_statistics_as_they_were() -> None:
     architecture_gradients(net, loss_fn, val, train, order=2, xi=0.05)
     assert all(torch.equal(b, b0) for b, b0 in zip(net.buffers(), before, strict=True))
     assert all(p.grad is not None for p in net.arch.parameters())
+
+
+def test_the_specs_order_reaches_the_supernet_search(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``strategy: {name: darts, order: 2}`` through the search step (what ``kubetune run``
+    calls): every architecture step is second order, and the saved result records it."""
+    import json
+
+    import kubetune.trainers.darts as darts_module
+    from kubetune.steps.darts import darts_result
+
+    orders: list[int] = []
+    real = darts_module.architecture_gradients
+
+    def counting(*args: Any, order: int, xi: float) -> None:
+        orders.append(order)
+        real(*args, order=order, xi=xi)
+
+    monkeypatch.setattr(darts_module, "architecture_gradients", counting)
+    darts_result(_spec(order=2, epochs=1), tmp_path)
+    assert orders and set(orders) == {2}
+    assert json.loads((tmp_path / "darts.json").read_text())["options"]["order"] == 2
+    orders.clear()
+    darts_result(_spec(epochs=1), tmp_path / "first")
+    assert orders and set(orders) == {1}
