@@ -388,3 +388,62 @@ def test_smac_beats_random_on_a_conditional_architecture_space() -> None:
         for s in seeds
     ]
     assert statistics.mean(smac) < statistics.mean(rnd) - 0.5, (smac, rnd)
+
+
+SMALL_FINITE = {
+    "k": {"type": "int", "low": 1, "high": 3},
+    "w": {"type": "categorical", "choices": ["a", "b"]},
+}
+
+
+def _small_finite_loss(p: dict[str, Any]) -> float:
+    return float(p["k"] + (p["w"] == "a"))
+
+
+def test_smac_past_its_own_proposals_tries_every_config_of_a_small_space() -> None:
+    """SMAC raises ConfigurationSpaceExhaustedException once 16 random draws are all seen
+    (its proposals are then spent for good): the trials left go to configs no trial has
+    tried, so 10 trials of a 6-config space try all 6 first, and never fail."""
+    from kubetune.core.strategies.smac3 import SmacSampler
+
+    space = make_space(SMALL_FINITE)
+    sampler = SmacSampler(space, n_trials=10, seed=0)
+    study = run_plain(sampler, space, 10, _small_finite_loss)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 10
+    first = {(t.params["k"], t.params["w"]) for t in trials[:6]}
+    assert first == {(k, w) for k in (1, 2, 3) for w in ("a", "b")}
+    assert sampler._exhausted  # the case this covers did happen
+    assert study.best_value == 1.0
+
+
+def test_smac_after_exhaustion_tries_a_neighbour_of_the_best_config_first() -> None:
+    """Past SMAC's proposals, an untried neighbour of the best trial's config (one
+    parameter changed) comes before a random untried config."""
+    from kubetune.core.strategies.smac3 import SmacSampler
+
+    space = make_space({"k": {"type": "int", "low": 1, "high": 6}, **{"w": SMALL_FINITE["w"]}})
+    sampler = SmacSampler(space, n_trials=4, seed=0)
+    sampler._exhausted = True  # as after SMAC's ConfigurationSpaceExhaustedException
+    study = optuna.create_study(sampler=sampler)
+    for params, value in (({"k": 1, "w": "b"}, 5.0), ({"k": 4, "w": "b"}, 1.0)):
+        study.enqueue_trial(params)
+        trial = study.ask()
+        space.suggest(trial)
+        study.tell(trial, value)
+    trial = study.ask()
+    proposal = space.suggest(trial)
+    changed = [name for name in ("k", "w") if proposal[name] != {"k": 4, "w": "b"}[name]]
+    assert len(changed) == 1, proposal  # a neighbour of the best trial (k=4, w=b)
+    assert (proposal["k"], proposal["w"]) not in {(1, "b"), (4, "b")}
+
+
+def test_smac_through_the_api_on_a_space_smaller_than_its_trials() -> None:
+    """The loop stops once every config of the finite space is tried, none failed."""
+    result = kubetune.tune(
+        _small_finite_loss, SMALL_FINITE, strategy="smac", max_trials=8, seed=1
+    )
+    states = [t.state for t in result.study.trials]
+    assert states == [TrialState.COMPLETE] * 6
+    assert len({(t.params["k"], t.params["w"]) for t in result.study.trials}) == 6
+    assert result.study.best_value == 1.0

@@ -9,6 +9,12 @@ The search space becomes a ConfigSpace with the same conditions: ``when:`` as ``
 (all of them together as an ``AndConjunction``), a per-layer parameter's layer ``i`` active
 while the layer count is above ``i``. Categorical choices are named by index (``c0``, ``c1``
 ...) so any value the spec allows survives the trip.
+
+In a small finite space SMAC runs out of configs it has not proposed before (after 16
+random draws that were all seen, it raises ``ConfigurationSpaceExhaustedException`` and
+its proposal generator is spent for good). The trials left then go to configs no trial has
+tried yet: first the neighbours of the best trial's config (one parameter changed), then
+random draws; only a space with every config tried repeats one.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from kubetune.errors import SpecError
 __all__ = ["SmacSampler", "import_smac"]
 
 MISSING_EXTRA = "strategy.name: smac needs the smac extra: pip install 'kubetune[smac]'"
+#: random configs drawn to find one no trial has tried, once SMAC's proposals are spent
+UNTRIED_DRAWS = 1000
 
 
 def import_smac() -> Any:
@@ -179,20 +187,67 @@ class SmacSampler(PlannedConfigSampler):
         )
         self._asked: dict[int, Any] = {}  # trial number -> SMAC's TrialInfo
         self._told: set[int] = set()
+        self._exhausted = False  # SMAC found no new config: the rest come from _untried
+        self._seed = seed
 
     def plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
         self._tell_finished(study)
         if trial.system_attrs.get("fixed_params"):  # a queued retry: its config is set
             return None
-        with warnings.catch_warnings():  # numpy's "mean of empty slice" inside SMAC's model
-            warnings.simplefilter("ignore", RuntimeWarning)
-            info = self._smac.ask()
+        info = None if self._exhausted else self._ask()
+        if info is None:
+            return self._decode(self._untried(study, trial.number))
         self._asked[trial.number] = info
-        values = dict(info.config)
-        return {name: self._codec.from_smac(name, v) for name, v in values.items()}
+        return self._decode(info.config)
+
+    def _ask(self) -> Any:
+        from smac.main.exceptions import ConfigurationSpaceExhaustedException
+
+        try:
+            with warnings.catch_warnings():  # numpy's "mean of empty slice" in SMAC's model
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return self._smac.ask()
+        except ConfigurationSpaceExhaustedException:
+            self._exhausted = True
+            return None
+
+    def _untried(self, study: Study, number: int) -> Any:
+        """A config no trial of the study has: a neighbour of the best trial's, else a
+        random one; in a space with every config tried, a random one."""
+        from ConfigSpace.util import get_one_exchange_neighbourhood
+
+        trials = study.get_trials(deepcopy=False)
+        tried = [self._encode(t.params) for t in trials if t.params]
+        seed = (self._seed or 0) * 100_003 + number  # the same proposal for the same trial
+        candidates: list[Any] = []
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if done:
+            sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+            best = min(done, key=lambda t: sign * float(t.value or 0.0))
+            incumbent = self._configuration(best.params)
+            if incumbent is not None:
+                candidates += list(get_one_exchange_neighbourhood(incumbent, seed=seed))
+        self._cs.seed(seed)
+        candidates += self._cs.sample_configuration(UNTRIED_DRAWS)
+        return next((c for c in candidates if dict(c) not in tried), candidates[-1])
+
+    def _encode(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        codec = self._codec
+        return {k: codec.to_smac(k, v) for k, v in params.items() if k in codec.distributions}
+
+    def _configuration(self, params: Mapping[str, Any]) -> Any:
+        """The ConfigSpace configuration of a trial's params (None: not of this space)."""
+        from ConfigSpace import Configuration
+
+        try:
+            return Configuration(self._cs, values=self._encode(params))
+        except Exception:  # a config from an older space: not SMAC's to learn
+            return None
+
+    def _decode(self, config: Any) -> dict[str, Any]:
+        return {name: self._codec.from_smac(name, v) for name, v in dict(config).items()}
 
     def _tell_finished(self, study: Study) -> None:
-        from ConfigSpace import Configuration
         from smac.runhistory.dataclasses import TrialInfo, TrialValue
 
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
@@ -202,14 +257,8 @@ class SmacSampler(PlannedConfigSampler):
             self._told.add(t.number)
             info = self._asked.pop(t.number, None)
             if info is None:  # not proposed by this SMAC: describe it to SMAC
-                values = {
-                    k: self._codec.to_smac(k, v)
-                    for k, v in t.params.items()
-                    if k in self._codec.distributions
-                }
-                try:
-                    config = Configuration(self._cs, values=values)
-                except Exception:  # noqa: S112 - a config from an older space: not SMAC's to learn
+                config = self._configuration(t.params)
+                if config is None:
                     continue
                 info = TrialInfo(config=config, seed=0)
             self._smac.tell(info, TrialValue(cost=sign * float(t.value)))
