@@ -203,3 +203,16 @@ def test_everything_after_the_retune_task_runs_only_when_it_says_go(
             "run_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             "schedule_time": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
         }
+
+
+def test_a_kfp_patch_release_is_not_drift(tmp_path: Path) -> None:
+    """Only the compiler's version stamp differs: not drift; anything else on that line is."""
+    for folder in ("components", "pipelines"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    path = tmp_path / "components" / "trial" / "component.yaml"
+    text = path.read_text()
+    assert "\nsdkVersion: kfp-" in text
+    path.write_text(re.sub(r"(?m)^sdkVersion: kfp-\S+$", "sdkVersion: kfp-9.9.9", text))
+    assert drifted(tmp_path) == {}
+    path.write_text(re.sub(r"(?m)^sdkVersion: kfp-\S+$", "sdkVersion: other-2.17.0", text))
+    assert set(drifted(tmp_path)) == {"components/trial/component.yaml"}

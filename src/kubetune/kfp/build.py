@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -47,8 +48,18 @@ def build(root: Path, out: Path | None = None) -> list[Path]:
     return [path.relative_to(out) for path in written]
 
 
+# The compiler stamps its own version on every file (``sdkVersion: kfp-2.17.3``): a patch
+# release of kfp changes that line and nothing else, which is not drift of the definitions.
+_SDK_STAMP = re.compile(r"^sdkVersion: kfp-\S+$", re.MULTILINE)
+
+
+def _unstamped(text: str) -> str:
+    return _SDK_STAMP.sub("sdkVersion: kfp", text)
+
+
 def drifted(root: Path) -> dict[str, str]:
-    """Checked-in file -> unified diff, for every file that differs from a fresh build."""
+    """Checked-in file -> unified diff, for every file that differs from a fresh build
+    (the compiler's version stamp aside)."""
     with tempfile.TemporaryDirectory(prefix="kubetune-kfp-build-") as tmp:
         fresh = Path(tmp)
         problems: dict[str, str] = {}
@@ -56,7 +67,7 @@ def drifted(root: Path) -> dict[str, str]:
             new = (fresh / rel).read_text()
             checked_in = root / rel
             old = checked_in.read_text() if checked_in.exists() else ""
-            if old != new:
+            if _unstamped(old) != _unstamped(new):
                 diff = difflib.unified_diff(
                     old.splitlines(True), new.splitlines(True), str(rel), f"{rel} (compiled)"
                 )
