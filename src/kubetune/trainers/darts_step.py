@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from kubetune.core.strategies.darts import DARTS_ORDERS
 from kubetune.trainers.darts_base import SuperNet
 
-__all__ = ["DARTS_ORDERS", "architecture_gradients"]
+__all__ = ["architecture_gradients"]
 
-DARTS_ORDERS = (1, 2)
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -45,7 +45,7 @@ def architecture_gradients(
         _set_grads(arch, grads)
         return
     if order != 2:
-        raise ValueError(f"strategy.order: one of {DARTS_ORDERS} (got {order!r})")
+        raise ValueError(f"order: one of {DARTS_ORDERS} (got {order!r})")
     weights = net.weight_parameters()
     saved = [w.detach().clone() for w in weights]
     buffers = [b.detach().clone() for b in net.buffers()]

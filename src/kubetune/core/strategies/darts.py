@@ -29,6 +29,7 @@ from kubetune.core.strategies.planned import PlannedConfigSampler
 from kubetune.errors import SpecError
 
 __all__ = [
+    "DARTS_ORDERS",
     "FAMILIES",
     "RELAXED",
     "DartsFamily",
@@ -37,6 +38,10 @@ __all__ = [
     "darts_space",
     "flat_params",
 ]
+
+#: ``strategy.order``: 1, the architecture gradient at the current weights; 2, one virtual
+#: weight step ahead (``trainers/darts_step.py``)
+DARTS_ORDERS = (1, 2)
 
 
 @dataclass(frozen=True)

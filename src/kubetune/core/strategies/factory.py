@@ -14,7 +14,7 @@ from kubetune.core.schedulers import FidelityRange
 from kubetune.core.space import SearchSpace, build_grid
 from kubetune.core.space.grid import GridTooLargeError
 from kubetune.core.strategies.bohb import BOHBSampler, hyperband_budgets
-from kubetune.core.strategies.darts import DerivedConfigSampler, darts_space
+from kubetune.core.strategies.darts import DARTS_ORDERS, DerivedConfigSampler, darts_space
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.core.strategies.pbt import PopulationBasedSampler
@@ -229,7 +229,7 @@ def darts_options(opts: dict[str, Any]) -> dict[str, Any]:
         "batch_size": _int_opt(opts, "batch_size", 64, 2),
     }
     order = opts.get("order", 1)
-    if isinstance(order, bool) or order not in (1, 2):
+    if isinstance(order, bool) or order not in DARTS_ORDERS:
         raise SpecError(f"strategy.order: 1 (first-order DARTS) or 2 (got {order!r})")
     # Only a second-order search names its order: a first-order one keeps the options (and
     # so the saved result and checkpoint key) that earlier versions wrote.
