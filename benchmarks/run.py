@@ -255,7 +255,8 @@ def _seeds(results: dict[str, Any]) -> int:
 
 
 def _render_again(out: Path, report_path: Path, smoke: bool, say: Any) -> int:
-    """RESULTS.md again from an earlier run's JSON (after a change to the report code)."""
+    """RESULTS.md, and summary.json's quality and targets, again from an earlier run's JSON
+    (after a change to the report code, or to traces.json assembled from several runs)."""
     summary, raw = out / "summary.json", out / "traces.json"
     if not summary.exists():
         say(f"--render-only: {summary} not found: run the benchmark first")
@@ -265,8 +266,13 @@ def _render_again(out: Path, report_path: Path, smoke: bool, say: Any) -> int:
         if not isinstance(results.get(section), dict):
             results[section] = None
     traces, q_info = quality.load(raw) if raw.exists() else ([], None)
-    _write(results, traces, q_info, report_path, skip_plots=smoke)
-    say(f"wrote {report_path} from {out}")
+    verdicts = _write(results, traces, q_info, report_path, skip_plots=smoke)
+    # traces.json may have been assembled from several runs: the summary follows it
+    if q_info is not None:
+        results["quality"] = analysis.summarize(traces, q_info)
+    results["targets"] = [v.__dict__ for v in verdicts]
+    summary.write_text(json.dumps(_jsonable(results), indent=1))
+    say(f"wrote {report_path} and {summary} from {out}")
     return 0
 
 

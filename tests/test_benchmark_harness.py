@@ -198,8 +198,12 @@ def test_smoke_run_end_to_end_on_core_dependencies(tmp_path: Path) -> None:
     assert added["quality"]["problems"]["branin"]["peers"]["kubetune"]["seeds"] == 2
     assert "branin / optuna-random: 4" in (tmp_path / "RESULTS.md").read_text()
 
-    # --render-only: RESULTS.md again from the JSON, running nothing
+    # --render-only: RESULTS.md again from the JSON, running nothing; summary.json's
+    # quality follows traces.json (which may have been assembled by hand)
     (tmp_path / "RESULTS.md").unlink()
+    stale = json.loads((tmp_path / "summary.json").read_text())
+    stale["quality"] = {"problems": {}}
+    (tmp_path / "summary.json").write_text(json.dumps(stale))
     done = subprocess.run(
         [sys.executable, str(BENCH / "run.py"), "--smoke", "--out", str(tmp_path), "--render-only"],
         capture_output=True,
@@ -209,6 +213,9 @@ def test_smoke_run_end_to_end_on_core_dependencies(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| target | measured | verdict | note |" in (tmp_path / "RESULTS.md").read_text()
+    rendered = json.loads((tmp_path / "summary.json").read_text())
+    assert rendered["quality"]["problems"]["branin"]["peers"]["optuna-random"]["seeds"] == 4
+    assert rendered["mode"] == added["mode"]
 
 
 def test_only_narrows_a_mode_and_can_add_a_problem_outside_it() -> None:
