@@ -165,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         traces, q_info = _merge(out, results, traces, q_info, sections)
     if q_info is not None:
         quality.save(out / "traces.json", traces, q_info)
-        results["quality"] = analysis.summarize(traces, q_info)
-    verdicts = _write(results, traces, q_info, report_path, skip_plots=args.smoke)
-    results["targets"] = [v.__dict__ for v in verdicts]
-    (out / "summary.json").write_text(json.dumps(_jsonable(results), indent=1))
+    _write(results, traces, q_info, report_path, out / "summary.json", skip_plots=args.smoke)
     say(f"wrote {report_path} and {out / 'summary.json'}")
     return 0
 
@@ -178,10 +175,14 @@ def _write(
     traces: list[Any],
     q_info: dict[str, Any] | None,
     report_path: Path,
+    summary_path: Path,
     skip_plots: bool,
-) -> list[target_table.Verdict]:
+) -> None:
+    """RESULTS.md and summary.json (quality and targets from the traces, once)."""
     mode = results["mode"]
     q_summary = analysis.summarize(traces, q_info) if q_info is not None else None
+    if q_summary is not None:
+        results["quality"] = q_summary
     o_data, s_data = results.get("overhead"), results.get("scaling")
     trials = mode["trials"]
     verdicts = target_table.evaluate(
@@ -206,7 +207,8 @@ def _write(
             report_dir=report_path.parent,
         )
     )
-    return verdicts
+    results["targets"] = [v.__dict__ for v in verdicts]
+    summary_path.write_text(json.dumps(_jsonable(results), indent=1))
 
 
 def _merge(
@@ -266,12 +268,8 @@ def _render_again(out: Path, report_path: Path, smoke: bool, say: Any) -> int:
         if not isinstance(results.get(section), dict):
             results[section] = None
     traces, q_info = quality.load(raw) if raw.exists() else ([], None)
-    verdicts = _write(results, traces, q_info, report_path, skip_plots=smoke)
     # traces.json may have been assembled from several runs: the summary follows it
-    if q_info is not None:
-        results["quality"] = analysis.summarize(traces, q_info)
-    results["targets"] = [v.__dict__ for v in verdicts]
-    summary.write_text(json.dumps(_jsonable(results), indent=1))
+    _write(results, traces, q_info, report_path, summary, skip_plots=smoke)
     say(f"wrote {report_path} and {summary} from {out}")
     return 0
 
