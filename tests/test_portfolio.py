@@ -1,17 +1,18 @@
-"""``strategy: portfolio``: GP and TPE (or any of gp, tpe, random) take turns by trial number.
+"""``strategy: portfolio``: GP and TPE (or any of gp, tpe, random) share the trials, by credit
+(the member whose trials improve the best value proposes) or in turn by trial number.
 
-What makes it what it is (which member proposes which trial, that each member models every
-finished trial, no repeated start-up draws), that it beats random search on fixed seeds on a
-problem that suits it, and that it runs through ``kubetune.tune`` with parallel trials, stop
-conditions and a resumed study. Its quality against optuna's TPE is a benchmark question
-(``benchmarks/strategies.py``, ``benchmarks/run.py``), not a test's.
+What makes it what it is (which member proposes which trial, that the pick survives a
+restart, that each member models every finished trial, no repeated start-up draws), that it
+beats random search on fixed seeds on a problem that suits it, and that it runs through
+``kubetune.tune`` with parallel trials, stop conditions and a resumed study. Its quality
+against optuna's TPE is a benchmark question (``benchmarks/run.py``), not a test's.
 """
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 import pytest
@@ -21,7 +22,7 @@ import kubetune
 from kubetune.core.space import SearchSpace
 from kubetune.core.spec import parse_spec
 from kubetune.core.strategies import SamplerContext, build_sampler
-from kubetune.core.strategies.portfolio import PortfolioSampler
+from kubetune.core.strategies.portfolio import MEMBER_ATTR, STARTUP, PortfolioSampler
 from kubetune.errors import SpecError
 
 SPHERE: dict[str, Any] = {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(3)}
@@ -51,7 +52,7 @@ class Recorder(optuna.samplers.RandomSampler):
 def test_members_take_turns_after_the_random_start_up() -> None:
     first, second = Recorder(1), Recorder(2)
     study = optuna.create_study(
-        sampler=PortfolioSampler([first, second], n_startup_trials=4, seed=0)
+        sampler=PortfolioSampler([first, second], n_startup_trials=4, allocation="turns", seed=0)
     )
     study.optimize(
         lambda t: sphere({f"x{i}": t.suggest_float(f"x{i}", -5, 5) for i in range(3)}), n_trials=12
@@ -64,11 +65,82 @@ def test_members_take_turns_after_the_random_start_up() -> None:
 
 def test_the_member_depends_on_the_trial_number_only() -> None:
     """What makes a restarted controller hand each trial to the same member."""
-    a = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=3, seed=0)
-    b = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=3, seed=0)
+    a = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=3, allocation="turns")
+    b = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=3, allocation="turns")
     picks_a = [a._members.index(a.member_for(n)) for n in range(3, 20)]
     picks_b = [b._members.index(b.member_for(n)) for n in range(3, 20)]
     assert picks_a == picks_b == [i % 2 for i in range(17)]
+
+
+def _member_scored(
+    sampler: PortfolioSampler,
+    score: Any,
+    n_trials: int,
+    direction: Literal["minimize", "maximize"] = "minimize",
+) -> optuna.Study:
+    """A study whose objective's value depends on which member proposed the trial."""
+    study = optuna.create_study(sampler=sampler, direction=direction)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        member = study._storage.get_trial(trial._trial_id).system_attrs[MEMBER_ATTR]
+        return float(score(member, trial.number))
+
+    study.optimize(objective, n_trials=n_trials)
+    return study
+
+
+def _picks(study: optuna.Study) -> list[int]:
+    return [t.system_attrs[MEMBER_ATTR] for t in study.trials]
+
+
+def test_credit_hands_the_trials_to_the_member_that_improves() -> None:
+    """Member 0's trials always beat the best so far, member 1's never: member 1 proposes
+    only when it has been idle for ``explore_every`` trials."""
+    sampler = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=3, explore_every=4)
+    study = _member_scored(sampler, lambda m, n: -n if m == 0 else 100.0, n_trials=33)
+    picks = _picks(study)
+    assert picks[:3] == [STARTUP] * 3
+    # each member proposes once, then member 0 wins; member 1 gets every fifth trial back
+    assert picks[3:5] == [0, 1]
+    assert picks[5:] == ([0, 0, 0, 0, 1] * 6)[:28]
+
+
+def test_credit_follows_the_study_direction() -> None:
+    """Maximizing, the member whose values grow earns the trials."""
+    sampler = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=2, explore_every=3)
+    study = _member_scored(
+        sampler, lambda m, n: n if m == 1 else -100.0, n_trials=22, direction="maximize"
+    )
+    picks = _picks(study)[4:]
+    assert picks == [1, 1] + [0, 1, 1, 1] * 4, picks  # member 0 idle for 3: its turn
+
+
+def test_a_member_that_wins_again_gets_its_turns_back() -> None:
+    """Member 1 improves nothing until trial 20, then everything: it takes over."""
+    sampler = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=2, explore_every=4)
+    study = _member_scored(
+        sampler,
+        lambda m, n: (-n if n < 20 else 0.0) if m == 0 else (0.0 if n < 20 else -n),
+        n_trials=60,
+    )
+    late = _picks(study)[40:]
+    assert late.count(1) >= 15, late
+
+
+def test_a_restarted_controller_hands_a_started_trial_to_the_member_chosen_for_it() -> None:
+    """The pick lives in the trial's system attributes, not in the sampler object."""
+    storage = optuna.storages.InMemoryStorage()
+    first = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=0, seed=0)
+    study = optuna.create_study(storage=storage, sampler=first, study_name="s")
+    trial = study.ask()
+    picked = storage.get_trial(trial._trial_id).system_attrs[MEMBER_ATTR]
+    other = 1 - picked
+    # as if a different pick had been made: a new sampler must read it, not choose again
+    storage.set_trial_system_attr(trial._trial_id, MEMBER_ATTR, other)
+    again = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=0, seed=0)
+    resumed = optuna.load_study(study_name="s", storage=storage, sampler=again)
+    assert again.member_index(resumed, storage.get_trial(trial._trial_id)) == other
 
 
 def test_default_members_are_gp_and_tpe_with_their_own_seeds() -> None:
@@ -127,4 +199,12 @@ def test_bad_members_name_the_field(members: Any) -> None:
             strategy="portfolio",
             strategy_options={"members": members},
             max_trials=2,
+        )
+
+
+@pytest.mark.parametrize("bad", ["bandit", 3, None], ids=["name", "int", "none"])
+def test_bad_allocation_names_the_field(bad: Any) -> None:
+    with pytest.raises(SpecError, match=r"strategy\.allocation: one of credit, turns"):
+        kubetune.tune(
+            sphere, SPHERE, strategy="portfolio", strategy_options={"allocation": bad}, max_trials=2
         )

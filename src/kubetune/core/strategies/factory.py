@@ -18,7 +18,7 @@ from kubetune.core.strategies.darts import DARTS_ORDERS, DerivedConfigSampler, d
 from kubetune.core.strategies.evolution import RegularizedEvolutionSampler
 from kubetune.core.strategies.grid import ConditionalGridSampler
 from kubetune.core.strategies.pbt import PopulationBasedSampler
-from kubetune.core.strategies.portfolio import PORTFOLIO_MEMBERS, PortfolioSampler
+from kubetune.core.strategies.portfolio import ALLOCATIONS, PORTFOLIO_MEMBERS, PortfolioSampler
 from kubetune.core.strategies.rank_gp import RankGPSampler, only_categorical
 from kubetune.core.strategies.rl import ReinforceSampler
 from kubetune.errors import SpecError
@@ -257,9 +257,16 @@ def _portfolio(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
     # each member its own seed: seeded like the start-up, a member's own random start-up
     # (too few trials finished yet, with parallel trials) would repeat the start-up's draws
     seeds = [None if ctx.seed is None else ctx.seed + 1 + i for i in range(len(members))]
+    allocation = opts.get("allocation", "credit")
+    if allocation not in ALLOCATIONS:
+        raise SpecError(
+            f"strategy.allocation: one of {', '.join(ALLOCATIONS)} (got {allocation!r})"
+        )
     return PortfolioSampler(
         [build_sampler(m, {}, replace(ctx, seed=s)) for m, s in zip(members, seeds, strict=True)],
         n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
+        allocation=allocation,
+        explore_every=_int_opt(opts, "explore_every", 4, 1),
         seed=ctx.seed,
     )
 
@@ -292,7 +299,10 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "rl": (_rl, frozenset({"lr", "baseline_decay", "bins"})),
     "smac": (_smac, frozenset({"facade", "n_trials"})),
     "darts": (_darts, DARTS_OPTIONS),
-    "portfolio": (_portfolio, frozenset({"members", "n_startup_trials"})),
+    "portfolio": (
+        _portfolio,
+        frozenset({"members", "n_startup_trials", "allocation", "explore_every"}),
+    ),
 }
 
 

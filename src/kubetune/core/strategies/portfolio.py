@@ -1,39 +1,55 @@
-"""A portfolio of samplers that take turns: GP and TPE by default.
+"""A portfolio of samplers: GP and TPE by default, each trial handed to the member whose
+proposals have improved the best value most often (``allocation: credit``), or in turn by
+trial number (``allocation: turns``).
 
 Why: on problems with smooth or tabulated objectives optuna's GP beats its TPE, but on a
 plateau objective (a decision tree's cross-validated error: a step function of its four
 parameters) the GP settles on a plateau, and nothing in the space tells the two kinds apart
-before the search starts. Letting the two members propose alternate trials, each fitted on
-every finished trial, keeps much of GP's lead where it leads and TPE's robustness where GP
-stalls. Measured (10 seeds, 100 trials, ``benchmarks/run.py --standard``; RESULTS.md):
-sklearn-dt-wine, normalized score GP alone 1.45, the portfolio 1.35, optuna's TPE 1.00 (GP
-alone significantly worse, p = 0.042; the portfolio not, p = 0.12); in
-``benchmarks/strategies.py`` the portfolio beat TPE on 6 of 11 problems, GP alone on 9
-(``strategies-results.md``). With 20 seeds the portfolio is significantly worse than TPE on
-sklearn-dt-wine too (1.28 against 1.01, p = 0.036): turns soften the plateau, they do not
-remove it.
+before the search starts. What the search itself shows is which member's trials move the
+best value. Measured (``benchmarks/run.py --standard``, 20 seeds, 100 trials; RESULTS.md):
+on sklearn-dt-wine members in turn were significantly worse than optuna's TPE (normalized
+1.28 against 1.01, p = 0.036), the GP's half of the trials spent on the plateau and
+crowding TPE's model of the good region; credited, the GP loses its turns there and the
+search is not significantly different from TPE, while on branin and hartmann6 the GP earns
+most turns and keeps its lead.
 
-Trial ``n`` past the start-up goes to member ``(n - n_startup_trials) % len(members)``. The
-choice is a function of the trial number only, so a restarted controller, parallel trials
-and a resumed study all hand the same trial to the same member, with no state to store. The
-start-up trials are drawn at random by the portfolio itself, so the members' own seeded
-random start-ups cannot propose the same config twice.
+Credit (``allocation: credit``): a finished trial is a *win* for the member that proposed
+it when its value beats every earlier-numbered finished trial. A member's rate is
+``(wins + 1) / (turns + 2)`` (the mean of a Beta(1, 1) posterior on "this member's next
+trial improves"); the next trial goes to the member with the highest rate, the one that
+proposed least recently on a tie. A member that has not proposed for ``explore_every``
+trials gets the next one, so a member that lost early can win its turns back. The pick is
+written to the trial's system attributes, so a restarted controller, another process with
+parallel trials and a resumed study all hand a trial to the member first chosen for it.
+
+Turns (``allocation: turns``): trial ``n`` past the start-up goes to member
+``(n - n_startup_trials) % len(members)``, a function of the trial number only.
+
+Either way the start-up trials are drawn at random by the portfolio itself, so the members'
+own seeded random start-ups cannot propose the same config twice, and every member is
+fitted on every finished trial, whoever proposed it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from optuna import Study
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 #: members that keep no state of their own outside the study's trials: each one can model
 #: trials another member proposed (CMA-ES, evolution, RL, SMAC and BOHB track their own
 #: proposals, and would see the others' as foreign)
 PORTFOLIO_MEMBERS = ("gp", "tpe", "random")
+ALLOCATIONS = ("credit", "turns")
+#: the trial system attribute that records which member proposed it (-1: the start-up)
+MEMBER_ATTR = "kubetune:portfolio_member"
+STARTUP = -1
 
 
 class PortfolioSampler(BaseSampler):
@@ -42,19 +58,58 @@ class PortfolioSampler(BaseSampler):
         members: Sequence[BaseSampler],
         *,
         n_startup_trials: int = 10,
+        allocation: str = "credit",
+        explore_every: int = 4,
         seed: int | None = None,
     ) -> None:
         if not members:
             raise ValueError("a portfolio needs at least one member")
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"allocation: one of {', '.join(ALLOCATIONS)} (got {allocation!r})")
         self._members = list(members)
         self._n_startup_trials = n_startup_trials
+        self._allocation = allocation
+        self._explore_every = explore_every
         self._startup = RandomSampler(seed=seed)
+        # trial number -> member index; the storage's copy is the one that survives a restart
+        self._picked: dict[int, int] = {}
 
     def member_for(self, number: int) -> BaseSampler:
-        """The sampler that proposes trial ``number``."""
+        """The member that proposes trial ``number`` when members take turns."""
+        return self._sampler(self._turn(number))
+
+    def _turn(self, number: int) -> int:
         if number < self._n_startup_trials:
-            return self._startup
-        return self._members[(number - self._n_startup_trials) % len(self._members)]
+            return STARTUP
+        return (number - self._n_startup_trials) % len(self._members)
+
+    def _sampler(self, index: int) -> BaseSampler:
+        return self._startup if index == STARTUP else self._members[index]
+
+    def choose(self, study: Study, number: int) -> int:
+        """The member index for trial ``number`` from the trials numbered below it."""
+        if self._allocation == "turns" or number < self._n_startup_trials:
+            return self._turn(number)
+        return _credited_choice(
+            [t for t in study.get_trials(deepcopy=False) if t.number < number],
+            len(self._members),
+            study.direction if len(study.directions) == 1 else None,
+            self._explore_every,
+        )
+
+    def member_index(self, study: Study, trial: FrozenTrial) -> int:
+        """Which member proposes ``trial``: the pick made when it started, wherever it ran."""
+        if trial.number in self._picked:
+            return self._picked[trial.number]
+        recorded = trial.system_attrs.get(MEMBER_ATTR)
+        if recorded is None:  # the snapshot predates before_trial's write: read it again
+            recorded = study._storage.get_trial(trial._trial_id).system_attrs.get(MEMBER_ATTR)
+        index = int(recorded) if recorded is not None else self.choose(study, trial.number)
+        self._picked[trial.number] = index
+        return index
+
+    def _member(self, study: Study, trial: FrozenTrial) -> BaseSampler:
+        return self._sampler(self.member_index(study, trial))
 
     def reseed_rng(self) -> None:
         self._startup.reseed_rng()
@@ -62,17 +117,21 @@ class PortfolioSampler(BaseSampler):
             member.reseed_rng()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.member_for(trial.number).before_trial(study, trial)
+        if MEMBER_ATTR not in trial.system_attrs:
+            index = self.choose(study, trial.number)
+            study._storage.set_trial_system_attr(trial._trial_id, MEMBER_ATTR, index)
+            self._picked[trial.number] = index
+        self._member(study, trial).before_trial(study, trial)
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self.member_for(trial.number).infer_relative_search_space(study, trial)
+        return self._member(study, trial).infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self.member_for(trial.number).sample_relative(study, trial, search_space)
+        return self._member(study, trial).sample_relative(study, trial, search_space)
 
     def sample_independent(
         self,
@@ -81,7 +140,7 @@ class PortfolioSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        member = self.member_for(trial.number)
+        member = self._member(study, trial)
         return member.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
@@ -91,4 +150,36 @@ class PortfolioSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self.member_for(trial.number).after_trial(study, trial, state, values)
+        self._member(study, trial).after_trial(study, trial, state, values)
+
+
+def _credited_choice(
+    earlier: Sequence[FrozenTrial],
+    n_members: int,
+    direction: StudyDirection | None,
+    explore_every: int,
+) -> int:
+    """The member with the best win rate among ``earlier`` trials (see the module doc)."""
+    turns, wins = [0] * n_members, [0] * n_members
+    last_turn = [-math.inf] * n_members  # position among the members' trials, not numbers
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+    best = math.inf
+    position = 0
+    for trial in sorted(earlier, key=lambda t: t.number):
+        index = trial.system_attrs.get(MEMBER_ATTR)
+        member = int(index) if index is not None and 0 <= int(index) < n_members else None
+        if member is not None:
+            turns[member] += 1
+            last_turn[member] = position
+            position += 1
+        if trial.state != TrialState.COMPLETE or direction is None or not trial.values:
+            continue
+        value = sign * trial.values[0]
+        if value < best:
+            if member is not None:
+                wins[member] += 1
+            best = value
+    idle = [i for i in range(n_members) if position - last_turn[i] > explore_every]
+    if idle:  # the longest idle first
+        return min(idle, key=lambda i: last_turn[i])
+    return max(range(n_members), key=lambda i: ((wins[i] + 1) / (turns[i] + 2), -last_turn[i]))
