@@ -43,7 +43,7 @@ def test_verdict_reads_a_minimised_difference(bench: ModuleType) -> None:
 
 # what auto picks on each benchmark problem: every branch of the rule has its evidence row
 AUTO_PICKS = {
-    # spaces with numbers within GP's limits: GP and TPE in turn
+    # spaces with numbers within GP's limits: GP and TPE, credited
     "sphere4": "portfolio",
     "rosen6": "portfolio",
     "mixed": "portfolio",

@@ -446,7 +446,7 @@ def test_auto_rule(raw: dict[str, Any], max_trials: int | None, expected: str) -
 
 def test_auto_reasons_name_the_limits_and_the_evidence() -> None:
     gp = choose_strategy(make_space(NAS_SPACE), 60)
-    assert gp.name == "portfolio" and "GP and TPE take turns" in gp.reason
+    assert gp.name == "portfolio" and "GP and TPE share the trials" in gp.reason
     assert gp.reason.startswith(
         "7 searched dimensions (<= 8 in a conditional/per-layer space) and max_trials=60 (<= 200)"
     )
