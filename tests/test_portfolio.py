@@ -22,7 +22,13 @@ import kubetune
 from kubetune.core.space import SearchSpace
 from kubetune.core.spec import parse_spec
 from kubetune.core.strategies import SamplerContext, build_sampler
-from kubetune.core.strategies.portfolio import MEMBER_ATTR, STARTUP, PortfolioSampler
+from kubetune.core.strategies.portfolio import (
+    MEMBER_ATTR,
+    REPLACED_ATTR,
+    STARTUP,
+    PortfolioSampler,
+    _credited_choice,
+)
 from kubetune.errors import SpecError
 
 SPHERE: dict[str, Any] = {f"x{i}": {"type": "float", "low": -5, "high": 5} for i in range(3)}
@@ -141,6 +147,68 @@ def test_a_restarted_controller_hands_a_started_trial_to_the_member_chosen_for_i
     again = PortfolioSampler([Recorder(1), Recorder(2)], n_startup_trials=0, seed=0)
     resumed = optuna.load_study(study_name="s", storage=storage, sampler=again)
     assert again.member_index(resumed, storage.get_trial(trial._trial_id)) == other
+
+
+class Stubborn(optuna.samplers.RandomSampler):
+    """A member that always proposes the same config once it has a search space."""
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, Any]:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return optuna.search_space.intersection_search_space(done) if done else {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {"a": "x", "b": 1} if search_space else {}
+
+
+def _small_finite_study(deduplicate: bool, n_trials: int) -> optuna.Study:
+    sampler = PortfolioSampler(
+        [Stubborn(1), Stubborn(2)], n_startup_trials=2, deduplicate=deduplicate, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: (
+            {"x": 0.0, "y": 1.0, "z": 2.0}[t.suggest_categorical("a", ["x", "y", "z"])]
+            + t.suggest_int("b", 1, 3)
+        ),
+        n_trials=n_trials,
+    )
+    return study
+
+
+def test_a_config_already_tried_is_replaced_by_an_unseen_one() -> None:
+    """Both members repeat one config: the portfolio tries the other 8 of the 9 instead
+    (another member's proposal first, then random draws), and marks the stand-ins."""
+    study = _small_finite_study(deduplicate=True, n_trials=9)
+    configs = [(t.params["a"], t.params["b"]) for t in study.trials]
+    assert len(set(configs)) == 9
+    replaced = [t.number for t in study.trials if t.system_attrs.get(REPLACED_ATTR)]
+    proposed = [t.number for t in study.trials if (t.params["a"], t.params["b"]) == ("x", 1)]
+    assert len(proposed) == 1 and set(replaced) == set(range(2, 9)) - set(proposed)
+    assert study.best_value == 1.0  # ("x", 1): found however it was drawn
+
+
+def test_repeats_are_kept_with_deduplicate_off_and_once_every_config_is_tried() -> None:
+    kept = _small_finite_study(deduplicate=False, n_trials=8)
+    assert [(t.params["a"], t.params["b"]) for t in kept.trials][2:] == [("x", 1)] * 6
+    full = _small_finite_study(deduplicate=True, n_trials=12)  # 9 configs: 3 must repeat
+    assert len({(t.params["a"], t.params["b"]) for t in full.trials}) == 9
+
+
+def test_a_replaced_trial_earns_its_member_no_credit() -> None:
+    """Member 0's repeats are replaced by draws that improve: the credit stays at zero, so
+    member 1, whose own trials improve, gets the trials."""
+    trials = []
+    for number, (member, replaced, value) in enumerate(
+        [(STARTUP, False, 10.0), (0, True, 5.0), (1, False, 4.0), (0, True, 3.0), (1, False, 2.0)]
+    ):
+        attrs = {MEMBER_ATTR: member, REPLACED_ATTR: replaced}
+        trials.append(optuna.trial.create_trial(value=value, system_attrs=attrs))
+        trials[-1].number = number
+    assert _credited_choice(trials, 2, optuna.study.StudyDirection.MINIMIZE, 4) == 1
 
 
 def test_default_members_are_gp_and_tpe_with_their_own_seeds() -> None:

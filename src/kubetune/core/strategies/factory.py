@@ -267,6 +267,7 @@ def _portfolio(ctx: SamplerContext, opts: dict[str, Any]) -> BaseSampler:
         n_startup_trials=_int_opt(opts, "n_startup_trials", 10, 0),
         allocation=allocation,
         explore_every=_int_opt(opts, "explore_every", 4, 1),
+        deduplicate=_bool_opt(opts, "deduplicate", True),
         seed=ctx.seed,
     )
 
@@ -301,7 +302,7 @@ BUILDERS: dict[str, tuple[_Builder, frozenset[str]]] = {
     "darts": (_darts, DARTS_OPTIONS),
     "portfolio": (
         _portfolio,
-        frozenset({"members", "n_startup_trials", "allocation", "explore_every"}),
+        frozenset({"members", "n_startup_trials", "allocation", "explore_every", "deduplicate"}),
     ),
 }
 
