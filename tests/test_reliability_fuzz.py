@@ -161,6 +161,8 @@ def test_any_trial_request_runs_or_exits_2_with_one_line(folder: Path, content: 
         (json.dumps({**BASE_REQUEST, "number": 1e400}).encode(), "number: expected int, got float"),
         (json.dumps({**BASE_REQUEST, "version": 99}).encode(), "schema version 99 is newer"),
         (json.dumps({**BASE_REQUEST, "report": {"url": 5}}).encode(), "report.url: expected str"),
+        # a field name with a line break is shown quoted, not split over two lines
+        (json.dumps({**BASE_REQUEST, "report": {"\r": None}}).encode(), "report.'\\r': unknown"),
     ],
 )
 def test_hostile_trial_requests_are_one_error_line(

@@ -195,7 +195,12 @@ def _field_problems(
         for name, (_, required) in fields.items()
         if required and name not in data
     ]
-    problems += [f"{name}: unknown field" for name in data if name not in fields]
+    # repr() for a name a line break or control character would split or garble
+    problems += [
+        f"{name if name.isprintable() else repr(name)}: unknown field"
+        for name in data
+        if name not in fields
+    ]
     for name, value in data.items():
         if name not in fields:
             continue

@@ -4,10 +4,18 @@ stopped and started again on the same port (what a MinIO restart looks like to a
 Objects live in moto's in-process backend, so they survive a restart of the server in the
 same process, as a MinIO with a persistent volume keeps them. Production uses MinIO or AWS
 S3; nothing here is used outside tests.
+
+Requests are handled one at a time. moto's backend is not safe for concurrent requests on
+one key: two conditional PUTs (``If-Match``) of the same version can both succeed, and a
+GET racing a PUT of the same key can fail on a closed buffer (seen in CI under load: a lost
+increment in the compare-and-swap counter test). MinIO and S3 make each request atomic;
+serialising them gives the simulator the same guarantee, at the cost of throughput.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = ["SimulatedS3Server"]
@@ -20,6 +28,7 @@ class SimulatedS3Server:
     def __init__(self, port: int = 0) -> None:
         self.port = port
         self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
@@ -32,25 +41,52 @@ class SimulatedS3Server:
         return self._server is not None
 
     def start(self) -> SimulatedS3Server:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         if self._server is None:
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-            server.start()
-            self.port = server.get_host_and_port()[1]
+            app = _one_at_a_time(DomainDispatcherApplication(create_backend_app))
+            server = make_server(
+                "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
+            )
+            self.port = server.server_address[1]
+            self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+            self._thread.start()
             self._server = server
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
-            self._server = None
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            self._server, self._thread = None, None
 
     def __enter__(self) -> SimulatedS3Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _one_at_a_time(app: _WSGIApp) -> _WSGIApp:
+    """``app`` behind a lock, its response body read inside it (a GET's body is read from
+    the object moto may replace)."""
+    lock = threading.Lock()
+
+    def serialised(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with lock:
+            return list(app(environ, start_response))
+
+    return serialised
 
 
 def main() -> None:
