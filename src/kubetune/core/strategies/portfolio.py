@@ -51,6 +51,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.core.study_state import config_key
+
 #: members that keep no state of their own outside the study's trials: each one can model
 #: trials another member proposed (CMA-ES, evolution, RL, SMAC and BOHB track their own
 #: proposals, and would see the others' as foreign)
@@ -195,7 +197,8 @@ class PortfolioSampler(BaseSampler):
 
 
 def _config_key(config: dict[str, Any], space: dict[str, BaseDistribution]) -> tuple[Any, ...]:
-    return tuple(config.get(name) for name in sorted(space))
+    """The config's identity over the searched parameters (the study's, fixed ones aside)."""
+    return config_key({name: config.get(name) for name in space})
 
 
 def _tried_configs(
